@@ -1,0 +1,40 @@
+//! The charm executable: Juju runs it as `dispatch` for every hook and action.
+
+use std::process::ExitCode;
+
+use synapse_k8s_charm::charm;
+use synapse_k8s_charm::juju::{event::ProcessEnv, process::ProcessTools, CachedTools, HookContext};
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .without_time()
+        .init();
+    let ctx = match HookContext::from_env(&ProcessEnv) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("cannot read the hook context: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let tools = CachedTools::new(ProcessTools);
+    match charm::dispatch(&ctx, &tools) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            // Unexpected: exit non-zero so Juju retries; print the whole chain.
+            let mut msg = format!("{} failed: {e}", ctx.event.name());
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                msg.push_str(&format!(": {s}"));
+                src = s.source();
+            }
+            tracing::error!("{msg}");
+            ExitCode::FAILURE
+        }
+    }
+}

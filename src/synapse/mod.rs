@@ -1,0 +1,3 @@
+//! The Synapse domain: configuration options, homeserver.yaml, Synapse's Pebble layer.
+
+pub mod config;

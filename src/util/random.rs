@@ -1,0 +1,36 @@
+//! Randomness from the kernel (`/dev/urandom`), for secrets and file names.
+
+use std::io::Read;
+
+/// Fills `buf` with cryptographically secure random bytes.
+pub fn fill(buf: &mut [u8]) -> std::io::Result<()> {
+    std::fs::File::open("/dev/urandom")?.read_exact(buf)
+}
+
+/// A random string of `len` characters from `[A-Za-z0-9]`, without modulo bias.
+pub fn alphanumeric(len: usize) -> std::io::Result<String> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut out = String::with_capacity(len);
+    let mut buf = [0u8; 64];
+    while out.len() < len {
+        fill(&mut buf)?;
+        for b in buf {
+            // 62 * 4 = 248: reject 248..=255 to keep the distribution uniform.
+            if b < 248 && out.len() < len {
+                out.push(ALPHABET[(b % 62) as usize] as char);
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn alphanumeric_has_requested_length_and_alphabet() {
+        let s = super::alphanumeric(100).unwrap();
+        assert_eq!(s.len(), 100);
+        assert!(s.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(s, super::alphanumeric(100).unwrap());
+    }
+}
