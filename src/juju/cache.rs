@@ -77,15 +77,30 @@ impl<T: HookTools> HookTools for CachedTools<T> {
     }
 
     fn relation_ids(&self, endpoint: &str) -> ToolResult<Vec<RelationId>> {
-        cached_map!(self, relation_ids, endpoint.to_string(), self.inner.relation_ids(endpoint))
+        cached_map!(
+            self,
+            relation_ids,
+            endpoint.to_string(),
+            self.inner.relation_ids(endpoint)
+        )
     }
 
     fn relation_list(&self, relation: &RelationId) -> ToolResult<Vec<String>> {
-        cached_map!(self, relation_list, relation.clone(), self.inner.relation_list(relation))
+        cached_map!(
+            self,
+            relation_list,
+            relation.clone(),
+            self.inner.relation_list(relation)
+        )
     }
 
     fn relation_remote_app(&self, relation: &RelationId) -> ToolResult<Option<String>> {
-        cached_map!(self, remote_app, relation.clone(), self.inner.relation_remote_app(relation))
+        cached_map!(
+            self,
+            remote_app,
+            relation.clone(),
+            self.inner.relation_remote_app(relation)
+        )
     }
 
     fn relation_get(&self, relation: &RelationId, target: &str, app: bool) -> ToolResult<Databag> {
@@ -143,7 +158,12 @@ impl<T: HookTools> HookTools for CachedTools<T> {
         Ok(())
     }
 
-    fn secret_get(&self, id: Option<&str>, label: Option<&str>, mode: SecretRead) -> ToolResult<Databag> {
+    fn secret_get(
+        &self,
+        id: Option<&str>,
+        label: Option<&str>,
+        mode: SecretRead,
+    ) -> ToolResult<Databag> {
         cached_map!(
             self,
             secrets,
@@ -153,10 +173,21 @@ impl<T: HookTools> HookTools for CachedTools<T> {
     }
 
     fn secret_info_by_label(&self, label: &str) -> ToolResult<Option<SecretInfo>> {
-        cached_map!(self, secret_info, label.to_string(), self.inner.secret_info_by_label(label))
+        cached_map!(
+            self,
+            secret_info,
+            label.to_string(),
+            self.inner.secret_info_by_label(label)
+        )
     }
 
-    fn secret_add(&self, content: &Databag, label: &str, description: &str, owner: SecretOwner) -> ToolResult<String> {
+    fn secret_add(
+        &self,
+        content: &Databag,
+        label: &str,
+        description: &str,
+        owner: SecretOwner,
+    ) -> ToolResult<String> {
         let uri = self.inner.secret_add(content, label, description, owner)?;
         let mut cache = self.cache.borrow_mut();
         cache.secret_info.insert(
@@ -172,12 +203,20 @@ impl<T: HookTools> HookTools for CachedTools<T> {
 
     fn secret_set(&self, id: &str, content: &Databag) -> ToolResult<()> {
         self.inner.secret_set(id, content)?;
-        self.cache.borrow_mut().secrets.retain(|(sid, _, _), _| sid.as_deref() != Some(id));
+        self.cache
+            .borrow_mut()
+            .secrets
+            .retain(|(sid, _, _), _| sid.as_deref() != Some(id));
         Ok(())
     }
 
     fn network_get(&self, binding: &str) -> ToolResult<NetworkInfo> {
-        cached_map!(self, network, binding.to_string(), self.inner.network_get(binding))
+        cached_map!(
+            self,
+            network,
+            binding.to_string(),
+            self.inner.network_get(binding)
+        )
     }
 
     fn open_port(&self, port: u16) -> ToolResult<()> {

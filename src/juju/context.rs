@@ -75,6 +75,9 @@ mod tests {
             Err(ContextError::Missing("JUJU_UNIT_NAME"))
         );
         let env = |k: &str| -> Option<String> { (k == "JUJU_UNIT_NAME").then(|| "nounit".into()) };
-        assert!(matches!(HookContext::from_env(&env), Err(ContextError::Invalid { .. })));
+        assert!(matches!(
+            HookContext::from_env(&env),
+            Err(ContextError::Invalid { .. })
+        ));
     }
 }

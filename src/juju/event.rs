@@ -132,7 +132,9 @@ impl Event {
             Event::PebbleCustomNotice { container, .. } => {
                 format!("{container}-pebble-custom-notice")
             }
-            Event::PebbleCheckFailed { container, .. } => format!("{container}-pebble-check-failed"),
+            Event::PebbleCheckFailed { container, .. } => {
+                format!("{container}-pebble-check-failed")
+            }
             Event::PebbleCheckRecovered { container, .. } => {
                 format!("{container}-pebble-check-recovered")
             }
@@ -218,7 +220,9 @@ pub fn parse_event(env: &dyn Env) -> Result<Event, ContextError> {
     };
     match kind {
         "actions" => Ok(Event::Action {
-            name: env.var("JUJU_ACTION_NAME").unwrap_or_else(|| name.to_string()),
+            name: env
+                .var("JUJU_ACTION_NAME")
+                .unwrap_or_else(|| name.to_string()),
             id: env.var("JUJU_ACTION_UUID"),
         }),
         "hooks" => parse_hook(env, name, &path),
@@ -371,7 +375,10 @@ mod tests {
             ("hooks/upgrade-charm", Event::UpgradeCharm),
             ("hooks/config-changed", Event::ConfigChanged),
             ("hooks/leader-elected", Event::LeaderElected),
-            ("hooks/leader-settings-changed", Event::LeaderSettingsChanged),
+            (
+                "hooks/leader-settings-changed",
+                Event::LeaderSettingsChanged,
+            ),
             ("hooks/update-status", Event::UpdateStatus),
         ] {
             assert_eq!(parse(&[("JUJU_DISPATCH_PATH", path)]), Ok(ev));
@@ -406,7 +413,10 @@ mod tests {
     #[test]
     fn relation_broken_has_no_remote_unit() {
         let ev = parse(&[
-            ("JUJU_DISPATCH_PATH", "hooks/metrics-endpoint-relation-broken"),
+            (
+                "JUJU_DISPATCH_PATH",
+                "hooks/metrics-endpoint-relation-broken",
+            ),
             ("JUJU_RELATION", "metrics-endpoint"),
             ("JUJU_RELATION_ID", "metrics-endpoint:3"),
             ("JUJU_REMOTE_APP", "prometheus-k8s"),
@@ -427,14 +437,19 @@ mod tests {
     #[test]
     fn departed_carries_departing_unit() {
         let ev = parse(&[
-            ("JUJU_DISPATCH_PATH", "hooks/synapse-peers-relation-departed"),
+            (
+                "JUJU_DISPATCH_PATH",
+                "hooks/synapse-peers-relation-departed",
+            ),
             ("JUJU_RELATION", "synapse-peers"),
             ("JUJU_RELATION_ID", "synapse-peers:0"),
             ("JUJU_REMOTE_UNIT", "synapse/1"),
             ("JUJU_DEPARTING_UNIT", "synapse/1"),
         ])
         .unwrap();
-        assert!(matches!(ev, Event::Relation { hook: RelationHook::Departed, departing_unit: Some(ref u), .. } if u == "synapse/1"));
+        assert!(
+            matches!(ev, Event::Relation { hook: RelationHook::Departed, departing_unit: Some(ref u), .. } if u == "synapse/1")
+        );
     }
 
     #[test]
@@ -445,7 +460,13 @@ mod tests {
             ("JUJU_RELATION_ID", "database:7"),
         ])
         .unwrap_err();
-        assert!(matches!(err, ContextError::Invalid { var: "JUJU_RELATION", .. }));
+        assert!(matches!(
+            err,
+            ContextError::Invalid {
+                var: "JUJU_RELATION",
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -457,7 +478,13 @@ mod tests {
             ("JUJU_REMOTE_UNIT", "x/0"),
         ])
         .unwrap();
-        assert!(matches!(ev, Event::Relation { hook: RelationHook::Joined, .. }));
+        assert!(matches!(
+            ev,
+            Event::Relation {
+                hook: RelationHook::Joined,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -501,13 +528,18 @@ mod tests {
             ("JUJU_NOTICE_KEY", "example.com/x"),
         ])
         .unwrap();
-        assert!(matches!(notice, Event::PebbleCustomNotice { ref notice_key, .. } if notice_key == "example.com/x"));
+        assert!(
+            matches!(notice, Event::PebbleCustomNotice { ref notice_key, .. } if notice_key == "example.com/x")
+        );
     }
 
     #[test]
     fn pebble_ready_without_workload_name_is_an_error() {
         assert_eq!(
-            parse(&[("JUJU_DISPATCH_PATH", "hooks/synapse-pebble-ready"), ("JUJU_WORKLOAD_NAME", "")]),
+            parse(&[
+                ("JUJU_DISPATCH_PATH", "hooks/synapse-pebble-ready"),
+                ("JUJU_WORKLOAD_NAME", "")
+            ]),
             Err(ContextError::Missing("JUJU_WORKLOAD_NAME"))
         );
     }
@@ -566,7 +598,13 @@ mod tests {
             ("JUJU_STORAGE_ID", "data/0"),
         ])
         .unwrap();
-        assert!(matches!(ev, Event::Storage { hook: StorageHook::Detaching, .. }));
+        assert!(matches!(
+            ev,
+            Event::Storage {
+                hook: StorageHook::Detaching,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -597,7 +635,9 @@ mod tests {
         );
         assert_eq!(
             parse(&[("JUJU_DISPATCH_PATH", "weird")]),
-            Ok(Event::Unknown { path: "weird".into() })
+            Ok(Event::Unknown {
+                path: "weird".into()
+            })
         );
     }
 

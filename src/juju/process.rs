@@ -25,9 +25,13 @@ fn run(tool: &'static str, args: &[&str], stdin: Option<&[u8]>) -> ToolResult<Ve
         } else {
             Stdio::null()
         });
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| ToolError::new(tool, ToolErrorKind::Spawn, format!("cannot run {tool}: {e}")))?;
+    let mut child = cmd.spawn().map_err(|e| {
+        ToolError::new(
+            tool,
+            ToolErrorKind::Spawn,
+            format!("cannot run {tool}: {e}"),
+        )
+    })?;
     if let Some(input) = stdin {
         if let Some(mut pipe) = child.stdin.take() {
             pipe.write_all(input).map_err(|e| {
@@ -57,14 +61,22 @@ fn run_json<T: serde::de::DeserializeOwned>(tool: &'static str, args: &[&str]) -
     // Juju 4 may print nothing or `null` for an empty map.
     let text = if text.is_empty() { "null" } else { text };
     let value: Value = serde_json::from_str(text).map_err(|e| {
-        ToolError::new(tool, ToolErrorKind::BadOutput, format!("invalid JSON output: {e}"))
+        ToolError::new(
+            tool,
+            ToolErrorKind::BadOutput,
+            format!("invalid JSON output: {e}"),
+        )
     })?;
     let value = match value {
         Value::Null => Value::Object(Default::default()),
         v => v,
     };
     serde_json::from_value(value).map_err(|e| {
-        ToolError::new(tool, ToolErrorKind::BadOutput, format!("unexpected output: {e}"))
+        ToolError::new(
+            tool,
+            ToolErrorKind::BadOutput,
+            format!("unexpected output: {e}"),
+        )
     })
 }
 
@@ -88,7 +100,10 @@ impl SecretFiles {
             "synapse-charm-secret-{}",
             rand.iter().map(|b| format!("{b:02x}")).collect::<String>()
         ));
-        std::fs::DirBuilder::new().mode(0o700).create(&dir).map_err(err)?;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(err)?;
         let mut files = SecretFiles { dir, args: vec![] };
         for (i, (k, v)) in content.iter().enumerate() {
             let path = files.dir.join(format!("v{i}"));
@@ -125,7 +140,11 @@ impl HookTools for ProcessTools {
         ids.iter()
             .map(|s| {
                 RelationId::parse(s).ok_or_else(|| {
-                    ToolError::new("relation-ids", ToolErrorKind::BadOutput, format!("bad id {s:?}"))
+                    ToolError::new(
+                        "relation-ids",
+                        ToolErrorKind::BadOutput,
+                        format!("bad id {s:?}"),
+                    )
                 })
             })
             .collect()
@@ -159,7 +178,12 @@ impl HookTools for ProcessTools {
             args.push("--app");
         }
         args.extend(["--file", "-"]);
-        run("relation-set", &args, Some(&json_bytes("relation-set", data)?)).map(drop)
+        run(
+            "relation-set",
+            &args,
+            Some(&json_bytes("relation-set", data)?),
+        )
+        .map(drop)
     }
 
     fn status_set(&self, status: &Status, application: bool) -> ToolResult<()> {
@@ -185,14 +209,24 @@ impl HookTools for ProcessTools {
     }
 
     fn state_set(&self, data: &Databag) -> ToolResult<()> {
-        run("state-set", &["--file", "-"], Some(&json_bytes("state-set", data)?)).map(drop)
+        run(
+            "state-set",
+            &["--file", "-"],
+            Some(&json_bytes("state-set", data)?),
+        )
+        .map(drop)
     }
 
     fn state_delete(&self, key: &str) -> ToolResult<()> {
         run("state-delete", &["--", key], None).map(drop)
     }
 
-    fn secret_get(&self, id: Option<&str>, label: Option<&str>, mode: SecretRead) -> ToolResult<Databag> {
+    fn secret_get(
+        &self,
+        id: Option<&str>,
+        label: Option<&str>,
+        mode: SecretRead,
+    ) -> ToolResult<Databag> {
         let mut args = vec!["--format=json"];
         if let Some(id) = id {
             args.push(id);
@@ -229,18 +263,35 @@ impl HookTools for ProcessTools {
         }
     }
 
-    fn secret_add(&self, content: &Databag, label: &str, description: &str, owner: SecretOwner) -> ToolResult<String> {
+    fn secret_add(
+        &self,
+        content: &Databag,
+        label: &str,
+        description: &str,
+        owner: SecretOwner,
+    ) -> ToolResult<String> {
         let files = SecretFiles::new("secret-add", content)?;
         let owner = match owner {
             SecretOwner::Application => "application",
             SecretOwner::Unit => "unit",
         };
-        let mut args = vec!["--label", label, "--description", description, "--owner", owner];
+        let mut args = vec![
+            "--label",
+            label,
+            "--description",
+            description,
+            "--owner",
+            owner,
+        ];
         args.extend(files.args.iter().map(String::as_str));
         let out = run("secret-add", &args, None)?;
         let uri = String::from_utf8_lossy(&out).trim().to_string();
         if uri.is_empty() {
-            return Err(ToolError::new("secret-add", ToolErrorKind::BadOutput, "no secret URI printed"));
+            return Err(ToolError::new(
+                "secret-add",
+                ToolErrorKind::BadOutput,
+                "no secret URI printed",
+            ));
         }
         Ok(uri)
     }
@@ -261,7 +312,11 @@ impl HookTools for ProcessTools {
             .map(str::to_string);
         let ingress_addresses = v["ingress-addresses"]
             .as_array()
-            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         Ok(NetworkInfo {
             bind_address,

@@ -162,8 +162,7 @@ pub trait HookTools {
     fn relation_list(&self, relation: &RelationId) -> ToolResult<Vec<String>>;
     fn relation_remote_app(&self, relation: &RelationId) -> ToolResult<Option<String>>;
     /// Reads a whole databag; `target` is a unit name, or an app name with `app = true`.
-    fn relation_get(&self, relation: &RelationId, target: &str, app: bool)
-        -> ToolResult<Databag>;
+    fn relation_get(&self, relation: &RelationId, target: &str, app: bool) -> ToolResult<Databag>;
     /// Merges keys into this unit's (or, with `app`, this application's) databag; "" deletes.
     fn relation_set(&self, relation: &RelationId, app: bool, data: &Databag) -> ToolResult<()>;
     fn status_set(&self, status: &Status, application: bool) -> ToolResult<()>;

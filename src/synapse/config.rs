@@ -223,9 +223,8 @@ fn check_cidr(item: &str) -> Result<String, String> {
 
 fn is_localpart(s: &str) -> bool {
     !s.is_empty()
-        && s.chars().all(|c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || "._=/+-".contains(c)
-        })
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._=/+-".contains(c))
 }
 
 fn check_user_id(item: &str) -> Result<String, String> {
@@ -251,7 +250,9 @@ fn check_room_id(item: &str) -> Result<String, String> {
         Some((opaque, server)) if opaque_ok(opaque) && is_server_name(server) => {
             Ok(format!("!{bare}"))
         }
-        _ => Err(format!("{item:?} is not a room ID of the form opaque_id:domain")),
+        _ => Err(format!(
+            "{item:?} is not a room ID of the form opaque_id:domain"
+        )),
     }
 }
 
@@ -268,7 +269,10 @@ fn check_url(item: &str) -> Result<String, String> {
 }
 
 fn check_worker_name(item: &str) -> Result<String, String> {
-    if item.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+    if item
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
         Ok(item.to_string())
     } else {
         Err(format!("{item:?} is not a worker name"))
@@ -300,7 +304,9 @@ fn parse_alive_check(s: &str) -> Result<AliveCheck, String> {
         .filter(|t| *t > 0)
         .ok_or_else(|| format!("threshold {threshold:?} must be a positive whole number"))?;
     if timeout > period {
-        return Err(format!("timeout {timeout} must not be longer than the period {period}"));
+        return Err(format!(
+            "timeout {timeout} must not be longer than the period {period}"
+        ));
     }
     Ok(AliveCheck {
         period,
@@ -320,22 +326,30 @@ impl SynapseConfig {
         };
         let server_name = match r.string("server_name") {
             None => {
-                r.problem("server_name", "must be set (e.g. `juju config synapse server_name=example.com`)");
+                r.problem(
+                    "server_name",
+                    "must be set (e.g. `juju config synapse server_name=example.com`)",
+                );
                 String::new()
             }
             Some(s) if !is_server_name(&s) => {
-                r.problem("server_name", format!("{s:?} is not a valid server name (host name with an optional :port)"));
+                r.problem(
+                    "server_name",
+                    format!("{s:?} is not a valid server name (host name with an optional :port)"),
+                );
                 s
             }
             Some(s) => s,
         };
-        let public_baseurl = r.string("public_baseurl").and_then(|u| match check_url(&u) {
-            Ok(u) => Some(u.trim_end_matches('/').to_string()),
-            Err(reason) => {
-                r.problem("public_baseurl", reason);
-                None
-            }
-        });
+        let public_baseurl = r
+            .string("public_baseurl")
+            .and_then(|u| match check_url(&u) {
+                Ok(u) => Some(u.trim_end_matches('/').to_string()),
+                Err(reason) => {
+                    r.problem("public_baseurl", reason);
+                    None
+                }
+            });
         let alive_raw = r
             .string("experimental_alive_check")
             .unwrap_or_else(|| DEFAULT_ALIVE_CHECK.to_string());
@@ -353,16 +367,25 @@ impl SynapseConfig {
         let limit_remote_rooms_complexity = r.float("limit_remote_rooms_complexity");
         if let Some(c) = limit_remote_rooms_complexity {
             if c <= 0.0 {
-                r.problem("limit_remote_rooms_complexity", format!("{c} must be greater than zero"));
+                r.problem(
+                    "limit_remote_rooms_complexity",
+                    format!("{c} must be greater than zero"),
+                );
             }
         }
         let burst = r.int("rc_joins_remote_burst_count").unwrap_or(10);
         if burst < 0 {
-            r.problem("rc_joins_remote_burst_count", format!("{burst} must not be negative"));
+            r.problem(
+                "rc_joins_remote_burst_count",
+                format!("{burst} must not be negative"),
+            );
         }
         let per_second = r.float("rc_joins_remote_per_second").unwrap_or(0.01);
         if per_second < 0.0 {
-            r.problem("rc_joins_remote_per_second", format!("{per_second} must not be negative"));
+            r.problem(
+                "rc_joins_remote_per_second",
+                format!("{per_second} must not be negative"),
+            );
         }
         let invite_checker_blocklist_allowlist_url = r
             .string("invite_checker_blocklist_allowlist_url")
@@ -380,7 +403,8 @@ impl SynapseConfig {
             }
         }
         let cfg = SynapseConfig {
-            allow_public_rooms_over_federation: r.boolean("allow_public_rooms_over_federation", false),
+            allow_public_rooms_over_federation: r
+                .boolean("allow_public_rooms_over_federation", false),
             backup_passphrase: r.string("backup_passphrase"),
             block_non_admin_invites: r.boolean("block_non_admin_invites", false),
             enable_email_notifs: r.boolean("enable_email_notifs", false),
@@ -454,7 +478,8 @@ mod tests {
             "invalid configuration: server_name: must be set (e.g. `juju config synapse server_name=example.com`)"
         );
         assert_eq!(err(json!({"server_name": "  "})), err(json!({})));
-        assert!(err(json!({"server_name": "bad name"})).starts_with("invalid configuration: server_name: \"bad name\""));
+        assert!(err(json!({"server_name": "bad name"}))
+            .starts_with("invalid configuration: server_name: \"bad name\""));
         assert!(parse(json!({"server_name": "matrix.example.com:8448"})).is_ok());
         assert!(parse(json!({"server_name": "ex:0"})).is_err());
         assert!(parse(json!({"server_name": "[::1]:8448"})).is_ok());
@@ -462,8 +487,14 @@ mod tests {
 
     #[test]
     fn ip_range_whitelist() {
-        let c = parse(with(json!({"ip_range_whitelist": "10.0.0.0/8, fd00::/8,192.168.1.1"}))).unwrap();
-        assert_eq!(c.ip_range_whitelist, vec!["10.0.0.0/8", "fd00::/8", "192.168.1.1"]);
+        let c = parse(with(
+            json!({"ip_range_whitelist": "10.0.0.0/8, fd00::/8,192.168.1.1"}),
+        ))
+        .unwrap();
+        assert_eq!(
+            c.ip_range_whitelist,
+            vec!["10.0.0.0/8", "fd00::/8", "192.168.1.1"]
+        );
         assert_eq!(
             err(with(json!({"ip_range_whitelist": "10.0.0.0/33"}))),
             "invalid configuration: ip_range_whitelist: \"10.0.0.0/33\" is not a CIDR"
@@ -474,9 +505,15 @@ mod tests {
 
     #[test]
     fn host_lists() {
-        let c = parse(with(json!({"trusted_key_servers": "matrix.org, key.example.technology",
-            "federation_domain_whitelist": "a.org,b.example"}))).unwrap();
-        assert_eq!(c.trusted_key_servers, vec!["matrix.org", "key.example.technology"]);
+        let c = parse(with(
+            json!({"trusted_key_servers": "matrix.org, key.example.technology",
+            "federation_domain_whitelist": "a.org,b.example"}),
+        ))
+        .unwrap();
+        assert_eq!(
+            c.trusted_key_servers,
+            vec!["matrix.org", "key.example.technology"]
+        );
         assert_eq!(c.federation_domain_whitelist, vec!["a.org", "b.example"]);
         assert!(err(with(json!({"trusted_key_servers": "bad_host!"})))
             .contains("trusted_key_servers: \"bad_host!\" is not a host name"));
@@ -486,27 +523,50 @@ mod tests {
 
     #[test]
     fn publish_rooms_allowlist_prefixes_at() {
-        let c = parse(with(json!({"publish_rooms_allowlist": "alice:example.com,@bob:chat.example.co.uk"}))).unwrap();
-        assert_eq!(c.publish_rooms_allowlist, vec!["@alice:example.com", "@bob:chat.example.co.uk"]);
+        let c = parse(with(
+            json!({"publish_rooms_allowlist": "alice:example.com,@bob:chat.example.co.uk"}),
+        ))
+        .unwrap();
+        assert_eq!(
+            c.publish_rooms_allowlist,
+            vec!["@alice:example.com", "@bob:chat.example.co.uk"]
+        );
         assert!(err(with(json!({"publish_rooms_allowlist": "Alice"})))
             .contains("publish_rooms_allowlist: \"Alice\" is not a user ID"));
     }
 
     #[test]
     fn invite_checker_rooms_prefix_bang() {
-        let c = parse(with(json!({"invite_checker_policy_rooms": "abc:example.com"}))).unwrap();
+        let c = parse(with(
+            json!({"invite_checker_policy_rooms": "abc:example.com"}),
+        ))
+        .unwrap();
         assert_eq!(c.invite_checker_policy_rooms, vec!["!abc:example.com"]);
-        assert!(err(with(json!({"invite_checker_policy_rooms": "no-server"})))
-            .contains("invite_checker_policy_rooms"));
-        assert!(err(with(json!({"invite_checker_blocklist_allowlist_url": "ftp://x"})))
-            .contains("invite_checker_blocklist_allowlist_url: \"ftp://x\" is not an http:// or https:// URL"));
+        assert!(
+            err(with(json!({"invite_checker_policy_rooms": "no-server"})))
+                .contains("invite_checker_policy_rooms")
+        );
+        assert!(err(with(
+            json!({"invite_checker_blocklist_allowlist_url": "ftp://x"})
+        ))
+        .contains(
+            "invite_checker_blocklist_allowlist_url: \"ftp://x\" is not an http:// or https:// URL"
+        ));
     }
 
     #[test]
     fn public_baseurl() {
-        let c = parse(with(json!({"public_baseurl": "https://matrix.example.com/"}))).unwrap();
-        assert_eq!(c.public_baseurl.as_deref(), Some("https://matrix.example.com"));
-        assert!(err(with(json!({"public_baseurl": "matrix.example.com"}))).contains("public_baseurl"));
+        let c = parse(with(
+            json!({"public_baseurl": "https://matrix.example.com/"}),
+        ))
+        .unwrap();
+        assert_eq!(
+            c.public_baseurl.as_deref(),
+            Some("https://matrix.example.com")
+        );
+        assert!(
+            err(with(json!({"public_baseurl": "matrix.example.com"}))).contains("public_baseurl")
+        );
     }
 
     #[test]
@@ -522,24 +582,39 @@ mod tests {
             ("0s,3,0s", "greater than zero"),
         ] {
             let e = err(with(json!({"experimental_alive_check": bad})));
-            assert!(e.contains("experimental_alive_check") && e.contains(needle), "{bad}: {e}");
+            assert!(
+                e.contains("experimental_alive_check") && e.contains(needle),
+                "{bad}: {e}"
+            );
         }
     }
 
     #[test]
     fn numbers() {
-        let c = parse(with(json!({"limit_remote_rooms_complexity": 1.5, "rc_joins_remote_burst_count": 3,
-            "rc_joins_remote_per_second": 0.5}))).unwrap();
+        let c = parse(with(
+            json!({"limit_remote_rooms_complexity": 1.5, "rc_joins_remote_burst_count": 3,
+            "rc_joins_remote_per_second": 0.5}),
+        ))
+        .unwrap();
         assert_eq!(c.limit_remote_rooms_complexity, Some(1.5));
-        assert!(err(with(json!({"limit_remote_rooms_complexity": -1.0}))).contains("limit_remote_rooms_complexity"));
-        assert!(err(with(json!({"rc_joins_remote_burst_count": -1}))).contains("rc_joins_remote_burst_count"));
-        assert!(err(with(json!({"rc_joins_remote_per_second": -0.1}))).contains("rc_joins_remote_per_second"));
-        assert!(err(with(json!({"rc_joins_remote_burst_count": "x"}))).contains("expected a whole number"));
+        assert!(err(with(json!({"limit_remote_rooms_complexity": -1.0})))
+            .contains("limit_remote_rooms_complexity"));
+        assert!(err(with(json!({"rc_joins_remote_burst_count": -1})))
+            .contains("rc_joins_remote_burst_count"));
+        assert!(err(with(json!({"rc_joins_remote_per_second": -0.1})))
+            .contains("rc_joins_remote_per_second"));
+        assert!(err(with(json!({"rc_joins_remote_burst_count": "x"})))
+            .contains("expected a whole number"));
     }
 
     #[test]
     fn several_problems_are_all_reported() {
         let e = err(json!({"ip_range_whitelist": "x", "report_stats": "yes"}));
-        assert!(e.contains("server_name") && e.contains("ip_range_whitelist") && e.contains("report_stats"), "{e}");
+        assert!(
+            e.contains("server_name")
+                && e.contains("ip_range_whitelist")
+                && e.contains("report_stats"),
+            "{e}"
+        );
     }
 }

@@ -13,7 +13,10 @@ use serde_json::Value;
 
 use crate::journal::{self, HookCtx, Journal};
 use crate::meta::{CharmMeta, EndpointMeta, Role};
-use crate::model::{app_of, Action, Application, Bag, Grant, Model, Relation, RelationEnd, Secret, SecretRevision, Unit};
+use crate::model::{
+    app_of, Action, Application, Bag, Grant, Model, Relation, RelationEnd, Secret, SecretRevision,
+    Unit,
+};
 use crate::pod::{self, ContainerSpec, Mount};
 use crate::Error;
 
@@ -46,7 +49,10 @@ impl HookSpec {
         }
     }
     fn name(&self) -> &str {
-        self.path.split_once('/').map(|(_, n)| n).unwrap_or(&self.path)
+        self.path
+            .split_once('/')
+            .map(|(_, n)| n)
+            .unwrap_or(&self.path)
     }
 }
 
@@ -100,9 +106,18 @@ fn runtime_path(home: &Path) -> PathBuf {
 }
 
 pub fn append_log(home: &Path, unit: &str, level: &str, message: &str) {
-    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(home.join("debug.log")) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(home.join("debug.log"))
+    {
         for line in message.lines() {
-            let _ = writeln!(f, "unit-{} {} {level} {line}", unit.replace('/', "-"), crate::util::now_rfc3339());
+            let _ = writeln!(
+                f,
+                "unit-{} {} {level} {line}",
+                unit.replace('/', "-"),
+                crate::util::now_rfc3339()
+            );
         }
     }
 }
@@ -110,10 +125,16 @@ pub fn append_log(home: &Path, unit: &str, level: &str, message: &str) {
 impl Controller {
     /// Creates a new, empty model in `home`.
     pub fn bootstrap(home: &Path, name: &str) -> Result<Self, Error> {
-        std::fs::create_dir_all(home).map_err(|e| Error::Model(format!("{}: {e}", home.display())))?;
-        let home = home.canonicalize().map_err(|e| Error::Model(e.to_string()))?;
+        std::fs::create_dir_all(home)
+            .map_err(|e| Error::Model(format!("{}: {e}", home.display())))?;
+        let home = home
+            .canonicalize()
+            .map_err(|e| Error::Model(e.to_string()))?;
         if Model::path(&home).exists() {
-            return Err(Error::Usage(format!("a model already exists in {}", home.display())));
+            return Err(Error::Usage(format!(
+                "a model already exists in {}",
+                home.display()
+            )));
         }
         let model = Model::new(name);
         model.save(&home)?;
@@ -130,7 +151,9 @@ impl Controller {
     }
 
     pub fn open(home: &Path) -> Result<Self, Error> {
-        let home = home.canonicalize().map_err(|e| Error::Model(format!("{}: {e}", home.display())))?;
+        let home = home
+            .canonicalize()
+            .map_err(|e| Error::Model(format!("{}: {e}", home.display())))?;
         let model = Model::load(&home)?;
         let runtime = journal::read_json(&runtime_path(&home)).unwrap_or_default();
         Ok(Self {
@@ -163,7 +186,8 @@ impl Controller {
         for t in crate::tools::TOOLS {
             let link = dir.join(t);
             let _ = std::fs::remove_file(&link);
-            std::os::unix::fs::symlink(&exe, &link).map_err(|e| Error::Model(format!("{}: {e}", link.display())))?;
+            std::os::unix::fs::symlink(&exe, &link)
+                .map_err(|e| Error::Model(format!("{}: {e}", link.display())))?;
         }
         Ok(())
     }
@@ -175,23 +199,40 @@ impl Controller {
     // ----- deploy ---------------------------------------------------------------
 
     /// `juju deploy`: adds the application and its units and runs the deploy sequence.
-    pub fn deploy(&mut self, charm_dir: &Path, name: Option<&str>, units: u32, config: &BTreeMap<String, String>, pods: bool) -> Result<(), Error> {
-        let charm_dir = charm_dir.canonicalize().map_err(|e| Error::Charm(format!("{}: {e}", charm_dir.display())))?;
+    pub fn deploy(
+        &mut self,
+        charm_dir: &Path,
+        name: Option<&str>,
+        units: u32,
+        config: &BTreeMap<String, String>,
+        pods: bool,
+    ) -> Result<(), Error> {
+        let charm_dir = charm_dir
+            .canonicalize()
+            .map_err(|e| Error::Charm(format!("{}: {e}", charm_dir.display())))?;
         let meta = CharmMeta::load(&charm_dir)?;
         let dispatch = charm_dir.join("dispatch");
         if !dispatch.exists() {
-            return Err(Error::Charm(format!("{} has no dispatch", charm_dir.display())));
+            return Err(Error::Charm(format!(
+                "{} has no dispatch",
+                charm_dir.display()
+            )));
         }
         let name = name.unwrap_or(&meta.name).to_string();
         if self.model.applications.contains_key(&name) {
-            return Err(Error::Usage(format!("cannot add application {name:?}: application already exists")));
+            return Err(Error::Usage(format!(
+                "cannot add application {name:?}: application already exists"
+            )));
         }
         let mut cfg = BTreeMap::new();
         for (k, v) in config {
             cfg.insert(k.clone(), meta.parse_option(k, v)?);
         }
         if pods && self.runtime.pod_config.is_none() {
-            return Err(Error::Usage("pods need a pod configuration (pebble binary); see `jujulocal deploy --help`".into()));
+            return Err(Error::Usage(
+                "pods need a pod configuration (pebble binary); see `jujulocal deploy --help`"
+                    .into(),
+            ));
         }
         self.model.applications.insert(
             name.clone(),
@@ -222,11 +263,18 @@ impl Controller {
             app.units.insert(
                 unit.clone(),
                 Unit {
-                    status: Some(crate::model::StatusEntry::new("waiting", "agent initialising")),
+                    status: Some(crate::model::StatusEntry::new(
+                        "waiting",
+                        "agent initialising",
+                    )),
                     ..Default::default()
                 },
             );
-            let peers: Vec<(String, String)> = app.meta.peer_endpoints().map(|(n, e)| (n.clone(), e.interface.clone())).collect();
+            let peers: Vec<(String, String)> = app
+                .meta
+                .peer_endpoints()
+                .map(|(n, e)| (n.clone(), e.interface.clone()))
+                .collect();
             (unit, app.pods, peers)
         };
         if pods {
@@ -238,11 +286,24 @@ impl Controller {
             let id = match self.model.relations_of(app_name, &ep).first() {
                 Some(r) => r.id,
                 None => {
-                    let id = self.new_relation(iface, vec![RelationEnd { app: app_name.into(), endpoint: ep.clone() }]);
+                    let id = self.new_relation(
+                        iface,
+                        vec![RelationEnd {
+                            app: app_name.into(),
+                            endpoint: ep.clone(),
+                        }],
+                    );
                     id
                 }
             };
-            self.run(&unit, HookSpec { relation_id: Some(id), remote_app: Some(app_name.into()), ..HookSpec::hook(&format!("{ep}-relation-created")) })?;
+            self.run(
+                &unit,
+                HookSpec {
+                    relation_id: Some(id),
+                    remote_app: Some(app_name.into()),
+                    ..HookSpec::hook(&format!("{ep}-relation-created"))
+                },
+            )?;
             // Existing peers and the new unit see each other join.
             let others: Vec<String> = self
                 .model
@@ -250,12 +311,31 @@ impl Controller {
                 .and_then(|r| r.joined.get(app_name).cloned())
                 .unwrap_or_default();
             if let Some(r) = self.model.relation_mut(id) {
-                r.joined.entry(app_name.into()).or_default().push(unit.clone());
+                r.joined
+                    .entry(app_name.into())
+                    .or_default()
+                    .push(unit.clone());
             }
             for other in others {
                 for (a, b) in [(&other, &unit), (&unit, &other)] {
-                    self.enqueue(a, HookSpec { relation_id: Some(id), remote_unit: Some(b.clone()), remote_app: Some(app_name.into()), ..HookSpec::hook(&format!("{ep}-relation-joined")) });
-                    self.enqueue(a, HookSpec { relation_id: Some(id), remote_unit: Some(b.clone()), remote_app: Some(app_name.into()), ..HookSpec::hook(&format!("{ep}-relation-changed")) });
+                    self.enqueue(
+                        a,
+                        HookSpec {
+                            relation_id: Some(id),
+                            remote_unit: Some(b.clone()),
+                            remote_app: Some(app_name.into()),
+                            ..HookSpec::hook(&format!("{ep}-relation-joined"))
+                        },
+                    );
+                    self.enqueue(
+                        a,
+                        HookSpec {
+                            relation_id: Some(id),
+                            remote_unit: Some(b.clone()),
+                            remote_app: Some(app_name.into()),
+                            ..HookSpec::hook(&format!("{ep}-relation-changed"))
+                        },
+                    );
                 }
             }
             self.drain()?;
@@ -269,10 +349,23 @@ impl Controller {
         }
         self.run(&unit, HookSpec::hook("config-changed"))?;
         self.run(&unit, HookSpec::hook("start"))?;
-        let storages: Vec<(String, String)> = self.model.app(app_name)?.meta.storage.iter().map(|(n, l)| (n.clone(), l.clone())).collect();
+        let storages: Vec<(String, String)> = self
+            .model
+            .app(app_name)?
+            .meta
+            .storage
+            .iter()
+            .map(|(n, l)| (n.clone(), l.clone()))
+            .collect();
         let num = unit.rsplit('/').next().unwrap_or("0").to_string();
         for (name, loc) in storages {
-            self.run(&unit, HookSpec { storage: Some((format!("{name}/{num}"), loc)), ..HookSpec::hook(&format!("{name}-storage-attached")) })?;
+            self.run(
+                &unit,
+                HookSpec {
+                    storage: Some((format!("{name}/{num}"), loc)),
+                    ..HookSpec::hook(&format!("{name}-storage-attached"))
+                },
+            )?;
         }
         if pods {
             self.poll_pebble(&unit, Duration::from_secs(30))?;
@@ -288,9 +381,15 @@ impl Controller {
     }
 
     fn start_pod(&mut self, unit: &str) -> Result<(), Error> {
-        let cfg = self.runtime.pod_config.clone().ok_or_else(|| Error::Pod("no pod configuration".into()))?;
+        let cfg = self
+            .runtime
+            .pod_config
+            .clone()
+            .ok_or_else(|| Error::Pod("no pod configuration".into()))?;
         let dir = self.pod_dir(unit);
-        let mk = |p: &Path| std::fs::create_dir_all(p).map_err(|e| Error::Pod(format!("{}: {e}", p.display())));
+        let mk = |p: &Path| {
+            std::fs::create_dir_all(p).map_err(|e| Error::Pod(format!("{}: {e}", p.display())))
+        };
         mk(&dir.join("containers"))?;
         let meta = self.model.app(app_of(unit))?.meta.clone();
         for c in &meta.containers {
@@ -299,7 +398,12 @@ impl Controller {
         for s in meta.storage.keys() {
             mk(&dir.join("storage").join(s))?;
         }
-        let charm_dir = self.model.app(app_of(unit))?.charm_dir.clone().unwrap_or_default();
+        let charm_dir = self
+            .model
+            .app(app_of(unit))?
+            .charm_dir
+            .clone()
+            .unwrap_or_default();
         let mut mounts = vec![Mount::bind("/charm/containers", dir.join("containers"))];
         for (s, loc) in &meta.storage {
             if !loc.is_empty() {
@@ -316,10 +420,18 @@ impl Controller {
             log: dir.join("charm.log"),
         })?;
         let _ = charm_dir;
-        let mut state = PodState { dir: dir.clone(), charm_pid, containers: BTreeMap::new() };
+        let mut state = PodState {
+            dir: dir.clone(),
+            charm_pid,
+            containers: BTreeMap::new(),
+        };
         // Wait for the namespace to be in place before workloads join its network.
-        wait_for(Duration::from_secs(10), || root_ready(charm_pid))
-            .map_err(|_| Error::Pod(format!("charm container of {unit} did not start; see {}", dir.join("charm.log").display())))?;
+        wait_for(Duration::from_secs(10), || root_ready(charm_pid)).map_err(|_| {
+            Error::Pod(format!(
+                "charm container of {unit} did not start; see {}",
+                dir.join("charm.log").display()
+            ))
+        })?;
         self.runtime.pods.insert(unit.to_string(), state.clone());
         for c in &meta.containers {
             let pid = self.start_container(unit, &c.name, &cfg, &meta)?;
@@ -329,8 +441,18 @@ impl Controller {
         self.save()
     }
 
-    fn start_container(&self, unit: &str, container: &str, cfg: &PodConfig, meta: &CharmMeta) -> Result<u32, Error> {
-        let pod = self.runtime.pods.get(unit).ok_or_else(|| Error::Pod(format!("{unit} has no pod")))?;
+    fn start_container(
+        &self,
+        unit: &str,
+        container: &str,
+        cfg: &PodConfig,
+        meta: &CharmMeta,
+    ) -> Result<u32, Error> {
+        let pod = self
+            .runtime
+            .pods
+            .get(unit)
+            .ok_or_else(|| Error::Pod(format!("{unit} has no pod")))?;
         let dir = &pod.dir;
         let cdir = dir.join("containers").join(container);
         let _ = std::fs::remove_file(cdir.join("pebble.socket"));
@@ -345,19 +467,37 @@ impl Controller {
                 mounts.push(Mount::bind(loc, dir.join("storage").join(storage)));
             }
         }
-        for (target, source) in cfg.container_mounts.get(container).cloned().unwrap_or_default() {
-            mounts.push(if source == "tmpfs" { Mount::tmpfs(&target) } else { Mount::bind(&target, source) });
+        for (target, source) in cfg
+            .container_mounts
+            .get(container)
+            .cloned()
+            .unwrap_or_default()
+        {
+            mounts.push(if source == "tmpfs" {
+                Mount::tmpfs(&target)
+            } else {
+                Mount::bind(&target, source)
+            });
         }
         pod::start(&ContainerSpec {
             root: dir.join("roots").join(container),
             mounts,
             netns_of: Some(pod.charm_pid),
             new_netns: false,
-            command: vec!["/charm/bin/pebble".into(), "run".into(), "--create-dirs".into(), "--hold".into(), "--verbose".into()],
+            command: vec![
+                "/charm/bin/pebble".into(),
+                "run".into(),
+                "--create-dirs".into(),
+                "--hold".into(),
+                "--verbose".into(),
+            ],
             env: vec![
                 ("JUJU_CONTAINER_NAME".into(), container.into()),
                 ("PEBBLE".into(), "/charm/container/pebble".into()),
-                ("PEBBLE_SOCKET".into(), "/charm/container/pebble.socket".into()),
+                (
+                    "PEBBLE_SOCKET".into(),
+                    "/charm/container/pebble.socket".into(),
+                ),
             ],
             log: dir.join(format!("{container}.log")),
         })
@@ -365,7 +505,10 @@ impl Controller {
 
     /// Host path of a container's Pebble socket.
     pub fn pebble_socket(&self, unit: &str, container: &str) -> PathBuf {
-        self.pod_dir(unit).join("containers").join(container).join("pebble.socket")
+        self.pod_dir(unit)
+            .join("containers")
+            .join(container)
+            .join("pebble.socket")
     }
 
     /// Runs a command inside a unit's pod network (e.g. a test client).
@@ -373,7 +516,8 @@ impl Controller {
         let mut cmd = Command::new(program);
         if let Some(pod) = self.runtime.pods.get(unit) {
             if self.runtime.pod_config.as_ref().is_some_and(|c| c.netns) {
-                let f = std::fs::File::open(format!("/proc/{}/ns/net", pod.charm_pid)).map_err(|e| Error::Pod(e.to_string()))?;
+                let f = std::fs::File::open(format!("/proc/{}/ns/net", pod.charm_pid))
+                    .map_err(|e| Error::Pod(e.to_string()))?;
                 use std::os::fd::AsRawFd;
                 use std::os::unix::process::CommandExt;
                 let fd = f.as_raw_fd();
@@ -395,7 +539,14 @@ impl Controller {
     /// Polls each container's Pebble like the unit agent and fires `<c>-pebble-ready`
     /// for every new boot-id. Waits up to `timeout` for Pebbles that do not answer yet.
     pub fn poll_pebble(&mut self, unit: &str, timeout: Duration) -> Result<(), Error> {
-        let containers: Vec<String> = self.model.app(app_of(unit))?.meta.containers.iter().map(|c| c.name.clone()).collect();
+        let containers: Vec<String> = self
+            .model
+            .app(app_of(unit))?
+            .meta
+            .containers
+            .iter()
+            .map(|c| c.name.clone())
+            .collect();
         for c in containers {
             let sock = self.pebble_socket(unit, &c);
             let client = pebble::Client::new(&sock).with_timeout(Duration::from_secs(2));
@@ -403,17 +554,30 @@ impl Controller {
             let boot_id = loop {
                 match client.system_info() {
                     Ok(info) => break Some(info.boot_id),
-                    Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+                    Err(_) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(50))
+                    }
                     Err(_) => break None,
                 }
             };
             let Some(boot_id) = boot_id else { continue };
-            let seen = self.model.app(app_of(unit))?.units.get(unit).and_then(|u| u.boot_ids.get(&c).cloned());
+            let seen = self
+                .model
+                .app(app_of(unit))?
+                .units
+                .get(unit)
+                .and_then(|u| u.boot_ids.get(&c).cloned());
             if seen.as_deref() != Some(boot_id.as_str()) {
                 if let Some(u) = self.model.app_mut(app_of(unit))?.units.get_mut(unit) {
                     u.boot_ids.insert(c.clone(), boot_id);
                 }
-                self.run(unit, HookSpec { workload: Some(c.clone()), ..HookSpec::hook(&format!("{c}-pebble-ready")) })?;
+                self.run(
+                    unit,
+                    HookSpec {
+                        workload: Some(c.clone()),
+                        ..HookSpec::hook(&format!("{c}-pebble-ready"))
+                    },
+                )?;
             }
         }
         self.save()
@@ -422,7 +586,11 @@ impl Controller {
     /// Pod churn: restarts one container's Pebble (its API layers are lost), then lets
     /// the agent notice the new boot-id and fire pebble-ready.
     pub fn restart_container(&mut self, unit: &str, container: &str) -> Result<(), Error> {
-        let cfg = self.runtime.pod_config.clone().ok_or_else(|| Error::Pod("no pods".into()))?;
+        let cfg = self
+            .runtime
+            .pod_config
+            .clone()
+            .ok_or_else(|| Error::Pod("no pods".into()))?;
         let pid = *self
             .runtime
             .pods
@@ -471,7 +639,9 @@ impl Controller {
                 return Err(Error::Failed(format!("more than {MAX_CASCADE} events in one cascade: the charms keep changing relation data")));
             }
             // Units that are gone or played by the CLI get no hooks.
-            let Ok(app) = self.model.app(app_of(&unit)) else { continue };
+            let Ok(app) = self.model.app(app_of(&unit)) else {
+                continue;
+            };
             if app.is_played() || !app.units.contains_key(&unit) {
                 continue;
             }
@@ -484,19 +654,37 @@ impl Controller {
         self.save()
     }
 
-    fn hook_env(&self, unit: &str, spec: &HookSpec, ctx_dir: &Path, seq: u64) -> Result<Vec<(String, String)>, Error> {
+    fn hook_env(
+        &self,
+        unit: &str,
+        spec: &HookSpec,
+        ctx_dir: &Path,
+        seq: u64,
+    ) -> Result<Vec<(String, String)>, Error> {
         let app = self.model.app(app_of(unit))?;
         let charm_dir = app.charm_dir.clone().unwrap_or_default();
         let (kind, name) = spec.path.split_once('/').unwrap_or(("hooks", &spec.path));
         let rel = spec.relation_id.and_then(|id| self.model.relation(id));
-        let endpoint = rel.and_then(|r| r.end_for(app_of(unit))).map(|e| e.endpoint.clone()).unwrap_or_default();
+        let endpoint = rel
+            .and_then(|r| r.end_for(app_of(unit)))
+            .map(|e| e.endpoint.clone())
+            .unwrap_or_default();
         let mut env: Vec<(String, String)> = vec![
-            ("PATH".into(), format!("{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", self.tools_dir().display())),
+            (
+                "PATH".into(),
+                format!(
+                    "{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                    self.tools_dir().display()
+                ),
+            ),
             ("LANG".into(), "C.UTF-8".into()),
             ("CHARM_DIR".into(), charm_dir.display().to_string()),
             ("JUJU_CHARM_DIR".into(), charm_dir.display().to_string()),
             ("JUJU_CONTEXT_ID".into(), format!("{unit}-{name}-{seq}")),
-            ("JUJU_AGENT_SOCKET_ADDRESS".into(), ctx_dir.join("agent.socket").display().to_string()),
+            (
+                "JUJU_AGENT_SOCKET_ADDRESS".into(),
+                ctx_dir.join("agent.socket").display().to_string(),
+            ),
             ("JUJU_AGENT_SOCKET_NETWORK".into(), "unix".into()),
             ("JUJU_UNIT_NAME".into(), unit.into()),
             ("JUJU_MODEL_UUID".into(), self.model.uuid.clone()),
@@ -511,14 +699,30 @@ impl Controller {
             ("JUJU_CHARM_HTTPS_PROXY".into(), String::new()),
             ("JUJU_CHARM_FTP_PROXY".into(), String::new()),
             ("JUJU_CHARM_NO_PROXY".into(), String::new()),
-            ("JUJU_HOOK_NAME".into(), if kind == "hooks" { name.into() } else { String::new() }),
+            (
+                "JUJU_HOOK_NAME".into(),
+                if kind == "hooks" {
+                    name.into()
+                } else {
+                    String::new()
+                },
+            ),
             ("JUJU_DISPATCH_PATH".into(), spec.path.clone()),
         ];
         if spec.relation_id.is_some() {
             env.push(("JUJU_RELATION".into(), endpoint.clone()));
-            env.push(("JUJU_RELATION_ID".into(), format!("{endpoint}:{}", spec.relation_id.unwrap_or(0))));
-            env.push(("JUJU_REMOTE_APP".into(), spec.remote_app.clone().unwrap_or_default()));
-            env.push(("JUJU_REMOTE_UNIT".into(), spec.remote_unit.clone().unwrap_or_default()));
+            env.push((
+                "JUJU_RELATION_ID".into(),
+                format!("{endpoint}:{}", spec.relation_id.unwrap_or(0)),
+            ));
+            env.push((
+                "JUJU_REMOTE_APP".into(),
+                spec.remote_app.clone().unwrap_or_default(),
+            ));
+            env.push((
+                "JUJU_REMOTE_UNIT".into(),
+                spec.remote_unit.clone().unwrap_or_default(),
+            ));
             if let Some(d) = &spec.departing_unit {
                 env.push(("JUJU_DEPARTING_UNIT".into(), d.clone()));
             }
@@ -535,8 +739,14 @@ impl Controller {
             env.push(("JUJU_NOTICE_KEY".into(), key.clone()));
         }
         if let Some((id, label, rev)) = &spec.secret {
-            env.push(("JUJU_SECRET_ID".into(), format!("secret:{}", crate::util::secret_id(id))));
-            env.push(("JUJU_SECRET_LABEL".into(), label.clone().unwrap_or_default()));
+            env.push((
+                "JUJU_SECRET_ID".into(),
+                format!("secret:{}", crate::util::secret_id(id)),
+            ));
+            env.push((
+                "JUJU_SECRET_LABEL".into(),
+                label.clone().unwrap_or_default(),
+            ));
             if let Some(r) = rev {
                 env.push(("JUJU_SECRET_REVISION".into(), r.to_string()));
             }
@@ -565,7 +775,10 @@ impl Controller {
         self.model.next_hook += 1;
         let app_name = app_of(unit).to_string();
         let app = self.model.app(&app_name)?;
-        let charm_dir = app.charm_dir.clone().ok_or_else(|| Error::Charm(format!("{app_name} has no charm")))?;
+        let charm_dir = app
+            .charm_dir
+            .clone()
+            .ok_or_else(|| Error::Charm(format!("{app_name} has no charm")))?;
         let ctx_dir = self.home.join("hooks").join(seq.to_string());
         std::fs::create_dir_all(&ctx_dir).map_err(|e| Error::Model(e.to_string()))?;
         let ctx = HookCtx {
@@ -585,23 +798,52 @@ impl Controller {
         journal::write_json(&journal::journal_path(&ctx_dir), &Journal::default())?;
         let env = self.hook_env(unit, spec, &ctx_dir, seq)?;
         let mut cmd = Command::new(charm_dir.join("dispatch"));
-        cmd.env_clear().envs(env).current_dir(&charm_dir).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        if let Some(pod) = self.runtime.pods.get(unit) {
-            pod::Enter::open(pod.charm_pid)?.apply(&mut cmd, &charm_dir)?;
-        }
+        cmd.env_clear()
+            .envs(env)
+            .current_dir(&charm_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // The namespace files must stay open until the charm has been spawned.
+        let _enter = match self.runtime.pods.get(unit) {
+            Some(pod) => {
+                let enter = pod::Enter::open(pod.charm_pid)?;
+                enter.apply(&mut cmd, &charm_dir)?;
+                Some(enter)
+            }
+            None => None,
+        };
         let before = self.model.clone();
         let started = Instant::now();
         let (code, stdout, stderr, rss) = run_with_timeout(cmd, HOOK_TIMEOUT)?;
         let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let journal: Journal = journal::read_json(&journal::journal_path(&ctx_dir)).unwrap_or_default();
+        let journal: Journal =
+            journal::read_json(&journal::journal_path(&ctx_dir)).unwrap_or_default();
         let hook_name = spec.name().to_string();
         for (level, text) in [("DEBUG", &stdout), ("WARNING", &stderr)] {
             if !text.trim().is_empty() {
-                append_log(&self.home, unit, level, &format!("{hook_name}: {}", text.trim_end()));
+                append_log(
+                    &self.home,
+                    unit,
+                    level,
+                    &format!("{hook_name}: {}", text.trim_end()),
+                );
             }
         }
-        let record = HookRecord { seq, unit: unit.into(), hook: hook_name.clone(), exit: code, wall_ms, max_rss_kib: rss, calls: journal.calls.clone() };
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(self.home.join("hooks.jsonl")) {
+        let record = HookRecord {
+            seq,
+            unit: unit.into(),
+            hook: hook_name.clone(),
+            exit: code,
+            wall_ms,
+            max_rss_kib: rss,
+            calls: journal.calls.clone(),
+        };
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.home.join("hooks.jsonl"))
+        {
             let _ = writeln!(f, "{}", serde_json::to_string(&record).unwrap_or_default());
         }
         self.records.push(record);
@@ -611,16 +853,24 @@ impl Controller {
         }
         if let Some(a) = spec.action {
             if let Some(action) = self.model.actions.iter_mut().find(|x| x.id == a) {
-                action.results.insert("return-code".into(), Value::from(code));
+                action
+                    .results
+                    .insert("return-code".into(), Value::from(code));
                 if !stdout.is_empty() {
-                    action.results.insert("stdout".into(), Value::String(stdout.clone()));
+                    action
+                        .results
+                        .insert("stdout".into(), Value::String(stdout.clone()));
                 }
                 if !stderr.is_empty() {
-                    action.results.insert("stderr".into(), Value::String(stderr.clone()));
+                    action
+                        .results
+                        .insert("stderr".into(), Value::String(stderr.clone()));
                 }
                 if code != 0 {
                     action.status = "failed".into();
-                    action.message.get_or_insert_with(|| format!("exit status {code}"));
+                    action
+                        .message
+                        .get_or_insert_with(|| format!("exit status {code}"));
                 } else if action.status == "running" {
                     action.status = "completed".into();
                 }
@@ -633,7 +883,11 @@ impl Controller {
             if let Some(u) = self.model.app_mut(&app_name)?.units.get_mut(unit) {
                 u.error = Some(hook_name.clone());
             }
-            return Err(Error::HookFailed { unit: unit.into(), hook: hook_name, reason: format!("exit status {code}: {}", last_line(&stderr)) });
+            return Err(Error::HookFailed {
+                unit: unit.into(),
+                hook: hook_name,
+                reason: format!("exit status {code}: {}", last_line(&stderr)),
+            });
         }
         if let Some(u) = self.model.app_mut(&app_name)?.units.get_mut(unit) {
             u.error = None;
@@ -646,8 +900,12 @@ impl Controller {
     fn deliver_changes(&mut self, before: &Model, writer: &str, journal: &Journal) {
         let writer_app = app_of(writer).to_string();
         for rel in self.model.relations.clone() {
-            let Some(old) = before.relation(rel.id) else { continue };
-            let Some(end) = rel.end_for(&writer_app) else { continue };
+            let Some(old) = before.relation(rel.id) else {
+                continue;
+            };
+            let Some(end) = rel.end_for(&writer_app) else {
+                continue;
+            };
             let hook = format!("-relation-changed");
             let app_changed = old.app_data.get(&writer_app) != rel.app_data.get(&writer_app);
             let unit_changed = old.unit_data.get(writer) != rel.unit_data.get(writer);
@@ -664,13 +922,33 @@ impl Controller {
                 }
             };
             let targets: Vec<String> = rel.joined.get(&target_app).cloned().unwrap_or_default();
-            let writer_joined = rel.joined.get(&writer_app).is_some_and(|u| u.iter().any(|x| x == writer)) || writer.is_empty();
+            let writer_joined = rel
+                .joined
+                .get(&writer_app)
+                .is_some_and(|u| u.iter().any(|x| x == writer))
+                || writer.is_empty();
             for t in targets.iter().filter(|t| *t != writer) {
                 if app_changed {
-                    self.enqueue(t, HookSpec { relation_id: Some(rel.id), remote_app: Some(writer_app.clone()), remote_unit: None, ..HookSpec::hook(&format!("{target_ep}{hook}")) });
+                    self.enqueue(
+                        t,
+                        HookSpec {
+                            relation_id: Some(rel.id),
+                            remote_app: Some(writer_app.clone()),
+                            remote_unit: None,
+                            ..HookSpec::hook(&format!("{target_ep}{hook}"))
+                        },
+                    );
                 }
                 if unit_changed && writer_joined {
-                    self.enqueue(t, HookSpec { relation_id: Some(rel.id), remote_app: Some(writer_app.clone()), remote_unit: Some(writer.to_string()), ..HookSpec::hook(&format!("{target_ep}{hook}")) });
+                    self.enqueue(
+                        t,
+                        HookSpec {
+                            relation_id: Some(rel.id),
+                            remote_app: Some(writer_app.clone()),
+                            remote_unit: Some(writer.to_string()),
+                            ..HookSpec::hook(&format!("{target_ep}{hook}"))
+                        },
+                    );
                 }
             }
         }
@@ -680,11 +958,19 @@ impl Controller {
     }
 
     fn notify_secret_consumers(&mut self, id: &str) {
-        let Some(secret) = self.model.secrets.get(crate::util::secret_id(id)).cloned() else { return };
+        let Some(secret) = self.model.secrets.get(crate::util::secret_id(id)).cloned() else {
+            return;
+        };
         let latest = secret.latest().map(|r| r.revision).unwrap_or(0);
         for (unit, c) in &secret.consumers {
             if c.revision < latest {
-                self.enqueue(unit, HookSpec { secret: Some((secret.id.clone(), c.label.clone(), None)), ..HookSpec::hook("secret-changed") });
+                self.enqueue(
+                    unit,
+                    HookSpec {
+                        secret: Some((secret.id.clone(), c.label.clone(), None)),
+                        ..HookSpec::hook("secret-changed")
+                    },
+                );
             }
         }
     }
@@ -692,10 +978,17 @@ impl Controller {
     // ----- model operations ---------------------------------------------------------------
 
     /// `juju config app key=value ...` (and `--reset key`): fires config-changed if anything changed.
-    pub fn config(&mut self, app_name: &str, set: &BTreeMap<String, String>, reset: &[String]) -> Result<(), Error> {
+    pub fn config(
+        &mut self,
+        app_name: &str,
+        set: &BTreeMap<String, String>,
+        reset: &[String],
+    ) -> Result<(), Error> {
         let app = self.model.app(app_name)?;
         if app.is_played() {
-            return Err(Error::Usage(format!("{app_name} is played by jujulocal and has no configuration")));
+            return Err(Error::Usage(format!(
+                "{app_name} is played by jujulocal and has no configuration"
+            )));
         }
         let mut config = app.config.clone();
         for (k, v) in set {
@@ -721,20 +1014,53 @@ impl Controller {
 
     /// Adds an application that jujulocal plays itself (no charm runs): the remote side of
     /// relations, e.g. postgresql-k8s. Endpoints are `name:interface:provides|requires`.
-    pub fn add_played(&mut self, name: &str, endpoints: &[(String, String, Role)], units: u32) -> Result<(), Error> {
+    pub fn add_played(
+        &mut self,
+        name: &str,
+        endpoints: &[(String, String, Role)],
+        units: u32,
+    ) -> Result<(), Error> {
         if self.model.applications.contains_key(name) {
             return Err(Error::Usage(format!("application {name:?} already exists")));
         }
-        let mut meta = CharmMeta { name: name.into(), ..Default::default() };
+        let mut meta = CharmMeta {
+            name: name.into(),
+            ..Default::default()
+        };
         for (ep, iface, role) in endpoints {
-            meta.endpoints.insert(ep.clone(), EndpointMeta { role: role.clone(), interface: iface.clone(), limit: None });
+            meta.endpoints.insert(
+                ep.clone(),
+                EndpointMeta {
+                    role: role.clone(),
+                    interface: iface.clone(),
+                    limit: None,
+                },
+            );
         }
         let units_map = (0..units)
-            .map(|i| (format!("{name}/{i}"), Unit { status: Some(crate::model::StatusEntry::new("active", "")), ..Default::default() }))
+            .map(|i| {
+                (
+                    format!("{name}/{i}"),
+                    Unit {
+                        status: Some(crate::model::StatusEntry::new("active", "")),
+                        ..Default::default()
+                    },
+                )
+            })
             .collect();
         self.model.applications.insert(
             name.into(),
-            Application { charm_dir: None, meta, config: BTreeMap::new(), leader: Some(format!("{name}/0")), units: units_map, status: None, status_history: vec![], next_unit: units, pods: false },
+            Application {
+                charm_dir: None,
+                meta,
+                config: BTreeMap::new(),
+                leader: Some(format!("{name}/0")),
+                units: units_map,
+                status: None,
+                status_history: vec![],
+                next_unit: units,
+                pods: false,
+            },
         );
         self.save()
     }
@@ -742,7 +1068,15 @@ impl Controller {
     fn new_relation(&mut self, interface: String, ends: Vec<RelationEnd>) -> u64 {
         let id = self.model.next_relation_id;
         self.model.next_relation_id += 1;
-        self.model.relations.push(Relation { id, interface, ends, app_data: BTreeMap::new(), unit_data: BTreeMap::new(), joined: BTreeMap::new(), dying: false });
+        self.model.relations.push(Relation {
+            id,
+            interface,
+            ends,
+            app_data: BTreeMap::new(),
+            unit_data: BTreeMap::new(),
+            joined: BTreeMap::new(),
+            dying: false,
+        });
         id
     }
 
@@ -754,18 +1088,30 @@ impl Controller {
         let meta = &self.model.app(&app)?.meta;
         if let Some(ep) = ep {
             if meta.endpoint(&ep).is_none() {
-                return Err(Error::NotFound(format!("application {app:?} has no {ep:?} relation")));
+                return Err(Error::NotFound(format!(
+                    "application {app:?} has no {ep:?} relation"
+                )));
             }
             return Ok((app, ep));
         }
         // Pick the endpoint whose interface the other side also has.
-        let (other_app, other_ep) = other.split_once(':').map(|(a, e)| (a, Some(e))).unwrap_or((other, None));
+        let (other_app, other_ep) = other
+            .split_once(':')
+            .map(|(a, e)| (a, Some(e)))
+            .unwrap_or((other, None));
         let other_meta = &self.model.app(other_app)?.meta;
         let candidates: Vec<&String> = meta
             .endpoints
             .iter()
             .filter(|(_, e)| e.role != Role::Peers)
-            .filter(|(_, e)| other_meta.endpoints.iter().any(|(n, o)| o.interface == e.interface && o.role != e.role && o.role != Role::Peers && other_ep.is_none_or(|x| x == n)))
+            .filter(|(_, e)| {
+                other_meta.endpoints.iter().any(|(n, o)| {
+                    o.interface == e.interface
+                        && o.role != e.role
+                        && o.role != Role::Peers
+                        && other_ep.is_none_or(|x| x == n)
+                })
+            })
             .map(|(n, _)| n)
             .collect();
         match candidates.as_slice() {
@@ -779,14 +1125,38 @@ impl Controller {
     pub fn integrate(&mut self, a: &str, b: &str) -> Result<u64, Error> {
         let (app_a, ep_a) = self.resolve_end(a, b)?;
         let (app_b, ep_b) = self.resolve_end(b, a)?;
-        let ma = self.model.app(&app_a)?.meta.endpoint(&ep_a).cloned().ok_or_else(|| Error::NotFound(ep_a.clone()))?;
-        let mb = self.model.app(&app_b)?.meta.endpoint(&ep_b).cloned().ok_or_else(|| Error::NotFound(ep_b.clone()))?;
-        if ma.interface != mb.interface || ma.role == mb.role || ma.role == Role::Peers || mb.role == Role::Peers {
-            return Err(Error::Usage(format!("cannot integrate {app_a}:{ep_a} ({} {:?}) with {app_b}:{ep_b} ({} {:?})", ma.interface, ma.role, mb.interface, mb.role)));
+        let ma = self
+            .model
+            .app(&app_a)?
+            .meta
+            .endpoint(&ep_a)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(ep_a.clone()))?;
+        let mb = self
+            .model
+            .app(&app_b)?
+            .meta
+            .endpoint(&ep_b)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(ep_b.clone()))?;
+        if ma.interface != mb.interface
+            || ma.role == mb.role
+            || ma.role == Role::Peers
+            || mb.role == Role::Peers
+        {
+            return Err(Error::Usage(format!(
+                "cannot integrate {app_a}:{ep_a} ({} {:?}) with {app_b}:{ep_b} ({} {:?})",
+                ma.interface, ma.role, mb.interface, mb.role
+            )));
         }
         for (app, ep, m) in [(&app_a, &ep_a, &ma), (&app_b, &ep_b, &mb)] {
-            if self.model.relations.iter().any(|r| r.end_for(&app_a).is_some_and(|e| e.endpoint == ep_a) && r.end_for(&app_b).is_some_and(|e| e.endpoint == ep_b)) {
-                return Err(Error::Usage(format!("relation {app_a}:{ep_a} {app_b}:{ep_b} already exists")));
+            if self.model.relations.iter().any(|r| {
+                r.end_for(&app_a).is_some_and(|e| e.endpoint == ep_a)
+                    && r.end_for(&app_b).is_some_and(|e| e.endpoint == ep_b)
+            }) {
+                return Err(Error::Usage(format!(
+                    "relation {app_a}:{ep_a} {app_b}:{ep_b} already exists"
+                )));
             }
             if let Some(limit) = m.limit {
                 if self.model.relations_of(app, ep).len() as u32 >= limit {
@@ -794,13 +1164,32 @@ impl Controller {
                 }
             }
         }
-        let id = self.new_relation(ma.interface.clone(), vec![RelationEnd { app: app_a.clone(), endpoint: ep_a.clone() }, RelationEnd { app: app_b.clone(), endpoint: ep_b.clone() }]);
+        let id = self.new_relation(
+            ma.interface.clone(),
+            vec![
+                RelationEnd {
+                    app: app_a.clone(),
+                    endpoint: ep_a.clone(),
+                },
+                RelationEnd {
+                    app: app_b.clone(),
+                    endpoint: ep_b.clone(),
+                },
+            ],
+        );
         self.save()?;
         let units_a: Vec<String> = self.model.app(&app_a)?.units.keys().cloned().collect();
         let units_b: Vec<String> = self.model.app(&app_b)?.units.keys().cloned().collect();
         for (units, ep, remote) in [(&units_a, &ep_a, &app_b), (&units_b, &ep_b, &app_a)] {
             for u in units {
-                self.enqueue(u, HookSpec { relation_id: Some(id), remote_app: Some(remote.clone()), ..HookSpec::hook(&format!("{ep}-relation-created")) });
+                self.enqueue(
+                    u,
+                    HookSpec {
+                        relation_id: Some(id),
+                        remote_app: Some(remote.clone()),
+                        ..HookSpec::hook(&format!("{ep}-relation-created"))
+                    },
+                );
             }
         }
         self.drain()?;
@@ -810,11 +1199,30 @@ impl Controller {
                 r.joined.insert(app.clone(), units.clone());
             }
         }
-        for (units, ep, remote_units, remote) in [(&units_a, &ep_a, &units_b, &app_b), (&units_b, &ep_b, &units_a, &app_a)] {
+        for (units, ep, remote_units, remote) in [
+            (&units_a, &ep_a, &units_b, &app_b),
+            (&units_b, &ep_b, &units_a, &app_a),
+        ] {
             for u in units {
                 for ru in remote_units {
-                    self.enqueue(u, HookSpec { relation_id: Some(id), remote_app: Some(remote.clone()), remote_unit: Some(ru.clone()), ..HookSpec::hook(&format!("{ep}-relation-joined")) });
-                    self.enqueue(u, HookSpec { relation_id: Some(id), remote_app: Some(remote.clone()), remote_unit: Some(ru.clone()), ..HookSpec::hook(&format!("{ep}-relation-changed")) });
+                    self.enqueue(
+                        u,
+                        HookSpec {
+                            relation_id: Some(id),
+                            remote_app: Some(remote.clone()),
+                            remote_unit: Some(ru.clone()),
+                            ..HookSpec::hook(&format!("{ep}-relation-joined"))
+                        },
+                    );
+                    self.enqueue(
+                        u,
+                        HookSpec {
+                            relation_id: Some(id),
+                            remote_app: Some(remote.clone()),
+                            remote_unit: Some(ru.clone()),
+                            ..HookSpec::hook(&format!("{ep}-relation-changed"))
+                        },
+                    );
                 }
             }
         }
@@ -831,14 +1239,23 @@ impl Controller {
             .model
             .relations
             .iter()
-            .find(|r| r.end_for(&app_a).is_some_and(|e| e.endpoint == ep_a) && r.end_for(&app_b).is_some_and(|e| e.endpoint == ep_b))
+            .find(|r| {
+                r.end_for(&app_a).is_some_and(|e| e.endpoint == ep_a)
+                    && r.end_for(&app_b).is_some_and(|e| e.endpoint == ep_b)
+            })
             .cloned()
-            .ok_or_else(|| Error::NotFound(format!("relation {app_a}:{ep_a} {app_b}:{ep_b} not found")))?;
+            .ok_or_else(|| {
+                Error::NotFound(format!("relation {app_a}:{ep_a} {app_b}:{ep_b} not found"))
+            })?;
         self.remove_relation_id(rel.id)
     }
 
     pub fn remove_relation_id(&mut self, id: u64) -> Result<(), Error> {
-        let rel = self.model.relation(id).cloned().ok_or_else(|| Error::NotFound(format!("relation {id} not found")))?;
+        let rel = self
+            .model
+            .relation(id)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("relation {id} not found")))?;
         if let Some(r) = self.model.relation_mut(id) {
             r.dying = true;
         }
@@ -850,7 +1267,16 @@ impl Controller {
                 let mut gone = vec![];
                 for ru in remote_units.iter().filter(|ru| *ru != u) {
                     gone.push(ru.clone());
-                    self.enqueue(u, HookSpec { relation_id: Some(id), remote_app: Some(remote.clone()), remote_unit: Some(ru.clone()), departing_unit: Some(ru.clone()), ..HookSpec::hook(&format!("{}-relation-departed", end.endpoint)) });
+                    self.enqueue(
+                        u,
+                        HookSpec {
+                            relation_id: Some(id),
+                            remote_app: Some(remote.clone()),
+                            remote_unit: Some(ru.clone()),
+                            departing_unit: Some(ru.clone()),
+                            ..HookSpec::hook(&format!("{}-relation-departed", end.endpoint))
+                        },
+                    );
                 }
                 self.drain()?;
                 if let Some(r) = self.model.relation_mut(id) {
@@ -864,7 +1290,14 @@ impl Controller {
             let remote = rel.remote_app(&end.app).unwrap_or_default().to_string();
             let units: Vec<String> = self.model.app(&end.app)?.units.keys().cloned().collect();
             for u in units {
-                self.enqueue(&u, HookSpec { relation_id: Some(id), remote_app: Some(remote.clone()), ..HookSpec::hook(&format!("{}-relation-broken", end.endpoint)) });
+                self.enqueue(
+                    &u,
+                    HookSpec {
+                        relation_id: Some(id),
+                        remote_app: Some(remote.clone()),
+                        ..HookSpec::hook(&format!("{}-relation-broken", end.endpoint))
+                    },
+                );
             }
         }
         self.drain()?;
@@ -876,7 +1309,12 @@ impl Controller {
     }
 
     /// `juju run unit action key=value ...`. Returns the finished action.
-    pub fn run_action(&mut self, unit: &str, name: &str, params: &BTreeMap<String, String>) -> Result<Action, Error> {
+    pub fn run_action(
+        &mut self,
+        unit: &str,
+        name: &str,
+        params: &BTreeMap<String, String>,
+    ) -> Result<Action, Error> {
         let app = self.model.app(app_of(unit))?;
         if !app.units.contains_key(unit) {
             return Err(Error::NotFound(format!("unit {unit:?} not found")));
@@ -884,10 +1322,32 @@ impl Controller {
         let params = app.meta.action_params(name, params)?;
         let id = self.model.next_action_id;
         self.model.next_action_id += 1;
-        self.model.actions.push(Action { id, unit: unit.into(), name: name.into(), params, status: "running".into(), message: None, results: BTreeMap::new(), log: vec![] });
+        self.model.actions.push(Action {
+            id,
+            unit: unit.into(),
+            name: name.into(),
+            params,
+            status: "running".into(),
+            message: None,
+            results: BTreeMap::new(),
+            log: vec![],
+        });
         self.save()?;
-        let r = self.run(unit, HookSpec { action: Some(id), path: format!("actions/{name}"), ..Default::default() });
-        let action = self.model.actions.iter().find(|a| a.id == id).cloned().ok_or_else(|| Error::Model("action vanished".into()))?;
+        let r = self.run(
+            unit,
+            HookSpec {
+                action: Some(id),
+                path: format!("actions/{name}"),
+                ..Default::default()
+            },
+        );
+        let action = self
+            .model
+            .actions
+            .iter()
+            .find(|a| a.id == id)
+            .cloned()
+            .ok_or_else(|| Error::Model("action vanished".into()))?;
         r.map(|_| action)
     }
 
@@ -914,14 +1374,23 @@ impl Controller {
     pub fn played_relation_set(&mut self, id: u64, who: &str, data: &Bag) -> Result<(), Error> {
         let app = app_of(who).to_string();
         if !self.model.app(&app)?.is_played() {
-            return Err(Error::Usage(format!("{app} runs a charm: its databags are written by its charm, not the CLI")));
+            return Err(Error::Usage(format!(
+                "{app} runs a charm: its databags are written by its charm, not the CLI"
+            )));
         }
         let before = self.model.clone();
-        let rel = self.model.relation_mut(id).ok_or_else(|| Error::NotFound(format!("relation {id} not found")))?;
+        let rel = self
+            .model
+            .relation_mut(id)
+            .ok_or_else(|| Error::NotFound(format!("relation {id} not found")))?;
         if rel.end_for(&app).is_none() {
             return Err(Error::Usage(format!("{app} is not in relation {id}")));
         }
-        let bag = if who.contains('/') { rel.unit_data.entry(who.into()).or_default() } else { rel.app_data.entry(app.clone()).or_default() };
+        let bag = if who.contains('/') {
+            rel.unit_data.entry(who.into()).or_default()
+        } else {
+            rel.app_data.entry(app.clone()).or_default()
+        };
         for (k, v) in data {
             if v.is_empty() {
                 bag.remove(k);
@@ -930,7 +1399,11 @@ impl Controller {
             }
         }
         self.save()?;
-        let writer = if who.contains('/') { who.to_string() } else { format!("{app}/0") };
+        let writer = if who.contains('/') {
+            who.to_string()
+        } else {
+            format!("{app}/0")
+        };
         let unit_level = who.contains('/');
         // App-level writes notify with no remote unit; unit-level with the writer unit.
         let mut j = Journal::default();
@@ -945,27 +1418,57 @@ impl Controller {
 
     fn deliver_changes_app(&mut self, before: &Model, app: &str) {
         for rel in self.model.relations.clone() {
-            let Some(old) = before.relation(rel.id) else { continue };
+            let Some(old) = before.relation(rel.id) else {
+                continue;
+            };
             if old.app_data.get(app) == rel.app_data.get(app) {
                 continue;
             }
             if let Some(e) = rel.ends.iter().find(|e| e.app != app) {
                 for t in rel.joined.get(&e.app).cloned().unwrap_or_default() {
-                    self.enqueue(&t, HookSpec { relation_id: Some(rel.id), remote_app: Some(app.into()), ..HookSpec::hook(&format!("{}-relation-changed", e.endpoint)) });
+                    self.enqueue(
+                        &t,
+                        HookSpec {
+                            relation_id: Some(rel.id),
+                            remote_app: Some(app.into()),
+                            ..HookSpec::hook(&format!("{}-relation-changed", e.endpoint))
+                        },
+                    );
                 }
             }
         }
     }
 
     /// Adds a secret owned by a played application. Returns its URI.
-    pub fn played_secret_add(&mut self, owner: &str, content: &Bag, label: Option<&str>) -> Result<String, Error> {
+    pub fn played_secret_add(
+        &mut self,
+        owner: &str,
+        content: &Bag,
+        label: Option<&str>,
+    ) -> Result<String, Error> {
         if !self.model.app(owner)?.is_played() {
-            return Err(Error::Usage(format!("{owner} runs a charm: it creates its own secrets")));
+            return Err(Error::Usage(format!(
+                "{owner} runs a charm: it creates its own secrets"
+            )));
         }
         let id = crate::util::secret_xid();
         self.model.secrets.insert(
             id.clone(),
-            Secret { id: id.clone(), owner: owner.into(), label: label.map(str::to_string), description: None, rotate: None, expire: None, revisions: vec![SecretRevision { revision: 1, content: content.clone() }], grants: vec![], consumers: BTreeMap::new(), owner_tracking: BTreeMap::new() },
+            Secret {
+                id: id.clone(),
+                owner: owner.into(),
+                label: label.map(str::to_string),
+                description: None,
+                rotate: None,
+                expire: None,
+                revisions: vec![SecretRevision {
+                    revision: 1,
+                    content: content.clone(),
+                }],
+                grants: vec![],
+                consumers: BTreeMap::new(),
+                owner_tracking: BTreeMap::new(),
+            },
         );
         self.save()?;
         Ok(format!("secret:{id}"))
@@ -973,11 +1476,26 @@ impl Controller {
 
     pub fn played_secret_grant(&mut self, uri: &str, relation_id: u64) -> Result<(), Error> {
         let id = crate::util::secret_id(uri).to_string();
-        let owner = self.model.secrets.get(&id).map(|s| s.owner.clone()).ok_or_else(|| Error::NotFound(format!("secret {uri} not found")))?;
-        let rel = self.model.relation(relation_id).ok_or_else(|| Error::NotFound(format!("relation {relation_id} not found")))?;
-        let app = rel.remote_app(&owner).ok_or_else(|| Error::Usage(format!("{owner} is not in relation {relation_id}")))?.to_string();
+        let owner = self
+            .model
+            .secrets
+            .get(&id)
+            .map(|s| s.owner.clone())
+            .ok_or_else(|| Error::NotFound(format!("secret {uri} not found")))?;
+        let rel = self
+            .model
+            .relation(relation_id)
+            .ok_or_else(|| Error::NotFound(format!("relation {relation_id} not found")))?;
+        let app = rel
+            .remote_app(&owner)
+            .ok_or_else(|| Error::Usage(format!("{owner} is not in relation {relation_id}")))?
+            .to_string();
         if let Some(s) = self.model.secrets.get_mut(&id) {
-            s.grants.push(Grant { relation_id, app, unit: None });
+            s.grants.push(Grant {
+                relation_id,
+                app,
+                unit: None,
+            });
         }
         self.save()
     }
@@ -985,9 +1503,16 @@ impl Controller {
     /// New revision of a played application's secret; consumers get secret-changed.
     pub fn played_secret_set(&mut self, uri: &str, content: &Bag) -> Result<(), Error> {
         let id = crate::util::secret_id(uri).to_string();
-        let s = self.model.secrets.get_mut(&id).ok_or_else(|| Error::NotFound(format!("secret {uri} not found")))?;
+        let s = self
+            .model
+            .secrets
+            .get_mut(&id)
+            .ok_or_else(|| Error::NotFound(format!("secret {uri} not found")))?;
         let rev = s.latest().map(|r| r.revision + 1).unwrap_or(1);
-        s.revisions.push(SecretRevision { revision: rev, content: content.clone() });
+        s.revisions.push(SecretRevision {
+            revision: rev,
+            content: content.clone(),
+        });
         self.save()?;
         self.notify_secret_consumers(&id);
         self.drain()
@@ -1023,7 +1548,11 @@ impl Controller {
 }
 
 fn last_line(s: &str) -> String {
-    s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").to_string()
+    s.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .to_string()
 }
 
 fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> Result<(), ()> {
@@ -1051,18 +1580,29 @@ fn resolve_jujulocal(exe: &Path) -> Result<PathBuf, Error> {
         return Ok(exe.to_path_buf());
     }
     let sibling = exe.parent().map(|p| p.join("jujulocal"));
-    let up = exe.parent().and_then(|p| p.parent()).map(|p| p.join("jujulocal"));
+    let up = exe
+        .parent()
+        .and_then(|p| p.parent())
+        .map(|p| p.join("jujulocal"));
     for c in [sibling, up].into_iter().flatten() {
         if c.exists() {
             return Ok(c);
         }
     }
-    Err(Error::Model(format!("cannot find the jujulocal binary next to {}; set JUJULOCAL_BIN", exe.display())))
+    Err(Error::Model(format!(
+        "cannot find the jujulocal binary next to {}; set JUJULOCAL_BIN",
+        exe.display()
+    )))
 }
 
 /// Runs the charm, capturing output, with a timeout; returns (exit code, stdout, stderr, max RSS KiB).
-fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Result<(i32, String, String, i64), Error> {
-    let mut child = cmd.spawn().map_err(|e| Error::Charm(format!("cannot run the charm: {e}")))?;
+fn run_with_timeout(
+    mut cmd: Command,
+    timeout: Duration,
+) -> Result<(i32, String, String, i64), Error> {
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::Charm(format!("cannot run the charm: {e}")))?;
     let pid = child.id() as i32;
     let mut out = child.stdout.take();
     let mut err = child.stderr.take();
@@ -1087,11 +1627,18 @@ fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Result<(i32, String,
         // SAFETY: wait4 on our own child, non-blocking.
         let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
         if r == pid {
-            let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + libc::WTERMSIG(status) };
+            let code = if libc::WIFEXITED(status) {
+                libc::WEXITSTATUS(status)
+            } else {
+                128 + libc::WTERMSIG(status)
+            };
             break (code, usage.ru_maxrss);
         }
         if r < 0 {
-            return Err(Error::Charm(format!("waiting for the charm: {}", std::io::Error::last_os_error())));
+            return Err(Error::Charm(format!(
+                "waiting for the charm: {}",
+                std::io::Error::last_os_error()
+            )));
         }
         if Instant::now() > deadline {
             let _ = child.kill();

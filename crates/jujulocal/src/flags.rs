@@ -64,7 +64,12 @@ pub fn parse(args: &[String], spec: &[Flag]) -> Result<Parsed, Error> {
         let flag = spec
             .iter()
             .find(|f| f.names.contains(&name))
-            .ok_or_else(|| Error::Usage(format!("flag provided but not defined: {}", a.split('=').next().unwrap_or(a))))?;
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "flag provided but not defined: {}",
+                    a.split('=').next().unwrap_or(a)
+                ))
+            })?;
         let key = flag.names[0];
         if flag.takes_value {
             let v = match inline {
@@ -105,12 +110,20 @@ mod tests {
     #[test]
     fn forms() {
         let spec = [val(&["r", "relation"]), boolean(&["app"]), val(&["format"])];
-        let p = parse(&s(&["--format=json", "-r", "db:1", "--app", "-", "x/0"]), &spec).unwrap();
+        let p = parse(
+            &s(&["--format=json", "-r", "db:1", "--app", "-", "x/0"]),
+            &spec,
+        )
+        .unwrap();
         assert_eq!(p.get("format"), Some("json"));
         assert_eq!(p.get("r"), Some("db:1"));
         assert!(p.bool("app"));
         assert_eq!(p.args, s(&["-", "x/0"]));
-        let p = parse(&s(&["--relation=db:2", "--app=False", "--", "--not-a-flag"]), &spec).unwrap();
+        let p = parse(
+            &s(&["--relation=db:2", "--app=False", "--", "--not-a-flag"]),
+            &spec,
+        )
+        .unwrap();
         assert_eq!(p.get("r"), Some("db:2"));
         assert!(!p.bool("app"));
         assert_eq!(p.args, s(&["--not-a-flag"]));

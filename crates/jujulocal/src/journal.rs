@@ -35,24 +35,74 @@ impl HookCtx {
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum Op {
     // Applied immediately (kept even if the hook fails).
-    StatusSet { application: bool, status: String, message: String },
-    Log { level: String, message: String },
-    ActionLog { message: String },
-    ActionSet { results: BTreeMap<String, serde_json::Value> },
-    ActionFail { message: String },
-    AppVersion { version: String },
+    StatusSet {
+        application: bool,
+        status: String,
+        message: String,
+    },
+    Log {
+        level: String,
+        message: String,
+    },
+    ActionLog {
+        message: String,
+    },
+    ActionSet {
+        results: BTreeMap<String, serde_json::Value>,
+    },
+    ActionFail {
+        message: String,
+    },
+    AppVersion {
+        version: String,
+    },
     // Queued: committed only when the hook exits 0.
-    RelationSet { relation_id: u64, application: bool, data: Bag },
-    StateSet { data: Bag },
-    StateDelete { key: String },
-    OpenPort { port: String },
-    ClosePort { port: String },
-    SecretAdd { secret: Secret },
-    SecretSet { id: String, content: Option<Bag>, label: Option<String>, description: Option<String> },
-    SecretTrack { id: String, unit: String, label: Option<String>, revision: u64 },
-    SecretGrant { id: String, grant: Grant },
-    SecretRevoke { id: String, relation_id: Option<u64>, app: Option<String>, unit: Option<String> },
-    SecretRemove { id: String, revision: Option<u64> },
+    RelationSet {
+        relation_id: u64,
+        application: bool,
+        data: Bag,
+    },
+    StateSet {
+        data: Bag,
+    },
+    StateDelete {
+        key: String,
+    },
+    OpenPort {
+        port: String,
+    },
+    ClosePort {
+        port: String,
+    },
+    SecretAdd {
+        secret: Secret,
+    },
+    SecretSet {
+        id: String,
+        content: Option<Bag>,
+        label: Option<String>,
+        description: Option<String>,
+    },
+    SecretTrack {
+        id: String,
+        unit: String,
+        label: Option<String>,
+        revision: u64,
+    },
+    SecretGrant {
+        id: String,
+        grant: Grant,
+    },
+    SecretRevoke {
+        id: String,
+        relation_id: Option<u64>,
+        app: Option<String>,
+        unit: Option<String>,
+    },
+    SecretRemove {
+        id: String,
+        revision: Option<u64>,
+    },
 }
 
 impl Op {
@@ -230,7 +280,10 @@ pub fn apply(model: &mut Model, ctx: &HookCtx, op: &Op) {
                 if s.owner == *unit || s.owner == app_of(unit) {
                     s.owner_tracking.insert(unit.clone(), *revision);
                 } else {
-                    let c = s.consumers.entry(unit.clone()).or_insert_with(Consumer::default);
+                    let c = s
+                        .consumers
+                        .entry(unit.clone())
+                        .or_insert_with(Consumer::default);
                     c.revision = *revision;
                     if label.is_some() {
                         c.label = label.clone();
@@ -241,7 +294,9 @@ pub fn apply(model: &mut Model, ctx: &HookCtx, op: &Op) {
         Op::SecretGrant { id, grant } => {
             if let Some(s) = model.secrets.get_mut(id) {
                 s.grants.retain(|g| {
-                    !(g.relation_id == grant.relation_id && g.app == grant.app && g.unit == grant.unit)
+                    !(g.relation_id == grant.relation_id
+                        && g.app == grant.app
+                        && g.unit == grant.unit)
                 });
                 s.grants.push(grant.clone());
             }

@@ -42,7 +42,11 @@ Commands:
 fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().collect();
     let argv0 = args.first().cloned().unwrap_or_default();
-    let name = std::path::Path::new(&argv0).file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
+    let name = std::path::Path::new(&argv0)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("")
+        .to_string();
     if jujulocal::tools::TOOLS.contains(&name.as_str()) {
         return ExitCode::from(jujulocal::tools::main(&name, args.split_off(1)) as u8);
     }
@@ -66,12 +70,18 @@ fn main() -> ExitCode {
 fn kv(items: &[String]) -> Result<BTreeMap<String, String>, Error> {
     items
         .iter()
-        .map(|s| s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| Error::Usage(format!("expected key=value, got {s:?}"))))
+        .map(|s| {
+            s.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| Error::Usage(format!("expected key=value, got {s:?}")))
+        })
         .collect()
 }
 
 fn cli(mut args: Vec<String>) -> Result<(), Error> {
-    let mut home = std::env::var("JUJULOCAL_HOME").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from(".jujulocal"));
+    let mut home = std::env::var("JUJULOCAL_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(".jujulocal"));
     if args.first().map(String::as_str) == Some("--model-dir") {
         if args.len() < 2 {
             return Err(Error::Usage("--model-dir needs a value".into()));
@@ -84,9 +94,16 @@ fn cli(mut args: Vec<String>) -> Result<(), Error> {
         return Ok(());
     };
     let rest = &args[1..];
-    let pos: Vec<String> = rest.iter().filter(|a| !a.starts_with("--")).cloned().collect();
+    let pos: Vec<String> = rest
+        .iter()
+        .filter(|a| !a.starts_with("--"))
+        .cloned()
+        .collect();
     let flag_values = |name: &str| -> Vec<String> {
-        rest.windows(2).filter(|w| w[0] == name).map(|w| w[1].clone()).collect()
+        rest.windows(2)
+            .filter(|w| w[0] == name)
+            .map(|w| w[1].clone())
+            .collect()
     };
     match cmd.as_str() {
         "help" | "--help" | "-h" => {
@@ -94,7 +111,9 @@ fn cli(mut args: Vec<String>) -> Result<(), Error> {
             Ok(())
         }
         "bootstrap" => {
-            let name = flag_values("--name").pop().unwrap_or_else(|| "local".into());
+            let name = flag_values("--name")
+                .pop()
+                .unwrap_or_else(|| "local".into());
             Controller::bootstrap(&home, &name)?;
             println!("model {name:?} created in {}", home.display());
             Ok(())
@@ -111,44 +130,90 @@ fn cli(mut args: Vec<String>) -> Result<(), Error> {
             let mut netns = false;
             while i < rest.len() {
                 let a = &rest[i];
-                let next = || rest.get(i + 1).cloned().ok_or_else(|| Error::Usage(format!("{a} needs a value")));
+                let next = || {
+                    rest.get(i + 1)
+                        .cloned()
+                        .ok_or_else(|| Error::Usage(format!("{a} needs a value")))
+                };
                 match a.as_str() {
-                    "-n" => { units = next()?.parse().map_err(|_| Error::Usage("-n needs a number".into()))?; i += 1; }
-                    "--config" => { config.push(next()?); i += 1; }
-                    "--pods" => pods = true,
-                    "--netns" => netns = true,
-                    "--pebble" => { pebble = Some(PathBuf::from(next()?)); i += 1; }
-                    "--mount" => {
-                        let m = next()?;
-                        let (c, rest) = m.split_once(':').ok_or_else(|| Error::Usage(format!("--mount {m:?}: expected CONTAINER:TARGET=SOURCE")))?;
-                        let (t, s) = rest.split_once('=').ok_or_else(|| Error::Usage(format!("--mount {m:?}: expected CONTAINER:TARGET=SOURCE")))?;
-                        mounts.entry(c.into()).or_default().push((t.into(), s.into()));
+                    "-n" => {
+                        units = next()?
+                            .parse()
+                            .map_err(|_| Error::Usage("-n needs a number".into()))?;
                         i += 1;
                     }
-                    x if x.starts_with('-') => return Err(Error::Usage(format!("unknown flag {x}"))),
+                    "--config" => {
+                        config.push(next()?);
+                        i += 1;
+                    }
+                    "--pods" => pods = true,
+                    "--netns" => netns = true,
+                    "--pebble" => {
+                        pebble = Some(PathBuf::from(next()?));
+                        i += 1;
+                    }
+                    "--mount" => {
+                        let m = next()?;
+                        let (c, rest) = m.split_once(':').ok_or_else(|| {
+                            Error::Usage(format!("--mount {m:?}: expected CONTAINER:TARGET=SOURCE"))
+                        })?;
+                        let (t, s) = rest.split_once('=').ok_or_else(|| {
+                            Error::Usage(format!("--mount {m:?}: expected CONTAINER:TARGET=SOURCE"))
+                        })?;
+                        mounts
+                            .entry(c.into())
+                            .or_default()
+                            .push((t.into(), s.into()));
+                        i += 1;
+                    }
+                    x if x.starts_with('-') => {
+                        return Err(Error::Usage(format!("unknown flag {x}")))
+                    }
                     _ => positional.push(a.clone()),
                 }
                 i += 1;
             }
-            let charm = positional.first().ok_or_else(|| Error::Usage("deploy needs a charm directory".into()))?;
+            let charm = positional
+                .first()
+                .ok_or_else(|| Error::Usage("deploy needs a charm directory".into()))?;
             if pods {
-                let pebble_bin = pebble.ok_or_else(|| Error::Usage("--pods needs --pebble PATH".into()))?;
-                c.set_pod_config(PodConfig { pebble_bin, container_mounts: mounts, netns });
+                let pebble_bin =
+                    pebble.ok_or_else(|| Error::Usage("--pods needs --pebble PATH".into()))?;
+                c.set_pod_config(PodConfig {
+                    pebble_bin,
+                    container_mounts: mounts,
+                    netns,
+                });
             }
-            c.deploy(&PathBuf::from(charm), positional.get(1).map(String::as_str), units, &kv(&config)?, pods)?;
+            c.deploy(
+                &PathBuf::from(charm),
+                positional.get(1).map(String::as_str),
+                units,
+                &kv(&config)?,
+                pods,
+            )?;
             print!("{}", jujulocal::status::table(&c.model));
             Ok(())
         }
         "config" => {
             let mut c = Controller::open(&home)?;
-            let app = pos.first().ok_or_else(|| Error::Usage("config needs an application".into()))?;
+            let app = pos
+                .first()
+                .ok_or_else(|| Error::Usage("config needs an application".into()))?;
             let reset = flag_values("--reset");
-            let sets: Vec<String> = pos[1..].iter().filter(|a| !reset.contains(a)).cloned().collect();
+            let sets: Vec<String> = pos[1..]
+                .iter()
+                .filter(|a| !reset.contains(a))
+                .cloned()
+                .collect();
             if sets.is_empty() && reset.is_empty() {
                 let a = c.model.app(app)?;
                 for (k, o) in &a.meta.options {
                     let v = a.config.get(k).or(o.default.as_ref());
-                    println!("{k}: {}", v.map(|v| v.to_string()).unwrap_or_else(|| "(unset)".into()));
+                    println!(
+                        "{k}: {}",
+                        v.map(|v| v.to_string()).unwrap_or_else(|| "(unset)".into())
+                    );
                 }
                 return Ok(());
             }
@@ -156,90 +221,151 @@ fn cli(mut args: Vec<String>) -> Result<(), Error> {
         }
         "play" => {
             let mut c = Controller::open(&home)?;
-            let app = pos.first().ok_or_else(|| Error::Usage("play needs an application name".into()))?;
+            let app = pos
+                .first()
+                .ok_or_else(|| Error::Usage("play needs an application name".into()))?;
             let mut eps = vec![];
             for e in flag_values("--endpoint") {
                 let parts: Vec<&str> = e.split(':').collect();
-                let [n, i, r] = parts.as_slice() else { return Err(Error::Usage(format!("--endpoint {e:?}: expected NAME:INTERFACE:provides|requires"))) };
-                let role = match *r { "provides" => Role::Provides, "requires" => Role::Requires, _ => return Err(Error::Usage(format!("bad role {r:?}"))) };
+                let [n, i, r] = parts.as_slice() else {
+                    return Err(Error::Usage(format!(
+                        "--endpoint {e:?}: expected NAME:INTERFACE:provides|requires"
+                    )));
+                };
+                let role = match *r {
+                    "provides" => Role::Provides,
+                    "requires" => Role::Requires,
+                    _ => return Err(Error::Usage(format!("bad role {r:?}"))),
+                };
                 eps.push((n.to_string(), i.to_string(), role));
             }
-            let n = rest.windows(2).find(|w| w[0] == "-n").and_then(|w| w[1].parse().ok()).unwrap_or(1);
+            let n = rest
+                .windows(2)
+                .find(|w| w[0] == "-n")
+                .and_then(|w| w[1].parse().ok())
+                .unwrap_or(1);
             c.add_played(app, &eps, n)
         }
         "integrate" | "relate" => {
             let mut c = Controller::open(&home)?;
-            let [a, b] = pos.as_slice() else { return Err(Error::Usage("integrate needs two endpoints".into())) };
+            let [a, b] = pos.as_slice() else {
+                return Err(Error::Usage("integrate needs two endpoints".into()));
+            };
             let id = c.integrate(a, b)?;
             println!("relation {id}");
             Ok(())
         }
         "remove-relation" => {
             let mut c = Controller::open(&home)?;
-            let [a, b] = pos.as_slice() else { return Err(Error::Usage("remove-relation needs two endpoints".into())) };
+            let [a, b] = pos.as_slice() else {
+                return Err(Error::Usage("remove-relation needs two endpoints".into()));
+            };
             c.remove_relation(a, b)
         }
         "relation-set" => {
             let mut c = Controller::open(&home)?;
-            let id: u64 = pos.first().and_then(|s| s.rsplit(':').next()?.parse().ok()).ok_or_else(|| Error::Usage("relation-set ID WHO k=v...".into()))?;
-            let who = pos.get(1).ok_or_else(|| Error::Usage("relation-set ID WHO k=v...".into()))?;
+            let id: u64 = pos
+                .first()
+                .and_then(|s| s.rsplit(':').next()?.parse().ok())
+                .ok_or_else(|| Error::Usage("relation-set ID WHO k=v...".into()))?;
+            let who = pos
+                .get(1)
+                .ok_or_else(|| Error::Usage("relation-set ID WHO k=v...".into()))?;
             c.played_relation_set(id, who, &kv(&pos[2..])?)
         }
         "secret-add" => {
             let mut c = Controller::open(&home)?;
-            let owner = pos.first().ok_or_else(|| Error::Usage("secret-add OWNER k=v...".into()))?;
+            let owner = pos
+                .first()
+                .ok_or_else(|| Error::Usage("secret-add OWNER k=v...".into()))?;
             let label = flag_values("--label").pop();
-            let content: Vec<String> = pos[1..].iter().filter(|p| Some(*p) != label.as_ref()).cloned().collect();
+            let content: Vec<String> = pos[1..]
+                .iter()
+                .filter(|p| Some(*p) != label.as_ref())
+                .cloned()
+                .collect();
             let uri = c.played_secret_add(owner, &kv(&content)?, label.as_deref())?;
             println!("{uri}");
             Ok(())
         }
         "secret-grant" => {
             let mut c = Controller::open(&home)?;
-            let [uri, id] = pos.as_slice() else { return Err(Error::Usage("secret-grant URI RELATION_ID".into())) };
-            c.played_secret_grant(uri, id.parse().map_err(|_| Error::Usage("bad relation id".into()))?)
+            let [uri, id] = pos.as_slice() else {
+                return Err(Error::Usage("secret-grant URI RELATION_ID".into()));
+            };
+            c.played_secret_grant(
+                uri,
+                id.parse()
+                    .map_err(|_| Error::Usage("bad relation id".into()))?,
+            )
         }
         "secret-set" => {
             let mut c = Controller::open(&home)?;
-            let uri = pos.first().ok_or_else(|| Error::Usage("secret-set URI k=v...".into()))?;
+            let uri = pos
+                .first()
+                .ok_or_else(|| Error::Usage("secret-set URI k=v...".into()))?;
             c.played_secret_set(uri, &kv(&pos[1..])?)
         }
         "run" => {
             let mut c = Controller::open(&home)?;
-            let [unit, action, params @ ..] = pos.as_slice() else { return Err(Error::Usage("run UNIT ACTION [k=v...]".into())) };
+            let [unit, action, params @ ..] = pos.as_slice() else {
+                return Err(Error::Usage("run UNIT ACTION [k=v...]".into()));
+            };
             let a = c.run_action(unit, action, &kv(params)?)?;
             let out = serde_json::json!({"id": a.id, "status": a.status, "message": a.message, "results": a.results, "log": a.log});
-            println!("{}", serde_saphyr::to_string(&out).map_err(|e| Error::Failed(e.to_string()))?);
+            println!(
+                "{}",
+                serde_saphyr::to_string(&out).map_err(|e| Error::Failed(e.to_string()))?
+            );
             if a.status == "failed" {
-                return Err(Error::Failed(format!("action {} failed: {}", a.id, a.message.unwrap_or_default())));
+                return Err(Error::Failed(format!(
+                    "action {} failed: {}",
+                    a.id,
+                    a.message.unwrap_or_default()
+                )));
             }
             Ok(())
         }
         "update-status" => Controller::open(&home)?.update_status(),
         "restart-container" => {
             let mut c = Controller::open(&home)?;
-            let [u, ct] = pos.as_slice() else { return Err(Error::Usage("restart-container UNIT CONTAINER".into())) };
+            let [u, ct] = pos.as_slice() else {
+                return Err(Error::Usage("restart-container UNIT CONTAINER".into()));
+            };
             c.restart_container(u, ct)
         }
         "set-leader" => {
             let mut c = Controller::open(&home)?;
-            c.set_leader(pos.first().ok_or_else(|| Error::Usage("set-leader UNIT".into()))?)
+            c.set_leader(
+                pos.first()
+                    .ok_or_else(|| Error::Usage("set-leader UNIT".into()))?,
+            )
         }
         "fire" => {
             // Low-level: deliver one named hook to a unit (for experiments).
             let mut c = Controller::open(&home)?;
-            let [u, h] = pos.as_slice() else { return Err(Error::Usage("fire UNIT HOOK".into())) };
+            let [u, h] = pos.as_slice() else {
+                return Err(Error::Usage("fire UNIT HOOK".into()));
+            };
             c.run(u, HookSpec::hook(h))
         }
         "status" => {
-            print!("{}", jujulocal::status::table(&Controller::open(&home)?.model));
+            print!(
+                "{}",
+                jujulocal::status::table(&Controller::open(&home)?.model)
+            );
             Ok(())
         }
         "show-unit" => {
             let c = Controller::open(&home)?;
-            let u = pos.first().ok_or_else(|| Error::Usage("show-unit UNIT".into()))?;
+            let u = pos
+                .first()
+                .ok_or_else(|| Error::Usage("show-unit UNIT".into()))?;
             let app = c.model.app(jujulocal::model::app_of(u))?;
-            let unit = app.units.get(u).ok_or_else(|| Error::NotFound(format!("unit {u:?} not found")))?;
+            let unit = app
+                .units
+                .get(u)
+                .ok_or_else(|| Error::NotFound(format!("unit {u:?} not found")))?;
             let rels: Vec<serde_json::Value> = c.model.relations.iter().filter(|r| r.end_for(&jujulocal::model::app_of(u).to_string()).is_some()).map(|r| serde_json::json!({"id": r.id, "interface": r.interface, "app-data": r.app_data, "unit-data": r.unit_data})).collect();
             let out = serde_json::json!({"unit": u, "leader": app.leader.as_deref() == Some(u.as_str()), "status": unit.status, "status-history": unit.status_history, "state": unit.state, "opened-ports": unit.opened_ports, "relations": rels});
             println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
@@ -251,10 +377,26 @@ fn cli(mut args: Vec<String>) -> Result<(), Error> {
         }
         "hooks" => {
             let c = Controller::open(&home)?;
-            let n: usize = flag_values("--last").pop().and_then(|v| v.parse().ok()).unwrap_or(usize::MAX);
+            let n: usize = flag_values("--last")
+                .pop()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(usize::MAX);
             let h = c.history();
             for r in h.iter().skip(h.len().saturating_sub(n)) {
-                println!("#{} {} {} exit={} {:.2}ms rss={}KiB calls={}", r.seq, r.unit, r.hook, r.exit, r.wall_ms, r.max_rss_kib, r.calls.iter().map(|c| c.tool.as_str()).collect::<Vec<_>>().join(","));
+                println!(
+                    "#{} {} {} exit={} {:.2}ms rss={}KiB calls={}",
+                    r.seq,
+                    r.unit,
+                    r.hook,
+                    r.exit,
+                    r.wall_ms,
+                    r.max_rss_kib,
+                    r.calls
+                        .iter()
+                        .map(|c| c.tool.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                );
             }
             Ok(())
         }
@@ -262,6 +404,8 @@ fn cli(mut args: Vec<String>) -> Result<(), Error> {
             Controller::open(&home)?.stop_pods();
             Ok(())
         }
-        other => Err(Error::Usage(format!("unknown command {other:?}; see `jujulocal help`"))),
+        other => Err(Error::Usage(format!(
+            "unknown command {other:?}; see `jujulocal help`"
+        ))),
     }
 }

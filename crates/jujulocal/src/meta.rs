@@ -66,9 +66,8 @@ fn read_yaml(path: &Path) -> Result<Option<Value>, Error> {
 
 impl CharmMeta {
     pub fn load(charm_dir: &Path) -> Result<Self, Error> {
-        let md = read_yaml(&charm_dir.join("metadata.yaml"))?.ok_or_else(|| {
-            Error::Charm(format!("{} has no metadata.yaml", charm_dir.display()))
-        })?;
+        let md = read_yaml(&charm_dir.join("metadata.yaml"))?
+            .ok_or_else(|| Error::Charm(format!("{} has no metadata.yaml", charm_dir.display())))?;
         let name = md["name"]
             .as_str()
             .ok_or_else(|| Error::Charm("metadata.yaml has no name".into()))?
@@ -84,9 +83,9 @@ impl CharmMeta {
         ] {
             if let Some(map) = md[key].as_object() {
                 for (ep, spec) in map {
-                    let interface = spec["interface"].as_str().ok_or_else(|| {
-                        Error::Charm(format!("endpoint {ep:?} has no interface"))
-                    })?;
+                    let interface = spec["interface"]
+                        .as_str()
+                        .ok_or_else(|| Error::Charm(format!("endpoint {ep:?} has no interface")))?;
                     meta.endpoints.insert(
                         ep.clone(),
                         EndpointMeta {
@@ -164,11 +163,7 @@ impl CharmMeta {
             .options
             .get(key)
             .ok_or_else(|| Error::Usage(format!("unknown option {key:?}")))?;
-        let bad = |what: &str| {
-            Error::Usage(format!(
-                "option {key:?} expected {what}, got {raw:?}"
-            ))
-        };
+        let bad = |what: &str| Error::Usage(format!("option {key:?} expected {what}, got {raw:?}"));
         Ok(match opt.kind.as_str() {
             "int" => Value::from(raw.trim().parse::<i64>().map_err(|_| bad("int"))?),
             "float" => {

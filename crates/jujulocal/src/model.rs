@@ -113,7 +113,10 @@ impl Relation {
         if self.is_peer() {
             return self.ends.first().map(|e| e.app.as_str());
         }
-        self.ends.iter().find(|e| e.app != app).map(|e| e.app.as_str())
+        self.ends
+            .iter()
+            .find(|e| e.app != app)
+            .map(|e| e.app.as_str())
     }
 }
 
@@ -267,7 +270,11 @@ impl Model {
     pub fn relations_of(&self, app: &str, endpoint: &str) -> Vec<&Relation> {
         self.relations
             .iter()
-            .filter(|r| r.ends.iter().any(|e| e.app == app && e.endpoint == endpoint))
+            .filter(|r| {
+                r.ends
+                    .iter()
+                    .any(|e| e.app == app && e.endpoint == endpoint)
+            })
             .collect()
     }
 

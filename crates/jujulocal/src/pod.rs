@@ -72,7 +72,8 @@ pub struct ContainerSpec {
 /// Starts a container's init process, detached from the caller. Returns its PID.
 pub fn start(spec: &ContainerSpec) -> Result<u32, Error> {
     let exe = std::env::current_exe().map_err(|e| Error::Pod(format!("current exe: {e}")))?;
-    std::fs::create_dir_all(&spec.root).map_err(|e| Error::Pod(format!("{}: {e}", spec.root.display())))?;
+    std::fs::create_dir_all(&spec.root)
+        .map_err(|e| Error::Pod(format!("{}: {e}", spec.root.display())))?;
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -92,7 +93,10 @@ pub fn start(spec: &ContainerSpec) -> Result<u32, Error> {
     }
     cmd.arg("--").args(&spec.command);
     cmd.env_clear();
-    cmd.env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    cmd.env(
+        "PATH",
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    );
     for (k, v) in &spec.env {
         cmd.env(k, v);
     }
@@ -104,7 +108,9 @@ pub fn start(spec: &ContainerSpec) -> Result<u32, Error> {
             Ok(())
         });
     }
-    let child = cmd.spawn().map_err(|e| Error::Pod(format!("starting container: {e}")))?;
+    let child = cmd
+        .spawn()
+        .map_err(|e| Error::Pod(format!("starting container: {e}")))?;
     Ok(child.id())
 }
 
@@ -136,7 +142,13 @@ pub fn stop(pid: u32) {
 
 fn is_zombie(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
         .unwrap_or(true)
 }
 
@@ -176,7 +188,9 @@ impl Enter {
         // SAFETY: only async-signal-safe syscalls between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::setns(net, libc::CLONE_NEWNET) != 0 || libc::setns(mnt, libc::CLONE_NEWNS) != 0 {
+                if libc::setns(net, libc::CLONE_NEWNET) != 0
+                    || libc::setns(mnt, libc::CLONE_NEWNS) != 0
+                {
                     return Err(std::io::Error::last_os_error());
                 }
                 if libc::chdir(cwd.as_ptr()) != 0 {
@@ -204,7 +218,13 @@ fn sys(what: &str, r: libc::c_int) -> std::io::Result<()> {
     Ok(())
 }
 
-fn mount(src: Option<&Path>, target: &Path, fstype: Option<&str>, flags: libc::c_ulong, data: Option<&str>) -> std::io::Result<()> {
+fn mount(
+    src: Option<&Path>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> std::io::Result<()> {
     let src_c = src.map(cstr).transpose()?;
     let tgt = cstr(target)?;
     let fs = fstype.map(|f| CString::new(f).unwrap_or_default());
@@ -216,10 +236,19 @@ fn mount(src: Option<&Path>, target: &Path, fstype: Option<&str>, flags: libc::c
             tgt.as_ptr(),
             fs.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
             flags,
-            data_c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr() as *const libc::c_void),
+            data_c
+                .as_ref()
+                .map_or(std::ptr::null(), |c| c.as_ptr() as *const libc::c_void),
         )
     };
-    sys(&format!("mount {} on {}", src.map(|s| s.display().to_string()).unwrap_or_default(), target.display()), r)
+    sys(
+        &format!(
+            "mount {} on {}",
+            src.map(|s| s.display().to_string()).unwrap_or_default(),
+            target.display()
+        ),
+        r,
+    )
 }
 
 fn loopback_up() -> std::io::Result<()> {
@@ -267,7 +296,9 @@ fn parse_init(args: &[String]) -> std::io::Result<InitArgs> {
             "--netns-of" => a.netns_of = it.next().and_then(|p| p.parse().ok()),
             "--new-netns" => a.new_netns = true,
             "--mount" => a.mounts.push(
-                it.next().and_then(|m| Mount::from_arg(m)).ok_or_else(|| bad("--mount"))?,
+                it.next()
+                    .and_then(|m| Mount::from_arg(m))
+                    .ok_or_else(|| bad("--mount"))?,
             ),
             "--" => {
                 a.command = it.cloned().collect();
@@ -298,9 +329,21 @@ pub fn container_init(args: &[String]) -> std::io::Result<()> {
     if a.new_netns {
         loopback_up()?;
     }
-    mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE, None)?;
+    mount(
+        None,
+        Path::new("/"),
+        None,
+        libc::MS_REC | libc::MS_PRIVATE,
+        None,
+    )?;
     let root = &a.root;
-    mount(Some(Path::new("tmpfs")), root, Some("tmpfs"), 0, Some("mode=755"))?;
+    mount(
+        Some(Path::new("tmpfs")),
+        root,
+        Some("tmpfs"),
+        0,
+        Some("mode=755"),
+    )?;
     // Unbindable, so that bind-mounting the host directory that contains it does not recurse.
     mount(None, root, None, libc::MS_UNBINDABLE, None)?;
 
@@ -311,7 +354,16 @@ pub fn container_init(args: &[String]) -> std::io::Result<()> {
             p.starts_with(format!("/{top}")) && !p.exists() && p.components().count() > 2
         })
     };
+    // Overlay upper layers need a bindable file system of their own.
     let ovl = root.join(".overlay");
+    std::fs::create_dir(&ovl)?;
+    mount(
+        Some(Path::new("tmpfs")),
+        &ovl,
+        Some("tmpfs"),
+        0,
+        Some("mode=700"),
+    )?;
     for entry in std::fs::read_dir("/")? {
         let entry = entry?;
         let name = entry.file_name();
@@ -329,8 +381,19 @@ pub fn container_init(args: &[String]) -> std::io::Result<()> {
                 let wk = ovl.join(&name_s).join("work");
                 std::fs::create_dir_all(&up)?;
                 std::fs::create_dir_all(&wk)?;
-                let opts = format!("lowerdir={},upperdir={},workdir={}", host.display(), up.display(), wk.display());
-                mount(Some(Path::new("overlay")), &dest, Some("overlay"), 0, Some(&opts))?;
+                let opts = format!(
+                    "lowerdir={},upperdir={},workdir={}",
+                    host.display(),
+                    up.display(),
+                    wk.display()
+                );
+                mount(
+                    Some(Path::new("overlay")),
+                    &dest,
+                    Some("overlay"),
+                    0,
+                    Some(&opts),
+                )?;
             } else {
                 mount(Some(&host), &dest, None, libc::MS_BIND | libc::MS_REC, None)?;
             }
@@ -360,7 +423,13 @@ pub fn container_init(args: &[String]) -> std::io::Result<()> {
             }
             MountKind::Tmpfs => {
                 std::fs::create_dir_all(&dest)?;
-                mount(Some(Path::new("tmpfs")), &dest, Some("tmpfs"), 0, Some("mode=1777"))?;
+                mount(
+                    Some(Path::new("tmpfs")),
+                    &dest,
+                    Some("tmpfs"),
+                    0,
+                    Some("mode=1777"),
+                )?;
             }
         }
     }
@@ -369,8 +438,14 @@ pub fn container_init(args: &[String]) -> std::io::Result<()> {
     let dot = CString::new(".").unwrap_or_default();
     // SAFETY: pivot_root(".", ".") stacks the old root on the new one; then detach it.
     unsafe {
-        sys("pivot_root", libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) as libc::c_int)?;
-        sys("umount old root", libc::umount2(dot.as_ptr(), libc::MNT_DETACH))?;
+        sys(
+            "pivot_root",
+            libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) as libc::c_int,
+        )?;
+        sys(
+            "umount old root",
+            libc::umount2(dot.as_ptr(), libc::MNT_DETACH),
+        )?;
     }
     std::env::set_current_dir("/")?;
     if a.command.is_empty() {
@@ -382,5 +457,8 @@ pub fn container_init(args: &[String]) -> std::io::Result<()> {
         }
     }
     let err = Command::new(&a.command[0]).args(&a.command[1..]).exec();
-    Err(std::io::Error::other(format!("exec {}: {err}", a.command[0])))
+    Err(std::io::Error::other(format!(
+        "exec {}: {err}",
+        a.command[0]
+    )))
 }

@@ -129,12 +129,16 @@ fn context_dir() -> Result<PathBuf, Error> {
         .ok()
         .filter(|s| !s.is_empty())
         .ok_or_else(|| {
-            Error::Usage("JUJU_AGENT_SOCKET_ADDRESS is not set: hook tools only work inside a hook".into())
+            Error::Usage(
+                "JUJU_AGENT_SOCKET_ADDRESS is not set: hook tools only work inside a hook".into(),
+            )
         })?;
     std::env::var("JUJU_CONTEXT_ID")
         .ok()
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| Error::Usage("JUJU_CONTEXT_ID is not set: hook tools only work inside a hook".into()))?;
+        .ok_or_else(|| {
+            Error::Usage("JUJU_CONTEXT_ID is not set: hook tools only work inside a hook".into())
+        })?;
     Path::new(&sock)
         .parent()
         .map(Path::to_path_buf)
@@ -146,7 +150,10 @@ const FORMAT: Flag = val(&["format"]);
 /// Formats output: `json`, `yaml`, or Juju's default "smart" format.
 fn output(p: &Parsed, v: &Value) -> Result<String, Error> {
     match p.get("format").unwrap_or("smart") {
-        "json" => Ok(format!("{}\n", serde_json::to_string(v).map_err(|e| Error::Model(e.to_string()))?)),
+        "json" => Ok(format!(
+            "{}\n",
+            serde_json::to_string(v).map_err(|e| Error::Model(e.to_string()))?
+        )),
         "yaml" => serde_saphyr::to_string(v).map_err(|e| Error::Model(e.to_string())),
         "smart" => Ok(match v {
             Value::Null => String::new(),
@@ -162,13 +169,18 @@ fn output(p: &Parsed, v: &Value) -> Result<String, Error> {
                 .collect(),
             other => serde_saphyr::to_string(other).map_err(|e| Error::Model(e.to_string()))?,
         }),
-        f => Err(Error::Usage(format!("invalid value {f:?} for option --format: unknown format {f:?}"))),
+        f => Err(Error::Usage(format!(
+            "invalid value {f:?} for option --format: unknown format {f:?}"
+        ))),
     }
 }
 
 fn no_args(p: &Parsed, max: usize) -> Result<(), Error> {
     if p.args.len() > max {
-        return Err(Error::Usage(format!("unrecognized args: {:?}", &p.args[max..])));
+        return Err(Error::Usage(format!(
+            "unrecognized args: {:?}",
+            &p.args[max..]
+        )));
     }
     Ok(())
 }
@@ -196,13 +208,21 @@ fn run(env: &mut Env, tool: &str, args: &[String]) -> Result<String, Error> {
             Ok(String::new())
         }
         "juju-log" => {
-            let p = flags::parse(args, &[val(&["l", "log-level"]), boolean(&["debug"]), FORMAT])?;
+            let p = flags::parse(
+                args,
+                &[val(&["l", "log-level"]), boolean(&["debug"]), FORMAT],
+            )?;
             if p.args.is_empty() {
                 return Err(Error::Usage("no message specified".into()));
             }
-            let level = if p.bool("debug") { "DEBUG" } else { p.get("l").unwrap_or("INFO") };
+            let level = if p.bool("debug") {
+                "DEBUG"
+            } else {
+                p.get("l").unwrap_or("INFO")
+            };
             let level = level.to_uppercase();
-            if !["TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"].contains(&level.as_str()) {
+            if !["TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"].contains(&level.as_str())
+            {
                 return Err(Error::Usage(format!("invalid log level {level:?}")));
             }
             let message = p.args.join(" ");
@@ -213,9 +233,21 @@ fn run(env: &mut Env, tool: &str, args: &[String]) -> Result<String, Error> {
         "state-get" => {
             let p = flags::parse(args, &[FORMAT])?;
             no_args(&p, 1)?;
-            let state = env.view.app(&env.app())?.units.get(&env.ctx.unit).map(|u| u.state.clone()).unwrap_or_default();
+            let state = env
+                .view
+                .app(&env.app())?
+                .units
+                .get(&env.ctx.unit)
+                .map(|u| u.state.clone())
+                .unwrap_or_default();
             match p.args.first() {
-                Some(k) => output(&p, &state.get(k).map(|v| Value::String(v.clone())).unwrap_or(Value::Null)),
+                Some(k) => output(
+                    &p,
+                    &state
+                        .get(k)
+                        .map(|v| Value::String(v.clone()))
+                        .unwrap_or(Value::Null),
+                ),
                 None => output(&p, &json!(state)),
             }
         }
@@ -262,7 +294,10 @@ fn run(env: &mut Env, tool: &str, args: &[String]) -> Result<String, Error> {
             let s = secret_for_owner(env, uri)?;
             let revision = match p.get("revision") {
                 None => None,
-                Some(r) => Some(r.parse().map_err(|_| Error::Usage(format!("invalid revision {r:?}")))?),
+                Some(r) => Some(
+                    r.parse()
+                        .map_err(|_| Error::Usage(format!("invalid revision {r:?}")))?,
+                ),
             };
             let id = s.id.clone();
             env.queue(Op::SecretRemove { id, revision });
@@ -275,12 +310,22 @@ fn run(env: &mut Env, tool: &str, args: &[String]) -> Result<String, Error> {
                 return Err(Error::Usage("no port or range specified".into()));
             };
             let port = normalise_port(port)?;
-            env.queue(if tool == "open-port" { Op::OpenPort { port } } else { Op::ClosePort { port } });
+            env.queue(if tool == "open-port" {
+                Op::OpenPort { port }
+            } else {
+                Op::ClosePort { port }
+            });
             Ok(String::new())
         }
         "opened-ports" => {
             let p = flags::parse(args, &[boolean(&["endpoints"]), FORMAT])?;
-            let ports = env.view.app(&env.app())?.units.get(&env.ctx.unit).map(|u| u.opened_ports.clone()).unwrap_or_default();
+            let ports = env
+                .view
+                .app(&env.app())?
+                .units
+                .get(&env.ctx.unit)
+                .map(|u| u.opened_ports.clone())
+                .unwrap_or_default();
             output(&p, &json!(ports))
         }
         "action-get" => {
@@ -306,9 +351,9 @@ fn run(env: &mut Env, tool: &str, args: &[String]) -> Result<String, Error> {
             }
             let mut results = BTreeMap::new();
             for kv in &p.args {
-                let (k, v) = kv
-                    .split_once('=')
-                    .ok_or_else(|| Error::Usage(format!("argument {kv:?} must be of the form key=value")))?;
+                let (k, v) = kv.split_once('=').ok_or_else(|| {
+                    Error::Usage(format!("argument {kv:?} must be of the form key=value"))
+                })?;
                 for part in k.split('.') {
                     if !valid_action_key(part) {
                         return Err(Error::Usage(format!(
@@ -317,7 +362,9 @@ fn run(env: &mut Env, tool: &str, args: &[String]) -> Result<String, Error> {
                     }
                 }
                 if ["stdout", "stderr", "stdout-encoding", "stderr-encoding"].contains(&k) {
-                    return Err(Error::Usage(format!("cannot set reserved action key {k:?}")));
+                    return Err(Error::Usage(format!(
+                        "cannot set reserved action key {k:?}"
+                    )));
                 }
                 results.insert(k.to_string(), Value::String(v.to_string()));
             }
@@ -327,7 +374,11 @@ fn run(env: &mut Env, tool: &str, args: &[String]) -> Result<String, Error> {
         "action-fail" => {
             current_action(env)?;
             let p = flags::parse(args, &[])?;
-            let message = if p.args.is_empty() { "action failed without reason given, check action for errors".to_string() } else { p.args.join(" ") };
+            let message = if p.args.is_empty() {
+                "action failed without reason given, check action for errors".to_string()
+            } else {
+                p.args.join(" ")
+            };
             env.queue(Op::ActionFail { message });
             Ok(String::new())
         }
@@ -337,7 +388,9 @@ fn run(env: &mut Env, tool: &str, args: &[String]) -> Result<String, Error> {
             if p.args.is_empty() {
                 return Err(Error::Usage("no message specified".into()));
             }
-            env.queue(Op::ActionLog { message: p.args.join(" ") });
+            env.queue(Op::ActionLog {
+                message: p.args.join(" "),
+            });
             Ok(String::new())
         }
         "goal-state" => {
@@ -346,14 +399,22 @@ fn run(env: &mut Env, tool: &str, args: &[String]) -> Result<String, Error> {
             let units: serde_json::Map<String, Value> = app
                 .units
                 .keys()
-                .map(|u| (u.clone(), json!({"status": "active", "since": crate::util::now_rfc3339()})))
+                .map(|u| {
+                    (
+                        u.clone(),
+                        json!({"status": "active", "since": crate::util::now_rfc3339()}),
+                    )
+                })
                 .collect();
             let mut relations = serde_json::Map::new();
             for r in &env.view.relations {
                 if let Some(end) = r.end_for(&env.app()) {
-                    let entry = relations.entry(end.endpoint.clone()).or_insert_with(|| json!({}));
+                    let entry = relations
+                        .entry(end.endpoint.clone())
+                        .or_insert_with(|| json!({}));
                     if let Some(remote) = r.remote_app(&env.app()) {
-                        entry[remote] = json!({"status": "joined", "since": crate::util::now_rfc3339()});
+                        entry[remote] =
+                            json!({"status": "joined", "since": crate::util::now_rfc3339()});
                     }
                 }
             }
@@ -376,10 +437,17 @@ fn run(env: &mut Env, tool: &str, args: &[String]) -> Result<String, Error> {
             let id = p
                 .get("s")
                 .map(str::to_string)
-                .or_else(|| std::env::var("JUJU_STORAGE_ID").ok().filter(|s| !s.is_empty()))
+                .or_else(|| {
+                    std::env::var("JUJU_STORAGE_ID")
+                        .ok()
+                        .filter(|s| !s.is_empty())
+                })
                 .ok_or_else(|| Error::Usage("no storage instance specified".into()))?;
             let name = id.split('/').next().unwrap_or("");
-            let loc = meta.storage.get(name).ok_or_else(|| Error::NotFound(format!("storage instance {id:?} not found")))?;
+            let loc = meta
+                .storage
+                .get(name)
+                .ok_or_else(|| Error::NotFound(format!("storage instance {id:?} not found")))?;
             let info = json!({"kind": "filesystem", "location": loc});
             match p.args.first() {
                 Some(k) => output(&p, &info[k.as_str()]),
@@ -393,7 +461,8 @@ fn run(env: &mut Env, tool: &str, args: &[String]) -> Result<String, Error> {
 fn valid_action_key(k: &str) -> bool {
     let b = k.as_bytes();
     !b.is_empty()
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
 }
@@ -404,7 +473,9 @@ fn normalise_port(p: &str) -> Result<String, Error> {
     }
     let (num, proto) = p.split_once('/').unwrap_or((p, "tcp"));
     if !["tcp", "udp"].contains(&proto) {
-        return Err(Error::Usage(format!("invalid protocol {proto:?}, expected \"tcp\", \"udp\", or \"icmp\"")));
+        return Err(Error::Usage(format!(
+            "invalid protocol {proto:?}, expected \"tcp\", \"udp\", or \"icmp\""
+        )));
     }
     let valid = |s: &str| s.parse::<u16>().map(|n| n > 0).unwrap_or(false);
     let ok = match num.split_once('-') {
@@ -454,13 +525,21 @@ fn relation_arg(env: &Env, p: &Parsed) -> Result<u64, Error> {
                 Some((ep, n)) => (Some(ep), n),
                 None => (None, r),
             };
-            let id: u64 = n
-                .parse()
-                .map_err(|_| Error::Usage(format!("invalid value {r:?} for option -r: invalid relation id")))?;
+            let id: u64 = n.parse().map_err(|_| {
+                Error::Usage(format!(
+                    "invalid value {r:?} for option -r: invalid relation id"
+                ))
+            })?;
             if let Some(ep) = ep {
-                let rel = env.view.relation(id).ok_or_else(|| Error::NotFound(format!("invalid value {r:?} for option -r: relation not found")))?;
+                let rel = env.view.relation(id).ok_or_else(|| {
+                    Error::NotFound(format!(
+                        "invalid value {r:?} for option -r: relation not found"
+                    ))
+                })?;
                 if rel.end_for(&env.app()).map(|e| e.endpoint.as_str()) != Some(ep) {
-                    return Err(Error::NotFound(format!("invalid value {r:?} for option -r: relation not found")));
+                    return Err(Error::NotFound(format!(
+                        "invalid value {r:?} for option -r: relation not found"
+                    )));
                 }
             }
             id
@@ -520,7 +599,10 @@ fn relation_list(env: &mut Env, args: &[String]) -> Result<String, Error> {
     let p = flags::parse(args, &[FORMAT, val(&["r", "relation"]), boolean(&["app"])])?;
     no_args(&p, 0)?;
     let id = relation_arg(env, &p)?;
-    let rel = env.view.relation(id).ok_or_else(|| Error::NotFound("relation not found".into()))?;
+    let rel = env
+        .view
+        .relation(id)
+        .ok_or_else(|| Error::NotFound("relation not found".into()))?;
     let app = env.app();
     let remote = rel.remote_app(&app).unwrap_or_default().to_string();
     if p.bool("app") {
@@ -552,7 +634,10 @@ fn relation_get(env: &mut Env, args: &[String]) -> Result<String, Error> {
             .or_else(|| p.bool("app").then(|| env.ctx.remote_app.clone()).flatten())
             .ok_or_else(|| Error::Usage("no unit or application specified".into()))?,
     };
-    let rel = env.view.relation(id).ok_or_else(|| Error::NotFound("relation not found".into()))?;
+    let rel = env
+        .view
+        .relation(id)
+        .ok_or_else(|| Error::NotFound("relation not found".into()))?;
     let app = env.app();
     let target_app = app_of(&target).to_string();
     if rel.end_for(&target_app).is_none() {
@@ -569,20 +654,33 @@ fn relation_get(env: &mut Env, args: &[String]) -> Result<String, Error> {
     } else {
         if target.contains('/') {
             let known = target == env.ctx.unit
-                || rel.joined.get(&target_app).is_some_and(|us| us.contains(&target))
+                || rel
+                    .joined
+                    .get(&target_app)
+                    .is_some_and(|us| us.contains(&target))
                 || env.ctx.departing_unit.as_deref() == Some(target.as_str());
             if !known {
-                return Err(Error::Failed(format!("cannot read settings for unit {target:?} in relation {:?}: unit not found", relation_key(env, id))));
+                return Err(Error::Failed(format!(
+                    "cannot read settings for unit {target:?} in relation {:?}: unit not found",
+                    relation_key(env, id)
+                )));
             }
         } else {
-            return Err(Error::Usage(format!("{target:?} is not a unit name (use --app for application data)")));
+            return Err(Error::Usage(format!(
+                "{target:?} is not a unit name (use --app for application data)"
+            )));
         }
         rel.unit_data.get(&target).cloned().unwrap_or_default()
     };
     if key == "-" {
         output(&p, &json!(bag))
     } else {
-        output(&p, &bag.get(key).map(|v| Value::String(v.clone())).unwrap_or(Value::Null))
+        output(
+            &p,
+            &bag.get(key)
+                .map(|v| Value::String(v.clone()))
+                .unwrap_or(Value::Null),
+        )
     }
 }
 
@@ -601,12 +699,14 @@ fn read_settings_parsed(p: &Parsed, tool: &str) -> Result<Bag, Error> {
                 .read_to_string(&mut text)
                 .map_err(|e| Error::Failed(format!("reading stdin: {e}")))?;
         } else {
-            text = std::fs::read_to_string(file).map_err(|e| Error::Failed(format!("{file}: {e}")))?;
+            text =
+                std::fs::read_to_string(file).map_err(|e| Error::Failed(format!("{file}: {e}")))?;
         }
         let v: Value = if text.trim().is_empty() {
             Value::Null
         } else {
-            serde_saphyr::from_str(&text).map_err(|e| Error::Failed(format!("{tool}: cannot parse settings: {e}")))?
+            serde_saphyr::from_str(&text)
+                .map_err(|e| Error::Failed(format!("{tool}: cannot parse settings: {e}")))?
         };
         match v {
             Value::Null => {}
@@ -617,12 +717,20 @@ fn read_settings_parsed(p: &Parsed, tool: &str) -> Result<Bag, Error> {
                         Value::Null => String::new(),
                         Value::Bool(b) => b.to_string(),
                         Value::Number(n) => n.to_string(),
-                        other => return Err(Error::Failed(format!("{tool}: value of {k:?} must be a string, got {other}"))),
+                        other => {
+                            return Err(Error::Failed(format!(
+                                "{tool}: value of {k:?} must be a string, got {other}"
+                            )))
+                        }
                     };
                     data.insert(k, s);
                 }
             }
-            other => return Err(Error::Failed(format!("{tool}: expected a map of settings, got {other}"))),
+            other => {
+                return Err(Error::Failed(format!(
+                    "{tool}: expected a map of settings, got {other}"
+                )))
+            }
         }
     }
     for kv in &p.args {
@@ -638,7 +746,15 @@ fn read_settings_parsed(p: &Parsed, tool: &str) -> Result<Bag, Error> {
 }
 
 fn relation_set(env: &mut Env, args: &[String]) -> Result<String, Error> {
-    let p = flags::parse(args, &[val(&["r", "relation"]), boolean(&["app"]), val(&["file"]), FORMAT])?;
+    let p = flags::parse(
+        args,
+        &[
+            val(&["r", "relation"]),
+            boolean(&["app"]),
+            val(&["file"]),
+            FORMAT,
+        ],
+    )?;
     let id = relation_arg(env, &p)?;
     let data = read_settings_parsed(&p, "relation-set")?;
     let application = p.bool("app");
@@ -656,7 +772,9 @@ fn relation_set(env: &mut Env, args: &[String]) -> Result<String, Error> {
 fn status_set(env: &mut Env, args: &[String]) -> Result<String, Error> {
     let p = flags::parse(args, &[boolean(&["application"])])?;
     let Some(status) = p.args.first() else {
-        return Err(Error::Usage("invalid args, require <status> [message] [data]".into()));
+        return Err(Error::Usage(
+            "invalid args, require <status> [message] [data]".into(),
+        ));
     };
     if !["maintenance", "blocked", "waiting", "active"].contains(&status.as_str()) {
         return Err(Error::Usage(format!(
@@ -677,7 +795,14 @@ fn status_set(env: &mut Env, args: &[String]) -> Result<String, Error> {
 }
 
 fn status_get(env: &mut Env, args: &[String]) -> Result<String, Error> {
-    let p = flags::parse(args, &[FORMAT, boolean(&["application"]), boolean(&["include-data"])])?;
+    let p = flags::parse(
+        args,
+        &[
+            FORMAT,
+            boolean(&["application"]),
+            boolean(&["include-data"]),
+        ],
+    )?;
     let app = env.view.app(&env.app())?;
     let fmt = |s: &Option<crate::model::StatusEntry>| match s {
         Some(s) => json!({"status": s.status, "message": s.message, "status-data": {}}),
@@ -685,7 +810,9 @@ fn status_get(env: &mut Env, args: &[String]) -> Result<String, Error> {
     };
     if p.bool("application") {
         if !env.is_leader() {
-            return Err(Error::Failed("finding service status: this unit is not the leader".into()));
+            return Err(Error::Failed(
+                "finding service status: this unit is not the leader".into(),
+            ));
         }
         let units: serde_json::Map<String, Value> = app
             .units
@@ -725,10 +852,20 @@ fn secret_content(args: &[String]) -> Result<Bag, Error> {
             .split_once('=')
             .ok_or_else(|| Error::Usage(format!("key value {kv:?} not valid")))?;
         let (key, value) = if let Some(key) = k.strip_suffix("#base64") {
-            let bytes = crate::util::base64_decode(v).ok_or_else(|| Error::Usage(format!("invalid base64 value for {key:?}")))?;
-            (key, String::from_utf8(bytes).map_err(|_| Error::Usage(format!("value of {key:?} is not UTF-8")))?)
+            let bytes = crate::util::base64_decode(v)
+                .ok_or_else(|| Error::Usage(format!("invalid base64 value for {key:?}")))?;
+            (
+                key,
+                String::from_utf8(bytes)
+                    .map_err(|_| Error::Usage(format!("value of {key:?} is not UTF-8")))?,
+            )
         } else if let Some(key) = k.strip_suffix("#file") {
-            (key, std::fs::read_to_string(v).map_err(|e| Error::Failed(format!("reading secret content file {v:?}: {e}")))?)
+            (
+                key,
+                std::fs::read_to_string(v).map_err(|e| {
+                    Error::Failed(format!("reading secret content file {v:?}: {e}"))
+                })?,
+            )
         } else {
             (k, v.to_string())
         };
@@ -755,7 +892,9 @@ fn secret_for_owner<'a>(env: &'a Env, uri: &str) -> Result<&'a Secret, Error> {
         return Err(Error::Failed("permission denied".into()));
     }
     if s.owner == env.app() && !env.is_leader() {
-        return Err(Error::Failed(format!("cannot manage secret {uri:?}: this unit is not the leader")));
+        return Err(Error::Failed(format!(
+            "cannot manage secret {uri:?}: this unit is not the leader"
+        )));
     }
     Ok(s)
 }
@@ -763,15 +902,28 @@ fn secret_for_owner<'a>(env: &'a Env, uri: &str) -> Result<&'a Secret, Error> {
 fn secret_add(env: &mut Env, args: &[String]) -> Result<String, Error> {
     let p = flags::parse(
         args,
-        &[val(&["label"]), val(&["description"]), val(&["expire"]), val(&["rotate"]), val(&["owner"]), val(&["file"])],
+        &[
+            val(&["label"]),
+            val(&["description"]),
+            val(&["expire"]),
+            val(&["rotate"]),
+            val(&["owner"]),
+            val(&["file"]),
+        ],
     )?;
     let mut content = secret_content(&p.args)?;
     if let Some(f) = p.get("file") {
         let text = std::fs::read_to_string(f).map_err(|e| Error::Failed(format!("{f}: {e}")))?;
-        let v: Value = serde_saphyr::from_str(&text).map_err(|e| Error::Failed(format!("{f}: {e}")))?;
+        let v: Value =
+            serde_saphyr::from_str(&text).map_err(|e| Error::Failed(format!("{f}: {e}")))?;
         if let Value::Object(m) = v {
             for (k, v) in m {
-                content.insert(k, v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+                content.insert(
+                    k,
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string()),
+                );
             }
         }
     }
@@ -781,7 +933,9 @@ fn secret_add(env: &mut Env, args: &[String]) -> Result<String, Error> {
     let owner = match p.get("owner").unwrap_or("application") {
         "application" => {
             if !env.is_leader() {
-                return Err(Error::Failed("cannot create application secret: this unit is not the leader".into()));
+                return Err(Error::Failed(
+                    "cannot create application secret: this unit is not the leader".into(),
+                ));
             }
             env.app()
         }
@@ -789,13 +943,30 @@ fn secret_add(env: &mut Env, args: &[String]) -> Result<String, Error> {
         o => return Err(Error::Usage(format!("secret owner {o:?} not valid"))),
     };
     if let Some(r) = p.get("rotate") {
-        if !["never", "hourly", "daily", "weekly", "monthly", "quarterly", "yearly"].contains(&r) {
+        if ![
+            "never",
+            "hourly",
+            "daily",
+            "weekly",
+            "monthly",
+            "quarterly",
+            "yearly",
+        ]
+        .contains(&r)
+        {
             return Err(Error::Usage(format!("rotate policy {r:?} not valid")));
         }
     }
     if let Some(label) = p.get("label") {
-        if env.view.secrets.values().any(|s| s.owner == owner && s.label.as_deref() == Some(label)) {
-            return Err(Error::Failed(format!("secret with label {label:?} already exists")));
+        if env
+            .view
+            .secrets
+            .values()
+            .any(|s| s.owner == owner && s.label.as_deref() == Some(label))
+        {
+            return Err(Error::Failed(format!(
+                "secret with label {label:?} already exists"
+            )));
         }
     }
     let id = crate::util::secret_xid();
@@ -806,7 +977,10 @@ fn secret_add(env: &mut Env, args: &[String]) -> Result<String, Error> {
         description: p.get("description").map(str::to_string),
         rotate: p.get("rotate").map(str::to_string),
         expire: p.get("expire").map(str::to_string),
-        revisions: vec![SecretRevision { revision: 1, content }],
+        revisions: vec![SecretRevision {
+            revision: 1,
+            content,
+        }],
         grants: vec![],
         consumers: BTreeMap::new(),
         owner_tracking: BTreeMap::new(),
@@ -816,10 +990,20 @@ fn secret_add(env: &mut Env, args: &[String]) -> Result<String, Error> {
 }
 
 fn secret_get(env: &mut Env, args: &[String]) -> Result<String, Error> {
-    let p = flags::parse(args, &[FORMAT, val(&["label"]), boolean(&["refresh"]), boolean(&["peek"])])?;
+    let p = flags::parse(
+        args,
+        &[
+            FORMAT,
+            val(&["label"]),
+            boolean(&["refresh"]),
+            boolean(&["peek"]),
+        ],
+    )?;
     no_args(&p, 1)?;
     if p.bool("refresh") && p.bool("peek") {
-        return Err(Error::Usage("specify one of --peek or --refresh but not both".into()));
+        return Err(Error::Usage(
+            "specify one of --peek or --refresh but not both".into(),
+        ));
     }
     let label = p.get("label").map(str::to_string);
     let unit = env.ctx.unit.clone();
@@ -851,11 +1035,17 @@ fn secret_get(env: &mut Env, args: &[String]) -> Result<String, Error> {
             return Err(Error::Failed("permission denied".into()));
         }
     }
-    let latest = secret.latest().ok_or_else(|| Error::NotFound(format!("secret {:?} has no revisions", secret.uri())))?;
+    let latest = secret
+        .latest()
+        .ok_or_else(|| Error::NotFound(format!("secret {:?} has no revisions", secret.uri())))?;
     let tracked = if owner {
         secret.owner_tracking.get(&unit).copied()
     } else {
-        secret.consumers.get(&unit).map(|c| c.revision).filter(|r| *r > 0)
+        secret
+            .consumers
+            .get(&unit)
+            .map(|c| c.revision)
+            .filter(|r| *r > 0)
     };
     let (rev, track) = if p.bool("peek") {
         (latest.revision, None)
@@ -864,7 +1054,11 @@ fn secret_get(env: &mut Env, args: &[String]) -> Result<String, Error> {
     } else {
         (tracked.unwrap_or(latest.revision), None)
     };
-    let consumer_label = if owner { None } else { label.clone().filter(|_| p.args.first().is_some()) };
+    let consumer_label = if owner {
+        None
+    } else {
+        label.clone().filter(|_| p.args.first().is_some())
+    };
     if track.is_some() || consumer_label.is_some() {
         env.queue(Op::SecretTrack {
             id: secret.id.clone(),
@@ -883,7 +1077,14 @@ fn secret_get(env: &mut Env, args: &[String]) -> Result<String, Error> {
 fn secret_set(env: &mut Env, args: &[String]) -> Result<String, Error> {
     let p = flags::parse(
         args,
-        &[val(&["label"]), val(&["description"]), val(&["expire"]), val(&["rotate"]), val(&["owner"]), val(&["file"])],
+        &[
+            val(&["label"]),
+            val(&["description"]),
+            val(&["expire"]),
+            val(&["rotate"]),
+            val(&["owner"]),
+            val(&["file"]),
+        ],
     )?;
     let Some((uri, rest)) = p.args.split_first() else {
         return Err(Error::Usage("missing secret URI".into()));
@@ -905,13 +1106,28 @@ fn secret_info_get(env: &mut Env, args: &[String]) -> Result<String, Error> {
     no_args(&p, 1)?;
     let s = match (p.args.first(), p.get("label")) {
         (Some(uri), _) => env.view.secret_by_uri(uri),
-        (None, Some(l)) => env.view.secrets.values().find(|s| owns(env, s) && s.label.as_deref() == Some(l)),
+        (None, Some(l)) => env
+            .view
+            .secrets
+            .values()
+            .find(|s| owns(env, s) && s.label.as_deref() == Some(l)),
         (None, None) => return Err(Error::Usage("require either a secret URI or label".into())),
     };
-    let s = s
-        .filter(|s| owns(env, s))
-        .ok_or_else(|| Error::NotFound(format!("secret {:?} not found", p.args.first().map(String::as_str).or(p.get("label")).unwrap_or(""))))?;
-    let owner = if s.owner.contains('/') { "unit" } else { "application" };
+    let s = s.filter(|s| owns(env, s)).ok_or_else(|| {
+        Error::NotFound(format!(
+            "secret {:?} not found",
+            p.args
+                .first()
+                .map(String::as_str)
+                .or(p.get("label"))
+                .unwrap_or("")
+        ))
+    })?;
+    let owner = if s.owner.contains('/') {
+        "unit"
+    } else {
+        "application"
+    };
     let mut info = json!({
         "revision": s.latest().map(|r| r.revision).unwrap_or(0),
         "owner": owner,
@@ -939,12 +1155,17 @@ fn secret_grant(env: &mut Env, args: &[String]) -> Result<String, Error> {
         return Err(Error::Usage("missing relation".into()));
     }
     let rel_id = relation_arg(env, &p)?;
-    let rel = env.view.relation(rel_id).ok_or_else(|| Error::NotFound("relation not found".into()))?;
+    let rel = env
+        .view
+        .relation(rel_id)
+        .ok_or_else(|| Error::NotFound("relation not found".into()))?;
     let app = rel.remote_app(&env.app()).unwrap_or_default().to_string();
     let unit = p.get("unit").map(str::to_string);
     if let Some(u) = &unit {
         if app_of(u) != app {
-            return Err(Error::Failed(format!("cannot grant to unit {u:?}: not in relation")));
+            return Err(Error::Failed(format!(
+                "cannot grant to unit {u:?}: not in relation"
+            )));
         }
     }
     env.queue(Op::SecretGrant {
@@ -959,12 +1180,23 @@ fn secret_grant(env: &mut Env, args: &[String]) -> Result<String, Error> {
 }
 
 fn secret_revoke(env: &mut Env, args: &[String]) -> Result<String, Error> {
-    let p = flags::parse(args, &[val(&["r", "relation"]), val(&["app", "application"]), val(&["unit"])])?;
+    let p = flags::parse(
+        args,
+        &[
+            val(&["r", "relation"]),
+            val(&["app", "application"]),
+            val(&["unit"]),
+        ],
+    )?;
     let [uri] = p.args.as_slice() else {
         return Err(Error::Usage("missing secret URI".into()));
     };
     let id = secret_for_owner(env, uri)?.id.clone();
-    let relation_id = if p.get("r").is_some() { Some(relation_arg(env, &p)?) } else { None };
+    let relation_id = if p.get("r").is_some() {
+        Some(relation_arg(env, &p)?)
+    } else {
+        None
+    };
     env.queue(Op::SecretRevoke {
         id,
         relation_id,
@@ -977,14 +1209,23 @@ fn secret_revoke(env: &mut Env, args: &[String]) -> Result<String, Error> {
 fn network_get(env: &mut Env, args: &[String]) -> Result<String, Error> {
     let p = flags::parse(
         args,
-        &[FORMAT, val(&["r", "relation"]), boolean(&["bind-address"]), boolean(&["ingress-address"]), boolean(&["egress-subnets"]), boolean(&["primary-address"])],
+        &[
+            FORMAT,
+            val(&["r", "relation"]),
+            boolean(&["bind-address"]),
+            boolean(&["ingress-address"]),
+            boolean(&["egress-subnets"]),
+            boolean(&["primary-address"]),
+        ],
     )?;
     let [binding] = p.args.as_slice() else {
         return Err(Error::Usage("no arguments specified".into()));
     };
     let app = env.view.app(&env.app())?;
     if app.meta.endpoint(binding).is_none() {
-        return Err(Error::NotFound(format!("no network config found for binding {binding:?}")));
+        return Err(Error::NotFound(format!(
+            "no network config found for binding {binding:?}"
+        )));
     }
     let addr = app
         .units

@@ -314,7 +314,10 @@ impl Client {
         let health: Health = self.get(target(
             "/v1/health",
             &[
-                ("level", level.map(|l| l.as_str().to_string()).unwrap_or_default()),
+                (
+                    "level",
+                    level.map(|l| l.as_str().to_string()).unwrap_or_default(),
+                ),
                 ("names", list(names)),
             ],
         ))?;
@@ -427,14 +430,18 @@ impl Client {
             let slice = remaining.min(slice_max);
             let slice = GoDuration::from_millis(slice.as_millis().max(1) as u64);
             let wait_target = format!("/v1/changes/{}/wait?timeout={slice}", encode(id));
-            let call_timeout = self.timeout.max(slice.as_duration() + Duration::from_secs(1));
+            let call_timeout = self
+                .timeout
+                .max(slice.as_duration() + Duration::from_secs(1));
             match self.sync::<Change>("GET", wait_target, None, call_timeout) {
                 Ok(change) if change.ready => return Ok(change),
                 Ok(_) => continue,
                 Err(Error::Api { status: 504, .. }) => continue,
                 // No /wait endpoint (very old Pebble), or an unknown id:
                 // polling tells the two apart.
-                Err(Error::Api { status: 404, .. }) => return self.poll_change(id, deadline, timeout),
+                Err(Error::Api { status: 404, .. }) => {
+                    return self.poll_change(id, deadline, timeout)
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -479,7 +486,10 @@ impl Client {
         let checks: Option<Vec<CheckInfo>> = self.get(target(
             "/v1/checks",
             &[
-                ("level", level.map(|l| l.as_str().to_string()).unwrap_or_default()),
+                (
+                    "level",
+                    level.map(|l| l.as_str().to_string()).unwrap_or_default(),
+                ),
                 ("names", list(names)),
             ],
         ))?;
@@ -561,7 +571,10 @@ impl Client {
     pub fn pull(&self, path: &str) -> Result<Vec<u8>> {
         let req = Request::new(
             "GET",
-            target("/v1/files", &[("action", "read".into()), ("path", encode(path))]),
+            target(
+                "/v1/files",
+                &[("action", "read".into()), ("path", encode(path))],
+            ),
         )
         .header("Accept", "multipart/form-data");
         let what = req.describe();
@@ -649,10 +662,8 @@ impl Client {
             group: opts.group.as_deref(),
             ..FileMeta::default()
         };
-        let results: Vec<FileResult> = self.post(
-            "/v1/files",
-            &json!({"action": "make-dirs", "dirs": [meta]}),
-        )?;
+        let results: Vec<FileResult> =
+            self.post("/v1/files", &json!({"action": "make-dirs", "dirs": [meta]}))?;
         self.check_file_results(results, path)
     }
 
@@ -710,10 +721,14 @@ mod tests {
     impl Transport for Fake {
         fn round_trip(&self, request: &Request, timeout: Duration) -> Result<Response> {
             self.seen.lock().unwrap().push((request.clone(), timeout));
-            self.replies.lock().unwrap().pop_front().ok_or(Error::Connect {
-                socket: "/fake".into(),
-                source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
-            })
+            self.replies
+                .lock()
+                .unwrap()
+                .pop_front()
+                .ok_or(Error::Connect {
+                    socket: "/fake".into(),
+                    source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+                })
         }
     }
 
@@ -769,7 +784,10 @@ mod tests {
     fn query_encoding() {
         assert_eq!(encode("/a b/*.txt"), "/a%20b/%2A.txt");
         assert_eq!(
-            target("/v1/x", &[("a", "1".into()), ("b", String::new()), ("c", "3".into())]),
+            target(
+                "/v1/x",
+                &[("a", "1".into()), ("b", String::new()), ("c", "3".into())]
+            ),
             "/v1/x?a=1&c=3"
         );
         assert_eq!(list(&["a", "b,c"]), "a,b%2Cc");
@@ -851,7 +869,10 @@ mod tests {
     fn wait_change_deadline() {
         let (c, _) = client(vec![sync(change("7", "Doing", false))]);
         let e = c.wait_change("7", Duration::ZERO).unwrap_err();
-        assert!(matches!(e, Error::WaitTimeout { ref id, .. } if id == "7"), "{e:?}");
+        assert!(
+            matches!(e, Error::WaitTimeout { ref id, .. } if id == "7"),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -930,7 +951,12 @@ mod tests {
         let body = multipart::build(
             "b0undary",
             &[
-                Part::form_data("files", Some("/a"), "application/octet-stream", vec![0, 1, 2]),
+                Part::form_data(
+                    "files",
+                    Some("/a"),
+                    "application/octet-stream",
+                    vec![0, 1, 2],
+                ),
                 Part::form_data(
                     "response",
                     None,

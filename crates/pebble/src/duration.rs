@@ -247,15 +247,30 @@ mod tests {
         assert_eq!(p("1.s"), Duration::from_secs(1));
         assert_eq!(p("1h1h"), Duration::from_secs(7200));
         assert_eq!(p("0.1234567891s"), Duration::from_nanos(123_456_789));
-        assert_eq!(p("2562047h47m16.854775807s"), Duration::from_nanos(i64::MAX as u64));
+        assert_eq!(
+            p("2562047h47m16.854775807s"),
+            Duration::from_nanos(i64::MAX as u64)
+        );
     }
 
     #[test]
     fn parse_errors() {
         for bad in [
-            "", "5", "s", "1x", "1.2.3s", "-5s", "2562047h47m16.854775808s", ".s", "1 s", "h1",
+            "",
+            "5",
+            "s",
+            "1x",
+            "1.2.3s",
+            "-5s",
+            "2562047h47m16.854775808s",
+            ".s",
+            "1 s",
+            "h1",
         ] {
-            assert!(bad.parse::<GoDuration>().is_err(), "{bad:?} should not parse");
+            assert!(
+                bad.parse::<GoDuration>().is_err(),
+                "{bad:?} should not parse"
+            );
         }
         let e = "10 parsecs".parse::<GoDuration>().unwrap_err();
         assert!(e.to_string().contains("10 parsecs"));
@@ -276,7 +291,10 @@ mod tests {
             (Duration::from_secs(3600), "1h0m0s"),
             (Duration::from_millis(3_723_500), "1h2m3.5s"),
             (Duration::from_secs(30), "30s"),
-            (Duration::from_nanos(i64::MAX as u64), "2562047h47m16.854775807s"),
+            (
+                Duration::from_nanos(i64::MAX as u64),
+                "2562047h47m16.854775807s",
+            ),
         ];
         for (d, want) in cases {
             assert_eq!(GoDuration::from(d).to_string(), want);

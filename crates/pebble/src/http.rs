@@ -187,7 +187,10 @@ fn invalid(msg: impl Into<String>) -> io::Error {
 /// Reads one CRLF- (or LF-) terminated line without the terminator.
 fn read_line<R: BufRead>(r: &mut R) -> io::Result<String> {
     let mut buf = Vec::new();
-    let n = r.by_ref().take(MAX_LINE as u64 + 1).read_until(b'\n', &mut buf)?;
+    let n = r
+        .by_ref()
+        .take(MAX_LINE as u64 + 1)
+        .read_until(b'\n', &mut buf)?;
     if n == 0 {
         return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
@@ -331,7 +334,9 @@ mod tests {
         assert!(!text.contains("Content-Length"));
         assert!(text.ends_with("\r\n\r\n"));
 
-        let raw = Request::new("POST", "/v1/layers").body(b"{}".to_vec()).to_bytes();
+        let raw = Request::new("POST", "/v1/layers")
+            .body(b"{}".to_vec())
+            .to_bytes();
         let text = String::from_utf8(raw).unwrap();
         assert!(text.contains("Content-Length: 2\r\n\r\n{}"));
     }
@@ -378,7 +383,8 @@ mod tests {
     fn chunked_errors() {
         let e = parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
-        let e = parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel").unwrap_err();
+        let e =
+            parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel").unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
         let e =
             parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhello\r\n0\r\n\r\n")
@@ -388,7 +394,8 @@ mod tests {
 
     #[test]
     fn body_until_close_and_interim_responses() {
-        let r = parse(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 502 Bad Gateway\r\n\r\nrest").unwrap();
+        let r =
+            parse(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 502 Bad Gateway\r\n\r\nrest").unwrap();
         assert_eq!(r.status, 502);
         assert_eq!(r.body, b"rest");
     }

@@ -327,7 +327,8 @@ mod tests {
         svc.environment.insert("TRICKY".into(), "a: b # c".into());
         svc.user_id = Some(0);
         svc.on_failure = Some(ServiceAction::FailureShutdown);
-        svc.on_check_failure.insert("up".into(), ServiceAction::Restart);
+        svc.on_check_failure
+            .insert("up".into(), ServiceAction::Restart);
         svc.backoff_delay = Some(GoDuration::from_millis(300));
         svc.backoff_factor = Some(1.5);
         svc.backoff_limit = Some(GoDuration::from_secs(120));

@@ -271,7 +271,9 @@ mod tests {
 
     #[test]
     fn round_trip_binary_parts() {
-        let data: Vec<u8> = (0..=255u8).chain(b"\r\n--\r\n\r\n".iter().copied()).collect();
+        let data: Vec<u8> = (0..=255u8)
+            .chain(b"\r\n--\r\n\r\n".iter().copied())
+            .collect();
         let boundary = new_boundary();
         assert_eq!(boundary.len(), 32);
         assert!(boundary.bytes().all(|b| b.is_ascii_hexdigit()));

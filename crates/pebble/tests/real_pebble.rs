@@ -96,10 +96,7 @@ fn connect_error_on_missing_socket() {
     let client = pebble::Client::new(&socket);
     let e = client.system_info().unwrap_err();
     assert!(e.is_connect(), "{e:?}");
-    assert!(
-        e.to_string().contains(&socket.display().to_string()),
-        "{e}"
-    );
+    assert!(e.to_string().contains(&socket.display().to_string()), "{e}");
     assert!(!client.can_connect());
     // Every call reports the same way, e.g. a push.
     assert!(client
@@ -135,7 +132,11 @@ fn silent_daemon_times_out() {
     let e = client.system_info().unwrap_err();
     assert!(matches!(e, Error::Timeout { .. }), "{e:?}");
     assert!(e.is_timeout());
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     server.join().unwrap();
 }
 
@@ -337,7 +338,10 @@ fn start_stop_restart_and_service_info() {
     // Starting a running service is a no-op change.
     let again = client.start(&["svc"], WAIT).unwrap();
     assert_eq!(again.status, Status::Done);
-    eprintln!("second start logs: {:?}", again.tasks.iter().map(|t| &t.log).collect::<Vec<_>>());
+    eprintln!(
+        "second start logs: {:?}",
+        again.tasks.iter().map(|t| &t.log).collect::<Vec<_>>()
+    );
 
     let since = info[0].current_since.clone();
     client.restart(&["svc"], WAIT).unwrap();
@@ -406,7 +410,9 @@ fn change_error_when_a_service_exits_at_once() {
     let client = pebble.client();
     let mut svc = Service::new("/bin/sh -c 'echo about-to-fail; exit 3'");
     svc.on_failure = Some(ServiceAction::Ignore);
-    client.add_layer("base", &layer_with("bad", svc), true).unwrap();
+    client
+        .add_layer("base", &layer_with("bad", svc), true)
+        .unwrap();
     let e = client.start(&["bad"], WAIT).unwrap_err();
     eprintln!("failed start: {e}");
     match &e {
@@ -437,8 +443,14 @@ fn wait_timeout_and_unknown_changes() {
         .unwrap();
     // A start takes at least one second, so a 200 ms wait times out.
     let started = Instant::now();
-    let e = client.start(&["svc"], Duration::from_millis(200)).unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    let e = client
+        .start(&["svc"], Duration::from_millis(200))
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
     let id = match e {
         Error::WaitTimeout { id, .. } => id,
         other => panic!("{other:?}"),
@@ -452,7 +464,9 @@ fn wait_timeout_and_unknown_changes() {
     assert_eq!(status, 404);
     assert_eq!(message, "cannot find change with id \"999999\"");
     // /wait 404s too; the polling fallback then reports the same error.
-    let e = client.wait_change("999999", Duration::from_secs(2)).unwrap_err();
+    let e = client
+        .wait_change("999999", Duration::from_secs(2))
+        .unwrap_err();
     assert_eq!(e.status(), Some(404), "{e:?}");
 }
 
@@ -464,7 +478,9 @@ fn wait_change_slices_long_waits() {
     let client = pebble.client().with_timeout(Duration::from_secs(1));
     let mut svc = Service::new("/bin/sh -c 'sleep 2.5; exec sleep 1000'");
     svc.kill_delay = Some(GoDuration::from_secs(1));
-    client.add_layer("base", &layer_with("svc", svc), true).unwrap();
+    client
+        .add_layer("base", &layer_with("svc", svc), true)
+        .unwrap();
     let change = client.start(&["svc"], WAIT).unwrap();
     assert_eq!(change.status, Status::Done);
 }
@@ -572,7 +588,10 @@ fn checks_health_start_and_stop() {
             .map(|c| c[0].status == CheckStatus::Down)
             .unwrap_or(false)
     }));
-    assert!(!client.health(None, &[]).unwrap(), "502 must read as unhealthy");
+    assert!(
+        !client.health(None, &[]).unwrap(),
+        "502 must read as unhealthy"
+    );
     assert!(!client.health(Some(CheckLevel::Alive), &[]).unwrap());
     // `ready` includes `alive` checks...
     assert!(!client.health(Some(CheckLevel::Ready), &[]).unwrap());
@@ -706,11 +725,18 @@ fn file_errors_are_path_errors() {
     let (kind, message) = path_error(client.pull(&dir).unwrap_err());
     eprintln!("pull dir: {kind} {message}");
     assert_eq!(kind, "generic-file-error");
-    assert!(message.contains("can only read a regular file"), "{message}");
+    assert!(
+        message.contains("can only read a regular file"),
+        "{message}"
+    );
 
     // No parent directory and no make_dirs.
     let e = client
-        .push(&format!("{dir}/no/such/dir/f"), b"x", &PushOptions::default())
+        .push(
+            &format!("{dir}/no/such/dir/f"),
+            b"x",
+            &PushOptions::default(),
+        )
         .unwrap_err();
     eprintln!("push without parent: {e}");
     assert!(e.is_not_found(), "{e:?}");
@@ -834,8 +860,11 @@ fn make_dir_variants() {
             },
         )
         .unwrap();
-    let (kind, message) =
-        path_error(client.make_dir(&deep, &MakeDirOptions::default()).unwrap_err());
+    let (kind, message) = path_error(
+        client
+            .make_dir(&deep, &MakeDirOptions::default())
+            .unwrap_err(),
+    );
     eprintln!("make_dir existing: {kind} {message}");
     // Missing parent without make_parents.
     let e = client
@@ -868,7 +897,9 @@ fn signals() {
         marker.display()
     ));
     svc.kill_delay = Some(GoDuration::from_secs(1));
-    client.add_layer("base", &layer_with("svc", svc), true).unwrap();
+    client
+        .add_layer("base", &layer_with("svc", svc), true)
+        .unwrap();
 
     let (status, _, message) = api_error(client.send_signal("SIGHUP", &["svc"]).unwrap_err());
     assert_eq!(status, 500);
@@ -904,7 +935,9 @@ fn notices_add_and_list() {
         .notify("example.com/synapse/reload", &BTreeMap::new())
         .unwrap();
     assert_eq!(id, id2, "same key, same notice");
-    client.notify("example.com/other", &BTreeMap::new()).unwrap();
+    client
+        .notify("example.com/other", &BTreeMap::new())
+        .unwrap();
 
     let found = client
         .notices(&["custom"], &["example.com/synapse/reload"])

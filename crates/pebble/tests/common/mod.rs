@@ -90,7 +90,10 @@ impl Pebble {
                 Ok(_) => return,
                 Err(e) => {
                     if let Ok(Some(status)) = self.child.try_wait() {
-                        panic!("pebble exited with {status} before answering:\n{}", self.log());
+                        panic!(
+                            "pebble exited with {status} before answering:\n{}",
+                            self.log()
+                        );
                     }
                     if Instant::now() > deadline {
                         panic!("pebble did not answer within 15s ({e}):\n{}", self.log());
