@@ -1,37 +1,65 @@
-//! One dispatch: read the context, reconcile, report.
+//! One dispatch: route the event, reconcile, report the status.
 
-use crate::juju::{Event, HookContext, HookTools, Status};
-use crate::synapse::config::SynapseConfig;
+use std::path::PathBuf;
 
-/// What the process should do when the dispatch ends.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Exit 0: done (possibly with a blocked/waiting status).
-    Done,
+use crate::juju::{Event, HookContext, HookTools};
+use crate::reconcile::{self, ReconcileError, Workloads};
+use crate::workload::{PebbleWorkload, Workload};
+
+/// The production workloads: Pebble sockets under /charm/containers and the `data`
+/// storage mounted in the charm container at /data.
+pub struct PodWorkloads {
+    pub data_dir: PathBuf,
+}
+
+impl Default for PodWorkloads {
+    fn default() -> Self {
+        Self { data_dir: PathBuf::from("/data") }
+    }
+}
+
+impl Workloads for PodWorkloads {
+    fn container(&self, name: &str) -> Box<dyn Workload + '_> {
+        Box::new(PebbleWorkload::new(name))
+    }
+
+    fn own_data_dir(&self, uid: u32) -> std::io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(&self.data_dir)?;
+        if meta.uid() != uid || meta.gid() != uid {
+            std::os::unix::fs::chown(&self.data_dir, Some(uid), Some(uid))?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum DispatchError {
     #[error(transparent)]
     Tool(#[from] crate::juju::ToolError),
+    #[error(transparent)]
+    Reconcile(#[from] ReconcileError),
 }
 
-/// Runs one dispatch against the given hook tools.
-pub fn dispatch(ctx: &HookContext, tools: &dyn HookTools) -> Result<Outcome, DispatchError> {
+/// Runs one dispatch against the given hook tools and workloads.
+pub fn dispatch(ctx: &HookContext, tools: &dyn HookTools, workloads: &dyn Workloads) -> Result<(), DispatchError> {
     tracing::debug!(event = %ctx.event.name(), unit = %ctx.unit_name, "dispatch");
     match &ctx.event {
         Event::Unknown { path } => {
             tracing::info!(%path, "ignoring an event this charm does not know");
-            return Ok(Outcome::Done);
+            return Ok(());
         }
-        Event::Exec => return Ok(Outcome::Done),
+        Event::Exec => return Ok(()),
+        Event::Action { name, .. } => {
+            tools.action_fail(&format!("action {name:?} is not implemented yet"))?;
+            return Ok(());
+        }
+        // Nothing to do while the unit goes away.
+        Event::Stop | Event::Remove => return Ok(()),
         _ => {}
     }
-    let raw = tools.config_get()?;
-    let status = match SynapseConfig::from_juju(&raw) {
-        Ok(_) => Status::active(),
-        Err(e) => Status::blocked(e.to_string()),
-    };
+    let status = reconcile::reconcile(ctx, tools, workloads)?;
+    tracing::info!(%status, "reconciled");
     tools.status_set(&status, false)?;
-    Ok(Outcome::Done)
+    Ok(())
 }

@@ -3,5 +3,8 @@
 
 pub mod charm;
 pub mod juju;
+pub mod nginx;
+pub mod reconcile;
 pub mod synapse;
 pub mod util;
+pub mod workload;

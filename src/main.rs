@@ -23,7 +23,7 @@ fn main() -> ExitCode {
         }
     };
     let tools = CachedTools::new(ProcessTools);
-    match charm::dispatch(&ctx, &tools) {
+    match charm::dispatch(&ctx, &tools, &charm::PodWorkloads::default()) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             // Unexpected: exit non-zero so Juju retries; print the whole chain.

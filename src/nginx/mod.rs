@@ -1,0 +1,38 @@
+//! The `synapse-nginx` container: NGINX on 8080 in front of Synapse. Its configuration
+//! ships in the rock (`nginx_rock/etc/nginx`); the charm provides the Pebble layer.
+
+use std::collections::BTreeMap;
+
+use pebble::{Check, CheckLevel, GoDuration, Layer, Override, Service, ServiceAction, Startup};
+
+pub const CONTAINER: &str = "synapse-nginx";
+pub const LAYER_LABEL: &str = "synapse-nginx";
+pub const SERVICE: &str = "nginx";
+pub const READY_CHECK: &str = "nginx-ready";
+pub const PORT: u16 = 8080;
+
+pub fn layer() -> Layer {
+    let service = Service {
+        override_: Override::Replace,
+        summary: Some("NGINX, the web entry point of Synapse".into()),
+        startup: Some(Startup::Enabled),
+        command: Some("/usr/sbin/nginx -c /etc/nginx/nginx.conf".into()),
+        on_check_failure: BTreeMap::from([(READY_CHECK.to_string(), ServiceAction::Restart)]),
+        ..Service::default()
+    };
+    let ready = Check {
+        override_: Override::Replace,
+        level: Some(CheckLevel::Ready),
+        period: Some(GoDuration::from_secs(10)),
+        timeout: Some(GoDuration::from_secs(3)),
+        threshold: Some(3),
+        ..Check::http(format!("http://localhost:{PORT}/health"))
+    };
+    Layer {
+        summary: Some("Synapse NGINX".into()),
+        description: Some("NGINX in front of Synapse, managed by the Synapse charm".into()),
+        services: BTreeMap::from([(SERVICE.to_string(), service)]),
+        checks: BTreeMap::from([(READY_CHECK.to_string(), ready)]),
+        log_targets: BTreeMap::new(),
+    }
+}

@@ -1,0 +1,92 @@
+//! The `synapse` container's Pebble layer: the Synapse service and its checks.
+
+use std::collections::BTreeMap;
+
+use pebble::{Check, CheckLevel, GoDuration, Layer, Override, Service, ServiceAction, Startup};
+
+use super::config::SynapseConfig;
+use super::homeserver::{CLIENT_PORT, CONFIG_PATH};
+
+pub const CONTAINER: &str = "synapse";
+pub const LAYER_LABEL: &str = "synapse";
+pub const SERVICE: &str = "synapse";
+pub const READY_CHECK: &str = "synapse-ready";
+pub const ALIVE_CHECK: &str = "synapse-alive";
+pub const USER: &str = "synapse";
+/// The rock's `synapse` user and group id.
+pub const UID: u32 = 584792;
+
+/// `config_hash` covers every file Synapse reads at start, so a changed file changes
+/// the service's spec and Pebble's replan restarts Synapse exactly once.
+pub fn layer(config: &SynapseConfig, config_hash: &str, proxy: &BTreeMap<String, String>) -> Layer {
+    let mut env = BTreeMap::from([
+        ("SYNAPSE_CONFIG_PATH".to_string(), CONFIG_PATH.to_string()),
+        ("SYNAPSE_CONFIG_HASH".to_string(), config_hash.to_string()),
+    ]);
+    env.extend(proxy.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let service = Service {
+        override_: Override::Replace,
+        summary: Some("Synapse Matrix homeserver".into()),
+        startup: Some(Startup::Enabled),
+        command: Some(format!("/opt/synapse/bin/python -m synapse.app.homeserver --config-path {CONFIG_PATH}")),
+        environment: env,
+        user: Some(USER.into()),
+        group: Some(USER.into()),
+        working_dir: Some("/data".into()),
+        // Restart when the liveness check fails; its thresholds leave a slow first start
+        // (schema creation) many minutes before that happens.
+        on_check_failure: BTreeMap::from([(ALIVE_CHECK.to_string(), ServiceAction::Restart)]),
+        ..Service::default()
+    };
+    let alive = &config.experimental_alive_check;
+    let ready = Check {
+        override_: Override::Replace,
+        level: Some(CheckLevel::Ready),
+        period: Some(GoDuration::from_secs(10)),
+        timeout: Some(GoDuration::from_secs(5)),
+        threshold: Some(3),
+        ..Check::http(format!("http://localhost:{CLIENT_PORT}/health"))
+    };
+    // No `level: alive`: that would drive the Kubernetes liveness probe, and a failure
+    // would restart the whole container (losing Pebble's layers) instead of Synapse.
+    let alive_check = Check {
+        override_: Override::Replace,
+        period: Some(alive.period),
+        timeout: Some(alive.timeout),
+        threshold: Some(alive.threshold),
+        ..Check::tcp(CLIENT_PORT)
+    };
+    Layer {
+        summary: Some("Synapse".into()),
+        description: Some("Synapse homeserver, managed by the Synapse charm".into()),
+        services: BTreeMap::from([(SERVICE.to_string(), service)]),
+        checks: BTreeMap::from([(READY_CHECK.to_string(), ready), (ALIVE_CHECK.to_string(), alive_check)]),
+        log_targets: BTreeMap::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layer_shape() {
+        let m = serde_json::json!({"server_name": "example.com", "experimental_alive_check": "1m,4,10s"});
+        let serde_json::Value::Object(m) = m else { unreachable!() };
+        let c = SynapseConfig::from_juju(&m).unwrap();
+        let l = layer(&c, "abc", &BTreeMap::new());
+        let svc = &l.services["synapse"];
+        assert_eq!(svc.startup, Some(Startup::Enabled));
+        assert_eq!(svc.user.as_deref(), Some("synapse"));
+        assert_eq!(svc.environment["SYNAPSE_CONFIG_HASH"], "abc");
+        assert!(svc.command.as_deref().unwrap().ends_with("--config-path /data/homeserver.yaml"));
+        let alive = &l.checks["synapse-alive"];
+        assert_eq!(alive.level, None);
+        assert_eq!(alive.period.unwrap().to_string(), "1m0s");
+        assert_eq!(alive.threshold, Some(4));
+        assert_eq!(l.checks["synapse-ready"].level, Some(CheckLevel::Ready));
+        // Only fields Pebble knows, no empty ones.
+        let yaml = l.to_yaml().unwrap();
+        assert!(!yaml.contains("after") && !yaml.contains("null"), "{yaml}");
+    }
+}

@@ -1,0 +1,77 @@
+//! The Pebble side: what the reconcile needs from a workload container, as a trait,
+//! with the real implementation over Pebble's unix socket.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use pebble::{CheckInfo, Client, Layer, PushOptions, ServiceInfo};
+
+/// Where Juju exposes each workload container's Pebble socket to the charm container.
+pub const SOCKETS_DIR: &str = "/charm/containers";
+
+pub type PebbleResult<T> = Result<T, pebble::Error>;
+
+pub trait Workload {
+    fn name(&self) -> &str;
+    fn plan(&self) -> PebbleResult<Layer>;
+    fn add_layer(&self, label: &str, layer: &Layer) -> PebbleResult<()>;
+    fn replan(&self) -> PebbleResult<()>;
+    fn stop(&self, services: &[&str]) -> PebbleResult<()>;
+    /// File content, or `None` when the file does not exist.
+    fn pull(&self, path: &str) -> PebbleResult<Option<Vec<u8>>>;
+    fn push(&self, path: &str, content: &[u8], opts: &PushOptions) -> PebbleResult<()>;
+    fn services(&self) -> PebbleResult<Vec<ServiceInfo>>;
+    fn checks(&self) -> PebbleResult<Vec<CheckInfo>>;
+}
+
+/// A container reached through its Pebble socket.
+pub struct PebbleWorkload {
+    name: String,
+    client: Client,
+}
+
+const CHANGE_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl PebbleWorkload {
+    pub fn new(name: &str) -> Self {
+        let socket = PathBuf::from(SOCKETS_DIR).join(name).join("pebble.socket");
+        Self {
+            name: name.to_string(),
+            client: Client::new(socket),
+        }
+    }
+}
+
+impl Workload for PebbleWorkload {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn plan(&self) -> PebbleResult<Layer> {
+        self.client.plan()
+    }
+    fn add_layer(&self, label: &str, layer: &Layer) -> PebbleResult<()> {
+        self.client.add_layer(label, layer, true)
+    }
+    fn replan(&self) -> PebbleResult<()> {
+        self.client.replan(CHANGE_TIMEOUT).map(drop)
+    }
+    fn stop(&self, services: &[&str]) -> PebbleResult<()> {
+        self.client.stop(services, CHANGE_TIMEOUT).map(drop)
+    }
+    fn pull(&self, path: &str) -> PebbleResult<Option<Vec<u8>>> {
+        match self.client.pull(path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+    fn push(&self, path: &str, content: &[u8], opts: &PushOptions) -> PebbleResult<()> {
+        self.client.push(path, content, opts)
+    }
+    fn services(&self) -> PebbleResult<Vec<ServiceInfo>> {
+        self.client.services(&[])
+    }
+    fn checks(&self) -> PebbleResult<Vec<CheckInfo>> {
+        self.client.checks(None, &[])
+    }
+}
