@@ -14,7 +14,9 @@ pub struct PodWorkloads {
 
 impl Default for PodWorkloads {
     fn default() -> Self {
-        Self { data_dir: PathBuf::from("/data") }
+        Self {
+            data_dir: PathBuf::from("/data"),
+        }
     }
 }
 
@@ -42,7 +44,11 @@ pub enum DispatchError {
 }
 
 /// Runs one dispatch against the given hook tools and workloads.
-pub fn dispatch(ctx: &HookContext, tools: &dyn HookTools, workloads: &dyn Workloads) -> Result<(), DispatchError> {
+pub fn dispatch(
+    ctx: &HookContext,
+    tools: &dyn HookTools,
+    workloads: &dyn Workloads,
+) -> Result<(), DispatchError> {
     tracing::debug!(event = %ctx.event.name(), unit = %ctx.unit_name, "dispatch");
     match &ctx.event {
         Event::Unknown { path } => {

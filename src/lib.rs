@@ -6,5 +6,7 @@ pub mod juju;
 pub mod nginx;
 pub mod reconcile;
 pub mod synapse;
+#[cfg(test)]
+pub mod testing;
 pub mod util;
 pub mod workload;

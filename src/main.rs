@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+use tracing_subscriber::fmt::writer::MakeWriterExt;
+
 use synapse_k8s_charm::charm;
 use synapse_k8s_charm::juju::{event::ProcessEnv, process::ProcessTools, CachedTools, HookContext};
 
@@ -11,7 +13,12 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        // Juju records stdout at DEBUG and stderr at WARNING: route by severity.
+        .with_writer(
+            std::io::stderr
+                .with_max_level(tracing::Level::WARN)
+                .or_else(std::io::stdout),
+        )
         .with_ansi(false)
         .without_time()
         .init();

@@ -51,21 +51,44 @@ enum Progress {
 }
 
 fn pebble_err(container: &str) -> impl Fn(pebble::Error) -> ReconcileError + '_ {
-    move |source| ReconcileError::Pebble { container: container.to_string(), source }
+    move |source| ReconcileError::Pebble {
+        container: container.to_string(),
+        source,
+    }
 }
 
-/// Gets the keys: the leader creates them once; every unit reads them from the secret.
-fn synapse_keys(tools: &dyn HookTools, leader: bool, peer: Option<&RelationId>, app: &str) -> Result<Option<SynapseKeys>, ReconcileError> {
+/// Gets the keys: the leader creates them once; every unit reads them from the secret,
+/// whose URI the leader publishes in the peer relation's application databag.
+fn synapse_keys(
+    tools: &dyn HookTools,
+    leader: bool,
+    app: &str,
+) -> Result<Option<SynapseKeys>, ReconcileError> {
+    let peer = || -> Result<Option<RelationId>, ReconcileError> {
+        Ok(tools.relation_ids(PEER_ENDPOINT)?.into_iter().next())
+    };
     if leader {
         match tools.secret_get(None, Some(keys::SECRET_LABEL), SecretRead::Pinned) {
             Ok(content) => {
                 let keys = SynapseKeys::from_content(&content)?;
-                if let Some(rel) = peer {
-                    let bag = tools.relation_get(rel, app, true)?;
-                    if !bag.contains_key(KEYS_SECRET_KEY) {
+                // Leadership may have come before the peer relation existed (or moved):
+                // make sure the other units can find the secret.
+                if let Some(rel) = peer()? {
+                    if !tools
+                        .relation_get(&rel, app, true)?
+                        .contains_key(KEYS_SECRET_KEY)
+                    {
                         if let Some(info) = tools.secret_info_by_label(keys::SECRET_LABEL)? {
-                            let uri = if info.id.starts_with("secret:") { info.id } else { format!("secret:{}", info.id) };
-                            tools.relation_set(rel, true, &BTreeMap::from([(KEYS_SECRET_KEY.to_string(), uri)]))?;
+                            let uri = if info.id.starts_with("secret:") {
+                                info.id
+                            } else {
+                                format!("secret:{}", info.id)
+                            };
+                            tools.relation_set(
+                                &rel,
+                                true,
+                                &BTreeMap::from([(KEYS_SECRET_KEY.to_string(), uri)]),
+                            )?;
                         }
                     }
                 }
@@ -73,19 +96,30 @@ fn synapse_keys(tools: &dyn HookTools, leader: bool, peer: Option<&RelationId>, 
             }
             Err(e) if e.kind == ToolErrorKind::NotFound => {
                 let keys = SynapseKeys::generate()?;
-                let uri = tools.secret_add(&keys.to_content(), keys::SECRET_LABEL, "Synapse signing key and shared secrets", SecretOwner::Application)?;
+                let uri = tools.secret_add(
+                    &keys.to_content(),
+                    keys::SECRET_LABEL,
+                    "Synapse signing key and shared secrets",
+                    SecretOwner::Application,
+                )?;
                 tracing::info!("generated Synapse's keys and stored them in {uri}");
-                if let Some(rel) = peer {
-                    tools.relation_set(rel, true, &BTreeMap::from([(KEYS_SECRET_KEY.to_string(), uri)]))?;
+                if let Some(rel) = peer()? {
+                    tools.relation_set(
+                        &rel,
+                        true,
+                        &BTreeMap::from([(KEYS_SECRET_KEY.to_string(), uri)]),
+                    )?;
                 }
                 Ok(Some(keys))
             }
             Err(e) => Err(e.into()),
         }
     } else {
-        let Some(rel) = peer else { return Ok(None) };
-        let bag = tools.relation_get(rel, app, true)?;
-        let Some(uri) = bag.get(KEYS_SECRET_KEY) else { return Ok(None) };
+        let Some(rel) = peer()? else { return Ok(None) };
+        let bag = tools.relation_get(&rel, app, true)?;
+        let Some(uri) = bag.get(KEYS_SECRET_KEY) else {
+            return Ok(None);
+        };
         let content = tools.secret_get(Some(uri), None, SecretRead::Pinned)?;
         Ok(Some(SynapseKeys::from_content(&content)?))
     }
@@ -108,9 +142,20 @@ fn proxy_env(ctx: &HookContext) -> BTreeMap<String, String> {
 }
 
 /// Adds the layer and replans if the plan differs from it. Returns whether anything changed.
-fn apply_layer(w: &dyn Workload, plan: &Layer, label: &str, desired: &Layer) -> Result<bool, pebble::Error> {
-    let same = desired.services.iter().all(|(n, s)| plan.services.get(n) == Some(s))
-        && desired.checks.iter().all(|(n, c)| plan.checks.get(n) == Some(c));
+fn apply_layer(
+    w: &dyn Workload,
+    plan: &Layer,
+    label: &str,
+    desired: &Layer,
+) -> Result<bool, pebble::Error> {
+    let same = desired
+        .services
+        .iter()
+        .all(|(n, s)| plan.services.get(n) == Some(s))
+        && desired
+            .checks
+            .iter()
+            .all(|(n, c)| plan.checks.get(n) == Some(c));
     if same {
         return Ok(false);
     }
@@ -119,8 +164,16 @@ fn apply_layer(w: &dyn Workload, plan: &Layer, label: &str, desired: &Layer) -> 
     Ok(true)
 }
 
-fn service_state(w: &dyn Workload, service: &str, ready_check: &str, what: &str) -> Result<Progress, pebble::Error> {
-    let running = w.services()?.iter().any(|s| s.name == service && s.is_running());
+fn service_state(
+    w: &dyn Workload,
+    service: &str,
+    ready_check: &str,
+    what: &str,
+) -> Result<Progress, pebble::Error> {
+    let running = w
+        .services()?
+        .iter()
+        .any(|s| s.name == service && s.is_running());
     if !running {
         return Ok(Progress::Waiting(format!("Waiting for {what} to start")));
     }
@@ -129,7 +182,9 @@ fn service_state(w: &dyn Workload, service: &str, ready_check: &str, what: &str)
         .iter()
         .any(|c| c.name == ready_check && c.status == CheckStatus::Up && c.successes > 0);
     if !ready {
-        return Ok(Progress::Waiting(format!("{what} is starting (waiting for its ready check)")));
+        return Ok(Progress::Waiting(format!(
+            "{what} is starting (waiting for its ready check)"
+        )));
     }
     Ok(Progress::Ready)
 }
@@ -138,7 +193,13 @@ fn not_reachable(container: &str) -> Progress {
     Progress::Waiting(format!("Waiting for Pebble in the {container} container"))
 }
 
-fn reconcile_synapse(ctx: &HookContext, w: &dyn Workload, workloads: &dyn Workloads, config: &SynapseConfig, keys: &SynapseKeys) -> Result<Progress, ReconcileError> {
+fn reconcile_synapse(
+    ctx: &HookContext,
+    w: &dyn Workload,
+    workloads: &dyn Workloads,
+    config: &SynapseConfig,
+    keys: &SynapseKeys,
+) -> Result<Progress, ReconcileError> {
     let err = pebble_err(synapse_layer::CONTAINER);
     let plan = match w.plan() {
         Ok(p) => p,
@@ -146,9 +207,23 @@ fn reconcile_synapse(ctx: &HookContext, w: &dyn Workload, workloads: &dyn Worklo
         Err(e) => return Err(err(e)),
     };
     let files = [
-        (homeserver::CONFIG_PATH.to_string(), homeserver::render(&HomeserverInputs { config, keys, database: Database::Sqlite, ingress_url: None })),
-        (homeserver::LOG_CONFIG_PATH.to_string(), homeserver::log_config()),
-        (homeserver::signing_key_path(&config.server_name), keys.signing_key.clone()),
+        (
+            homeserver::CONFIG_PATH.to_string(),
+            homeserver::render(&HomeserverInputs {
+                config,
+                keys,
+                database: Database::Sqlite,
+                ingress_url: None,
+            }),
+        ),
+        (
+            homeserver::LOG_CONFIG_PATH.to_string(),
+            homeserver::log_config(),
+        ),
+        (
+            homeserver::signing_key_path(&config.server_name),
+            keys.signing_key.clone(),
+        ),
     ];
     let hash = fnv1a_hex(files.iter().flat_map(|(p, c)| [p.as_bytes(), c.as_bytes()]));
     let desired = synapse_layer::layer(config, &hash, &proxy_env(ctx));
@@ -156,7 +231,10 @@ fn reconcile_synapse(ctx: &HookContext, w: &dyn Workload, workloads: &dyn Worklo
     if current != desired.services.get(synapse_layer::SERVICE) {
         // Something Synapse reads will change: first make sure the server name is not.
         let existing = w.pull(homeserver::CONFIG_PATH).map_err(&err)?;
-        if let Some(old) = existing.as_deref().and_then(|b| homeserver::existing_server_name(&String::from_utf8_lossy(b))) {
+        if let Some(old) = existing
+            .as_deref()
+            .and_then(|b| homeserver::existing_server_name(&String::from_utf8_lossy(b)))
+        {
             if old != config.server_name {
                 return Ok(Progress::Blocked(format!(
                     "server_name cannot change from {old:?} to {:?}: Synapse's database is bound to it; restore it with `juju config {} server_name={old}`",
@@ -164,13 +242,26 @@ fn reconcile_synapse(ctx: &HookContext, w: &dyn Workload, workloads: &dyn Worklo
                 )));
             }
         }
-        workloads.own_data_dir(synapse_layer::UID).map_err(ReconcileError::Data)?;
-        let secret_file = PushOptions { permissions: Some(0o600), user: Some(synapse_layer::USER.into()), group: Some(synapse_layer::USER.into()), make_dirs: true, ..Default::default() };
+        workloads
+            .own_data_dir(synapse_layer::UID)
+            .map_err(ReconcileError::Data)?;
+        let secret_file = PushOptions {
+            permissions: Some(0o600),
+            user: Some(synapse_layer::USER.into()),
+            group: Some(synapse_layer::USER.into()),
+            make_dirs: true,
+            ..Default::default()
+        };
         for (path, content) in &files {
-            let current = if path == homeserver::CONFIG_PATH { existing.clone() } else { w.pull(path).map_err(&err)? };
+            let current = if path == homeserver::CONFIG_PATH {
+                existing.clone()
+            } else {
+                w.pull(path).map_err(&err)?
+            };
             if current.as_deref() != Some(content.as_bytes()) {
                 tracing::info!(path, "writing");
-                w.push(path, content.as_bytes(), &secret_file).map_err(&err)?;
+                w.push(path, content.as_bytes(), &secret_file)
+                    .map_err(&err)?;
             }
         }
     }
@@ -178,18 +269,33 @@ fn reconcile_synapse(ctx: &HookContext, w: &dyn Workload, workloads: &dyn Worklo
         Ok(changed) => {
             if changed {
                 tracing::info!("Synapse's layer changed: replanned");
-            } else if !w.services().map_err(&err)?.iter().any(|s| s.name == synapse_layer::SERVICE && s.is_running()) {
+            } else if !w
+                .services()
+                .map_err(&err)?
+                .iter()
+                .any(|s| s.name == synapse_layer::SERVICE && s.is_running())
+            {
                 // Present but not running (stopped by hand, or failed): start it again.
                 w.replan().map_err(&err)?;
             }
         }
-        Err(pebble::Error::Change { err: msg, task_logs, .. }) => {
+        Err(pebble::Error::Change {
+            err: msg,
+            task_logs,
+            ..
+        }) => {
             tracing::error!("Synapse failed to start: {msg}\n{}", task_logs.join("\n"));
             return Ok(Progress::Blocked("Synapse failed to start; see `juju debug-log` and the synapse container's Pebble logs".into()));
         }
         Err(e) => return Err(err(e)),
     }
-    service_state(w, synapse_layer::SERVICE, synapse_layer::READY_CHECK, "Synapse").map_err(&err)
+    service_state(
+        w,
+        synapse_layer::SERVICE,
+        synapse_layer::READY_CHECK,
+        "Synapse",
+    )
+    .map_err(&err)
 }
 
 fn reconcile_nginx(w: &dyn Workload) -> Result<Progress, ReconcileError> {
@@ -203,7 +309,9 @@ fn reconcile_nginx(w: &dyn Workload) -> Result<Progress, ReconcileError> {
         Ok(_) => {}
         Err(pebble::Error::Change { err: msg, .. }) => {
             tracing::error!("NGINX failed to start: {msg}");
-            return Ok(Progress::Blocked("NGINX failed to start; see the synapse-nginx container's Pebble logs".into()));
+            return Ok(Progress::Blocked(
+                "NGINX failed to start; see the synapse-nginx container's Pebble logs".into(),
+            ));
         }
         Err(e) => return Err(err(e)),
     }
@@ -211,15 +319,20 @@ fn reconcile_nginx(w: &dyn Workload) -> Result<Progress, ReconcileError> {
 }
 
 /// One full reconcile. Expected problems become a status; unexpected ones an error.
-pub fn reconcile(ctx: &HookContext, tools: &dyn HookTools, workloads: &dyn Workloads) -> Result<Status, ReconcileError> {
+pub fn reconcile(
+    ctx: &HookContext,
+    tools: &dyn HookTools,
+    workloads: &dyn Workloads,
+) -> Result<Status, ReconcileError> {
     let config = match SynapseConfig::from_juju(&tools.config_get()?) {
         Ok(c) => c,
         Err(e) => return Ok(Status::blocked(e.to_string())),
     };
     let leader = tools.is_leader()?;
-    let peer = tools.relation_ids(PEER_ENDPOINT)?.into_iter().next();
-    let Some(keys) = synapse_keys(tools, leader, peer.as_ref(), &ctx.app_name)? else {
-        return Ok(Status::waiting("Waiting for the leader to create Synapse's keys"));
+    let Some(keys) = synapse_keys(tools, leader, &ctx.app_name)? else {
+        return Ok(Status::waiting(
+            "Waiting for the leader to create Synapse's keys",
+        ));
     };
     let synapse = workloads.container(synapse_layer::CONTAINER);
     let nginx_w = workloads.container(nginx::CONTAINER);
@@ -232,9 +345,223 @@ pub fn reconcile(ctx: &HookContext, tools: &dyn HookTools, workloads: &dyn Workl
             return Ok(Status::blocked(m.clone()));
         }
     }
-    let waiting: Vec<&str> = results.iter().filter_map(|r| match r { Progress::Waiting(m) => Some(m.as_str()), _ => None }).collect();
+    let waiting: Vec<&str> = results
+        .iter()
+        .filter_map(|r| match r {
+            Progress::Waiting(m) => Some(m.as_str()),
+            _ => None,
+        })
+        .collect();
     if !waiting.is_empty() {
         return Ok(Status::waiting(waiting.join("; ")));
     }
     Ok(Status::active())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::juju::event::Event;
+    use crate::testing::{FakePebble, FakePod, FakeTools};
+    use serde_json::json;
+
+    fn ctx() -> HookContext {
+        HookContext {
+            unit_name: "synapse/0".into(),
+            app_name: "synapse".into(),
+            unit_number: 0,
+            model_name: "m".into(),
+            model_uuid: "u".into(),
+            juju_version: None,
+            event: Event::ConfigChanged,
+            http_proxy: None,
+            https_proxy: None,
+            no_proxy: None,
+        }
+    }
+
+    fn tools(config: serde_json::Value) -> FakeTools {
+        let serde_json::Value::Object(config) = config else {
+            unreachable!()
+        };
+        FakeTools {
+            config,
+            leader: true,
+            relations: BTreeMap::from([(
+                RelationId {
+                    endpoint: PEER_ENDPOINT.into(),
+                    id: 0,
+                },
+                BTreeMap::new(),
+            )]),
+            ..Default::default()
+        }
+    }
+
+    fn pod() -> FakePod {
+        FakePod {
+            synapse: FakePebble::up(),
+            nginx: FakePebble::up(),
+        }
+    }
+
+    #[test]
+    fn first_reconcile_creates_keys_writes_files_and_starts_both() {
+        let t = tools(json!({"server_name": "example.com"}));
+        let p = pod();
+        let status = reconcile(&ctx(), &t, &p).unwrap();
+        assert_eq!(status, Status::active());
+        assert_eq!(t.secrets.borrow().len(), 1, "keys secret created");
+        assert!(
+            t.sets
+                .borrow()
+                .iter()
+                .any(|(_, app, d)| *app && d.contains_key(KEYS_SECRET_KEY)),
+            "URI shared with peers"
+        );
+        let pushes = p.synapse.pushes.borrow().clone();
+        assert_eq!(
+            pushes,
+            vec![
+                "/data/homeserver.yaml",
+                "/data/log.config",
+                "/data/example.com.signing.key"
+            ]
+        );
+        assert_eq!(*p.synapse.restarts.borrow(), 1);
+        assert_eq!(*p.nginx.restarts.borrow(), 1);
+    }
+
+    #[test]
+    fn unchanged_state_means_no_writes_no_layers_no_restarts() {
+        let t = tools(json!({"server_name": "example.com"}));
+        let p = pod();
+        reconcile(&ctx(), &t, &p).unwrap();
+        t.calls.borrow_mut().clear();
+        reconcile(&ctx(), &t, &p).unwrap();
+        assert_eq!(p.synapse.pushes.borrow().len(), 3, "no new pushes");
+        assert_eq!(*p.synapse.layers_added.borrow(), 1);
+        assert_eq!(*p.nginx.layers_added.borrow(), 1);
+        assert_eq!(*p.synapse.restarts.borrow(), 1);
+        // Steady state reads: config, leadership, keys, peer bag.
+        assert_eq!(
+            t.calls.borrow().clone(),
+            vec![
+                "config-get",
+                "is-leader",
+                "secret-get",
+                "relation-ids",
+                "relation-get"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_config_change_rewrites_homeserver_yaml_and_restarts_once() {
+        let mut t = tools(json!({"server_name": "example.com"}));
+        let p = pod();
+        reconcile(&ctx(), &t, &p).unwrap();
+        t.config
+            .insert("enable_room_list_search".into(), json!(false));
+        reconcile(&ctx(), &t, &p).unwrap();
+        let pushes = p.synapse.pushes.borrow().clone();
+        assert_eq!(pushes.len(), 4);
+        assert_eq!(pushes[3], "/data/homeserver.yaml", "only the changed file");
+        assert_eq!(*p.synapse.restarts.borrow(), 2);
+        assert_eq!(*p.nginx.restarts.borrow(), 1);
+        assert!(
+            String::from_utf8_lossy(&p.synapse.files.borrow()["/data/homeserver.yaml"])
+                .contains("enable_room_list_search: false")
+        );
+    }
+
+    #[test]
+    fn changing_server_name_blocks_and_changes_nothing() {
+        let mut t = tools(json!({"server_name": "example.com"}));
+        let p = pod();
+        reconcile(&ctx(), &t, &p).unwrap();
+        t.config.insert("server_name".into(), json!("other.org"));
+        let status = reconcile(&ctx(), &t, &p).unwrap();
+        assert_eq!(status.kind, crate::juju::StatusKind::Blocked);
+        assert!(
+            status
+                .message
+                .contains("server_name cannot change from \"example.com\" to \"other.org\""),
+            "{}",
+            status.message
+        );
+        assert!(status
+            .message
+            .contains("juju config synapse server_name=example.com"));
+        assert_eq!(p.synapse.pushes.borrow().len(), 3);
+        assert_eq!(*p.synapse.restarts.borrow(), 1);
+    }
+
+    #[test]
+    fn unreachable_containers_wait() {
+        let t = tools(json!({"server_name": "example.com"}));
+        let p = FakePod {
+            synapse: FakePebble::default(),
+            nginx: FakePebble::up(),
+        };
+        let status = reconcile(&ctx(), &t, &p).unwrap();
+        assert_eq!(
+            status,
+            Status::waiting("Waiting for Pebble in the synapse container")
+        );
+    }
+
+    #[test]
+    fn starting_synapse_is_reported_as_waiting() {
+        let t = tools(json!({"server_name": "example.com"}));
+        let mut p = pod();
+        p.synapse.ready = false;
+        let status = reconcile(&ctx(), &t, &p).unwrap();
+        assert_eq!(
+            status,
+            Status::waiting("Synapse is starting (waiting for its ready check)")
+        );
+    }
+
+    #[test]
+    fn non_leader_waits_for_keys_then_uses_the_leaders() {
+        let mut t = tools(json!({"server_name": "example.com"}));
+        t.leader = false;
+        let p = pod();
+        assert_eq!(
+            reconcile(&ctx(), &t, &p).unwrap(),
+            Status::waiting("Waiting for the leader to create Synapse's keys")
+        );
+        let keys = SynapseKeys::generate().unwrap();
+        t.secrets.borrow_mut().insert(
+            "secret:k".into(),
+            ("synapse-keys".into(), keys.to_content()),
+        );
+        let rel = RelationId {
+            endpoint: PEER_ENDPOINT.into(),
+            id: 0,
+        };
+        t.relations.insert(
+            rel,
+            BTreeMap::from([(
+                "synapse".to_string(),
+                BTreeMap::from([(KEYS_SECRET_KEY.to_string(), "secret:k".to_string())]),
+            )]),
+        );
+        assert_eq!(reconcile(&ctx(), &t, &p).unwrap(), Status::active());
+        assert_eq!(
+            p.synapse.files.borrow()["/data/example.com.signing.key"],
+            keys.signing_key.as_bytes()
+        );
+    }
+
+    #[test]
+    fn invalid_config_touches_nothing() {
+        let t = tools(json!({}));
+        let p = pod();
+        let status = reconcile(&ctx(), &t, &p).unwrap();
+        assert_eq!(status.kind, crate::juju::StatusKind::Blocked);
+        assert!(p.synapse.pushes.borrow().is_empty());
+        assert_eq!(*p.nginx.layers_added.borrow(), 0);
+    }
 }

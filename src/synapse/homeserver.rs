@@ -81,23 +81,37 @@ pub fn render(inp: &HomeserverInputs) -> String {
     put("max_upload_size", json!("50M"));
     put("url_preview_enabled", json!(false));
     put("signing_key_path", json!(signing_key_path(&c.server_name)));
-    put("registration_shared_secret", json!(inp.keys.registration_shared_secret));
+    put(
+        "registration_shared_secret",
+        json!(inp.keys.registration_shared_secret),
+    );
     put("macaroon_secret_key", json!(inp.keys.macaroon_secret_key));
     put("form_secret", json!(inp.keys.form_secret));
     put("serve_server_wellknown", json!(true));
     put("forgotten_room_retention_period", json!("28d"));
-    put("media_retention", json!({"remote_media_lifetime": "14d", "local_media_lifetime": "28d"}));
+    put(
+        "media_retention",
+        json!({"remote_media_lifetime": "14d", "local_media_lifetime": "28d"}),
+    );
     put("delete_stale_devices_after", json!("1y"));
     put(
         "rc_joins",
         json!({"remote": {"per_second": c.rc_joins_remote_per_second, "burst_count": c.rc_joins_remote_burst_count}}),
     );
     if c.trusted_key_servers.is_empty() {
-        put("trusted_key_servers", json!([{"server_name": "matrix.org"}]));
+        put(
+            "trusted_key_servers",
+            json!([{"server_name": "matrix.org"}]),
+        );
     } else {
         put(
             "trusted_key_servers",
-            Value::Array(c.trusted_key_servers.iter().map(|s| json!({"server_name": s})).collect()),
+            Value::Array(
+                c.trusted_key_servers
+                    .iter()
+                    .map(|s| json!({"server_name": s}))
+                    .collect(),
+            ),
         );
     }
     put("suppress_key_server_warning", json!(true));
@@ -114,13 +128,19 @@ pub fn render(inp: &HomeserverInputs) -> String {
         put("allow_public_rooms_over_federation", json!(true));
     }
     if !c.federation_domain_whitelist.is_empty() {
-        put("federation_domain_whitelist", csv(&c.federation_domain_whitelist));
+        put(
+            "federation_domain_whitelist",
+            csv(&c.federation_domain_whitelist),
+        );
     }
     if !c.ip_range_whitelist.is_empty() {
         put("ip_range_whitelist", csv(&c.ip_range_whitelist));
     }
     if let Some(complexity) = c.limit_remote_rooms_complexity {
-        put("limit_remote_rooms", json!({"enabled": true, "complexity": complexity}));
+        put(
+            "limit_remote_rooms",
+            json!({"enabled": true, "complexity": complexity}),
+        );
     }
     if !c.publish_rooms_allowlist.is_empty() {
         let mut rules: Vec<Value> = c
@@ -131,15 +151,23 @@ pub fn render(inp: &HomeserverInputs) -> String {
         rules.push(json!({"user_id": "*", "alias": "*", "room_id": "*", "action": "deny"}));
         put("room_list_publication_rules", Value::Array(rules));
     }
-    if c.invite_checker_blocklist_allowlist_url.is_some() || !c.invite_checker_policy_rooms.is_empty() {
+    if c.invite_checker_blocklist_allowlist_url.is_some()
+        || !c.invite_checker_policy_rooms.is_empty()
+    {
         let mut cfg = Map::new();
         if let Some(u) = &c.invite_checker_blocklist_allowlist_url {
             cfg.insert("blocklist_allowlist_url".into(), json!(u));
         }
         if !c.invite_checker_policy_rooms.is_empty() {
-            cfg.insert("policy_room_ids".into(), csv(&c.invite_checker_policy_rooms));
+            cfg.insert(
+                "policy_room_ids".into(),
+                csv(&c.invite_checker_policy_rooms),
+            );
         }
-        put("modules", json!([{"module": "synapse_invite_checker.InviteChecker", "config": cfg}]));
+        put(
+            "modules",
+            json!([{"module": "synapse_invite_checker.InviteChecker", "config": cfg}]),
+        );
     }
     let doc = serde_saphyr::to_string(&Value::Object(hs)).unwrap_or_default();
     format!("# Rendered by the Synapse charm. Changes made here are overwritten.\n{doc}")
@@ -188,7 +216,9 @@ mod tests {
         if let (Value::Object(b), Value::Object(e)) = (&mut base, extra) {
             b.extend(e);
         }
-        let Value::Object(m) = base else { unreachable!() };
+        let Value::Object(m) = base else {
+            unreachable!()
+        };
         SynapseConfig::from_juju(&m).unwrap()
     }
 
@@ -204,7 +234,12 @@ mod tests {
     fn render_value(extra: Value) -> Value {
         let c = config(extra);
         let k = keys();
-        let text = render(&HomeserverInputs { config: &c, keys: &k, database: Database::Sqlite, ingress_url: None });
+        let text = render(&HomeserverInputs {
+            config: &c,
+            keys: &k,
+            database: Database::Sqlite,
+            ingress_url: None,
+        });
         serde_saphyr::from_str(&text).unwrap()
     }
 
@@ -224,14 +259,28 @@ mod tests {
         assert_eq!(v["signing_key_path"], "/data/example.com.signing.key");
         assert_eq!(v["registration_shared_secret"], "reg");
         assert_eq!(v["log_config"], "/data/log.config");
-        assert_eq!(v["trusted_key_servers"], json!([{"server_name": "matrix.org"}]));
+        assert_eq!(
+            v["trusted_key_servers"],
+            json!([{"server_name": "matrix.org"}])
+        );
         assert_eq!(v["rc_joins"]["remote"]["burst_count"], 10);
         assert_eq!(v["rc_joins"]["remote"]["per_second"], 0.01);
         assert_eq!(v["serve_server_wellknown"], true);
-        for absent in ["password_config", "enable_room_list_search", "ip_range_whitelist", "modules",
-            "room_list_publication_rules", "limit_remote_rooms", "block_non_admin_invites",
-            "federation_domain_whitelist", "allow_public_rooms_over_federation"] {
-            assert!(v.get(absent).is_none(), "{absent} should not be rendered by default");
+        for absent in [
+            "password_config",
+            "enable_room_list_search",
+            "ip_range_whitelist",
+            "modules",
+            "room_list_publication_rules",
+            "limit_remote_rooms",
+            "block_non_admin_invites",
+            "federation_domain_whitelist",
+            "allow_public_rooms_over_federation",
+        ] {
+            assert!(
+                v.get(absent).is_none(),
+                "{absent} should not be rendered by default"
+            );
         }
     }
 
@@ -262,20 +311,44 @@ mod tests {
         assert_eq!(v["allow_public_rooms_over_federation"], true);
         assert_eq!(v["federation_domain_whitelist"], json!(["a.org", "b.org"]));
         assert_eq!(v["ip_range_whitelist"], json!(["10.0.0.0/8"]));
-        assert_eq!(v["limit_remote_rooms"], json!({"enabled": true, "complexity": 1.5}));
-        assert_eq!(v["room_list_publication_rules"][0]["user_id"], "@alice:example.com");
+        assert_eq!(
+            v["limit_remote_rooms"],
+            json!({"enabled": true, "complexity": 1.5})
+        );
+        assert_eq!(
+            v["room_list_publication_rules"][0]["user_id"],
+            "@alice:example.com"
+        );
         assert_eq!(v["room_list_publication_rules"][1]["action"], "deny");
-        assert_eq!(v["trusted_key_servers"], json!([{"server_name": "keys.example.org"}]));
-        assert_eq!(v["modules"][0]["module"], "synapse_invite_checker.InviteChecker");
-        assert_eq!(v["modules"][0]["config"]["policy_room_ids"], json!(["!room:example.com"]));
-        assert_eq!(v["modules"][0]["config"]["blocklist_allowlist_url"], "https://lists.example.com/x.json");
-        assert_eq!(v["rc_joins"]["remote"], json!({"per_second": 0.5, "burst_count": 3}));
+        assert_eq!(
+            v["trusted_key_servers"],
+            json!([{"server_name": "keys.example.org"}])
+        );
+        assert_eq!(
+            v["modules"][0]["module"],
+            "synapse_invite_checker.InviteChecker"
+        );
+        assert_eq!(
+            v["modules"][0]["config"]["policy_room_ids"],
+            json!(["!room:example.com"])
+        );
+        assert_eq!(
+            v["modules"][0]["config"]["blocklist_allowlist_url"],
+            "https://lists.example.com/x.json"
+        );
+        assert_eq!(
+            v["rc_joins"]["remote"],
+            json!({"per_second": 0.5, "burst_count": 3})
+        );
     }
 
     #[test]
     fn ingress_url_is_the_fallback_base_url() {
         let c = config(json!({}));
-        assert_eq!(public_baseurl(&c, Some("http://ingress/model-synapse")), "http://ingress/model-synapse/");
+        assert_eq!(
+            public_baseurl(&c, Some("http://ingress/model-synapse")),
+            "http://ingress/model-synapse/"
+        );
         let c = config(json!({"public_baseurl": "https://x.org/"}));
         assert_eq!(public_baseurl(&c, Some("http://ingress")), "https://x.org/");
     }
@@ -284,9 +357,17 @@ mod tests {
     fn rendering_is_deterministic_and_reads_back_its_server_name() {
         let c = config(json!({}));
         let k = keys();
-        let i = HomeserverInputs { config: &c, keys: &k, database: Database::Sqlite, ingress_url: None };
+        let i = HomeserverInputs {
+            config: &c,
+            keys: &k,
+            database: Database::Sqlite,
+            ingress_url: None,
+        };
         assert_eq!(render(&i), render(&i));
-        assert_eq!(existing_server_name(&render(&i)).as_deref(), Some("example.com"));
+        assert_eq!(
+            existing_server_name(&render(&i)).as_deref(),
+            Some("example.com")
+        );
         assert_eq!(existing_server_name("not: [valid"), None);
     }
 }

@@ -63,7 +63,12 @@ impl SynapseKeys {
     }
 
     pub fn from_content(c: &BTreeMap<String, String>) -> Result<Self, KeysError> {
-        let get = |k: &'static str| c.get(k).cloned().filter(|v| !v.is_empty()).ok_or(KeysError::Missing(k));
+        let get = |k: &'static str| {
+            c.get(k)
+                .cloned()
+                .filter(|v| !v.is_empty())
+                .ok_or(KeysError::Missing(k))
+        };
         let keys = Self {
             registration_shared_secret: get(FIELDS[0])?,
             macaroon_secret_key: get(FIELDS[1])?,
@@ -100,9 +105,15 @@ mod tests {
     fn missing_or_bad_fields_are_reported() {
         let mut c = SynapseKeys::generate().unwrap().to_content();
         c.remove("form-secret");
-        assert!(matches!(SynapseKeys::from_content(&c), Err(KeysError::Missing("form-secret"))));
+        assert!(matches!(
+            SynapseKeys::from_content(&c),
+            Err(KeysError::Missing("form-secret"))
+        ));
         let mut c = SynapseKeys::generate().unwrap().to_content();
         c.insert("signing-key".into(), "rsa x y".into());
-        assert!(matches!(SynapseKeys::from_content(&c), Err(KeysError::BadSigningKey)));
+        assert!(matches!(
+            SynapseKeys::from_content(&c),
+            Err(KeysError::BadSigningKey)
+        ));
     }
 }

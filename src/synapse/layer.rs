@@ -28,7 +28,9 @@ pub fn layer(config: &SynapseConfig, config_hash: &str, proxy: &BTreeMap<String,
         override_: Override::Replace,
         summary: Some("Synapse Matrix homeserver".into()),
         startup: Some(Startup::Enabled),
-        command: Some(format!("/opt/synapse/bin/python -m synapse.app.homeserver --config-path {CONFIG_PATH}")),
+        command: Some(format!(
+            "/opt/synapse/bin/python -m synapse.app.homeserver --config-path {CONFIG_PATH}"
+        )),
         environment: env,
         user: Some(USER.into()),
         group: Some(USER.into()),
@@ -60,7 +62,10 @@ pub fn layer(config: &SynapseConfig, config_hash: &str, proxy: &BTreeMap<String,
         summary: Some("Synapse".into()),
         description: Some("Synapse homeserver, managed by the Synapse charm".into()),
         services: BTreeMap::from([(SERVICE.to_string(), service)]),
-        checks: BTreeMap::from([(READY_CHECK.to_string(), ready), (ALIVE_CHECK.to_string(), alive_check)]),
+        checks: BTreeMap::from([
+            (READY_CHECK.to_string(), ready),
+            (ALIVE_CHECK.to_string(), alive_check),
+        ]),
         log_targets: BTreeMap::new(),
     }
 }
@@ -72,14 +77,20 @@ mod tests {
     #[test]
     fn layer_shape() {
         let m = serde_json::json!({"server_name": "example.com", "experimental_alive_check": "1m,4,10s"});
-        let serde_json::Value::Object(m) = m else { unreachable!() };
+        let serde_json::Value::Object(m) = m else {
+            unreachable!()
+        };
         let c = SynapseConfig::from_juju(&m).unwrap();
         let l = layer(&c, "abc", &BTreeMap::new());
         let svc = &l.services["synapse"];
         assert_eq!(svc.startup, Some(Startup::Enabled));
         assert_eq!(svc.user.as_deref(), Some("synapse"));
         assert_eq!(svc.environment["SYNAPSE_CONFIG_HASH"], "abc");
-        assert!(svc.command.as_deref().unwrap().ends_with("--config-path /data/homeserver.yaml"));
+        assert!(svc
+            .command
+            .as_deref()
+            .unwrap()
+            .ends_with("--config-path /data/homeserver.yaml"));
         let alive = &l.checks["synapse-alive"];
         assert_eq!(alive.level, None);
         assert_eq!(alive.period.unwrap().to_string(), "1m0s");

@@ -20,7 +20,10 @@ mod tests {
     #[test]
     fn stable_and_sensitive() {
         assert_eq!(fnv1a_hex([b"a".as_slice()]), fnv1a_hex([b"a".as_slice()]));
-        assert_ne!(fnv1a_hex([b"ab".as_slice(), b"c"]), fnv1a_hex([b"a".as_slice(), b"bc"]));
+        assert_ne!(
+            fnv1a_hex([b"ab".as_slice(), b"c"]),
+            fnv1a_hex([b"a".as_slice(), b"bc"])
+        );
         assert_eq!(fnv1a_hex(std::iter::empty()), "cbf29ce484222325");
     }
 }

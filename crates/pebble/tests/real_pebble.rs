@@ -563,7 +563,8 @@ fn free_port() -> u16 {
 fn checks_health_start_and_stop() {
     let pebble = Pebble::start();
     let client = pebble.client();
-    let mut down = Check::tcp(free_port());
+    let port = free_port();
+    let mut down = Check::tcp(port);
     down.level = Some(CheckLevel::Alive);
     down.period = Some(GoDuration::from_millis(100));
     down.threshold = Some(1);
@@ -602,23 +603,34 @@ fn checks_health_start_and_stop() {
     assert_eq!(all.len(), 2);
     assert!(all[0].failures >= 1, "{all:?}");
     assert_eq!(all[0].threshold, 1);
-    assert_eq!(all[1].status, CheckStatus::Up, "{all:?}\n{}", pebble.log());
+    assert_eq!(all[1].status, CheckStatus::Up, "{all:?}");
     // On /v1/checks the level filter is exact.
     let alive = client.checks(Some(CheckLevel::Alive), &[]).unwrap();
     assert_eq!(alive.len(), 1);
     assert_eq!(alive[0].name, "down");
 
-    let stopped = client.stop_checks(&["down"]);
-    assert!(stopped.is_ok(), "{stopped:?}\n{}", pebble.log());
-    assert_eq!(stopped.unwrap(), ["down"]);
-    assert!(client.stop_checks(&["down"]).unwrap().is_empty());
+    // Something starts listening: the check recovers, health is back.
+    let _listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    assert!(eventually(Duration::from_secs(10), || {
+        client.health(None, &[]).unwrap_or(false)
+    }));
     assert_eq!(
         client.checks(None, &["down"]).unwrap()[0].status,
+        CheckStatus::Up
+    );
+
+    // Stop/start only a steadily healthy check. Pebble v1.32.1 panics and
+    // EXITS ("change N unexpectedly became unready (Undo)") when stop-checks
+    // hits a check whose perform/recover change has just finished, which
+    // happens readily with a failing short-period check.
+    assert_eq!(client.stop_checks(&["up"]).unwrap(), ["up"]);
+    assert!(client.stop_checks(&["up"]).unwrap().is_empty());
+    assert_eq!(
+        client.checks(None, &["up"]).unwrap()[0].status,
         CheckStatus::Inactive
     );
-    // Inactive checks do not count.
-    assert!(client.health(None, &[]).unwrap());
-    assert_eq!(client.start_checks(&["down"]).unwrap(), ["down"]);
+    assert!(client.health(None, &["up"]).unwrap());
+    assert_eq!(client.start_checks(&["up"]).unwrap(), ["up"]);
     assert!(client.start_checks(&["down", "up"]).unwrap().is_empty());
 
     let (status, _, message) = api_error(client.start_checks(&["nope"]).unwrap_err());

@@ -1,7 +1,7 @@
 //! Runs a real Pebble daemon in a temporary directory for one test.
 //!
 //! The binary is found via `PEBBLE_BIN`, else
-//! `$HOME/.cache/synapse-charm/bin/pebble` (installed by scripts/setup.sh),
+//! `/opt/synapse-charm/bin/pebble` (installed by scripts/setup.sh),
 //! else `pebble` on `PATH`. A missing binary fails the test: these tests are
 //! never skipped silently.
 
@@ -28,11 +28,10 @@ pub fn pebble_bin() -> PathBuf {
         );
         return bin;
     }
-    if let Some(home) = env::var_os("HOME") {
-        let bin = Path::new(&home).join(".cache/synapse-charm/bin/pebble");
-        if bin.is_file() {
-            return bin;
-        }
+    let tools = env::var_os("SYNAPSE_CHARM_TOOLS").unwrap_or_else(|| "/opt/synapse-charm".into());
+    let bin = Path::new(&tools).join("bin/pebble");
+    if bin.is_file() {
+        return bin;
     }
     if let Some(path) = env::var_os("PATH") {
         for dir in env::split_paths(&path) {
@@ -44,7 +43,7 @@ pub fn pebble_bin() -> PathBuf {
     }
     panic!(
         "Pebble binary not found: set PEBBLE_BIN, or run scripts/setup.sh (installs \
-         Pebble v1.32.1 at ~/.cache/synapse-charm/bin/pebble), or put `pebble` on PATH"
+         Pebble v1.32.1 at /opt/synapse-charm/bin/pebble), or put `pebble` on PATH"
     );
 }
 

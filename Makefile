@@ -1,0 +1,47 @@
+# Common tasks. The two entry points an operator or developer needs:
+#   make run    deploy the charm under JujuLocal and serve Synapse on http://localhost:8080
+#   make test   run every test (installs what is missing first)
+
+SHELL := /bin/bash
+CARGO ?= cargo
+TOOLS ?= /opt/synapse-charm
+export SYNAPSE_CHARM_TOOLS := $(TOOLS)
+
+.PHONY: setup build charm run stop test unit-test lint analyse nginx-test bench clean
+
+setup:
+	bash scripts/setup.sh
+
+build:
+	$(CARGO) build --release --workspace
+
+charm: build
+	bash scripts/pack-charm.sh target/release/synapse-k8s-charm
+
+run: setup charm
+	bash scripts/run-local.sh
+
+stop:
+	bash scripts/run-local.sh --stop
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# charmcraft (from PyPI) checks the packed charm the way the Charmhub upload does.
+analyse: charm
+	bash scripts/analyse.sh build/synapse_amd64.charm
+
+nginx-test:
+	bash tests/nginx_config.sh
+
+test: setup
+	$(CARGO) build --workspace --all-targets
+	$(CARGO) test --workspace
+	$(MAKE) nginx-test analyse
+
+bench: setup charm
+	bash scripts/bench.sh
+
+clean:
+	rm -rf build target .jujulocal

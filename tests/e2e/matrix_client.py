@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""A Matrix client for the end-to-end tests, built on matrix-nio (not written here).
+
+Usage (prints one JSON object):
+  matrix_client.py register URL SECRET USER PASSWORD   shared-secret registration
+  matrix_client.py chat URL USER PASSWORD MESSAGE       login, create a room, send, read back
+  matrix_client.py read URL USER PASSWORD ROOM_ID       login and read the room's messages
+  matrix_client.py public-rooms URL USER PASSWORD       publish a room and list the directory
+"""
+import asyncio
+import hashlib
+import hmac
+import json
+import sys
+import urllib.request
+
+from nio import AsyncClient, LoginResponse, RoomCreateResponse, RoomMessagesResponse, RoomSendResponse
+from nio.api import RoomVisibility
+
+
+def register(url, secret, user, password):
+    # Synapse's shared-secret registration: GET a nonce, POST the HMAC-SHA1 of
+    # nonce\0user\0password\0notadmin keyed with the shared secret.
+    base = f"{url}/_synapse/admin/v1/register"
+    nonce = json.load(urllib.request.urlopen(base, timeout=10))["nonce"]
+    mac = hmac.new(secret.encode(), digestmod=hashlib.sha1)
+    for part in (nonce, user, password, "notadmin"):
+        mac.update(part.encode())
+        if part != "notadmin":
+            mac.update(b"\x00")
+    body = json.dumps({"nonce": nonce, "username": user, "password": password,
+                       "admin": False, "mac": mac.hexdigest()}).encode()
+    req = urllib.request.Request(base, data=body, headers={"Content-Type": "application/json"})
+    return json.load(urllib.request.urlopen(req, timeout=30))
+
+
+async def login(url, user, password):
+    client = AsyncClient(url, user)
+    resp = await client.login(password)
+    if not isinstance(resp, LoginResponse):
+        await client.close()
+        raise SystemExit(f"login failed: {resp}")
+    return client
+
+
+async def messages(client, room_id):
+    resp = await client.room_messages(room_id, start="", limit=50)
+    if not isinstance(resp, RoomMessagesResponse):
+        raise SystemExit(f"reading messages failed: {resp}")
+    return [e.body for e in resp.chunk if hasattr(e, "body")]
+
+
+async def chat(url, user, password, message):
+    client = await login(url, user, password)
+    try:
+        room = await client.room_create(name="charm test")
+        if not isinstance(room, RoomCreateResponse):
+            raise SystemExit(f"room creation failed: {room}")
+        sent = await client.room_send(room.room_id, "m.room.message", {"msgtype": "m.text", "body": message})
+        if not isinstance(sent, RoomSendResponse):
+            raise SystemExit(f"sending failed: {sent}")
+        return {"room_id": room.room_id, "event_id": sent.event_id, "messages": await messages(client, room.room_id),
+                "user_id": client.user_id}
+    finally:
+        await client.close()
+
+
+async def read(url, user, password, room_id):
+    client = await login(url, user, password)
+    try:
+        return {"messages": await messages(client, room_id)}
+    finally:
+        await client.close()
+
+
+async def public_rooms(url, user, password):
+    client = await login(url, user, password)
+    try:
+        # A public room is published in the server's room directory.
+        room = await client.room_create(name="public test", visibility=RoomVisibility.public)
+        if not isinstance(room, RoomCreateResponse):
+            raise SystemExit(f"room creation failed: {room}")
+        req = urllib.request.Request(f"{url}/_matrix/client/v3/publicRooms",
+                                     headers={"Authorization": f"Bearer {client.access_token}"})
+        body = json.load(urllib.request.urlopen(req, timeout=10))
+        return {"room_id": room.room_id, "listed": [r["room_id"] for r in body.get("chunk", [])]}
+    finally:
+        await client.close()
+
+
+def main(argv):
+    cmd = argv[1]
+    if cmd == "register":
+        out = register(*argv[2:6])
+    elif cmd == "chat":
+        out = asyncio.run(chat(*argv[2:6]))
+    elif cmd == "read":
+        out = asyncio.run(read(*argv[2:6]))
+    elif cmd == "public-rooms":
+        out = asyncio.run(public_rooms(*argv[2:5]))
+    else:
+        raise SystemExit(f"unknown command {cmd}")
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main(sys.argv)

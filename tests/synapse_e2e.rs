@@ -1,0 +1,217 @@
+//! End to end, under JujuLocal with real Pebble, real Synapse and real NGINX:
+//! deploy, configure, use with a Matrix client, change config, churn the pod.
+
+mod common;
+
+use common::{TestModel, UNIT};
+
+const URL: &str = "http://localhost:8080";
+
+#[test]
+fn deploy_configure_chat_and_survive_churn() {
+    let mut m = TestModel::with_pods();
+    m.deploy(&[("server_name", "chat.example.com")]);
+    m.wait_ready();
+    assert_eq!(
+        m.status(),
+        ("active".to_string(), String::new()),
+        "after deploy"
+    );
+
+    // The entry point answers.
+    assert_eq!(m.http_status(&format!("{URL}/health")), 204);
+    assert!(m
+        .http_get(&format!("{URL}/_matrix/client/versions"))
+        .contains("\"versions\""));
+
+    // A Matrix client registers, logs in, creates a room, sends and reads back.
+    let secret = m.registration_secret();
+    let reg = m.matrix(&["register", URL, &secret, "alice", "correct horse battery"]);
+    assert_eq!(reg["user_id"], "@alice:chat.example.com");
+    let chat = m.matrix(&[
+        "chat",
+        URL,
+        "alice",
+        "correct horse battery",
+        "hello from the charm test",
+    ]);
+    assert!(
+        chat["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b == "hello from the charm test"),
+        "{chat}"
+    );
+    let room_id = chat["room_id"].as_str().unwrap().to_string();
+
+    // Nothing restarts or is rewritten when nothing changed.
+    let synapse_starts = m.starts("synapse", "synapse");
+    let nginx_starts = m.starts("synapse-nginx", "nginx");
+    assert_eq!(synapse_starts, 1);
+    assert_eq!(nginx_starts, 1);
+    let written = std::fs::metadata(m.data("homeserver.yaml"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    m.c.update_status().unwrap();
+    m.c.run(UNIT, jujulocal::HookSpec::hook("config-changed"))
+        .unwrap();
+    m.c.run(UNIT, jujulocal::HookSpec::hook("leader-elected"))
+        .unwrap();
+    m.c.run(
+        UNIT,
+        jujulocal::HookSpec {
+            workload: Some("synapse-nginx".into()),
+            ..jujulocal::HookSpec::hook("synapse-nginx-pebble-ready")
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        m.starts("synapse", "synapse"),
+        1,
+        "no Synapse restart without a change"
+    );
+    assert_eq!(
+        m.starts("synapse-nginx", "nginx"),
+        1,
+        "no NGINX restart without a change"
+    );
+    assert_eq!(
+        std::fs::metadata(m.data("homeserver.yaml"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        written,
+        "no file write without a change"
+    );
+
+    // A config change restarts Synapse exactly once, and its effect is visible.
+    let before = m.matrix(&["public-rooms", URL, "alice", "correct horse battery"]);
+    assert!(
+        before["listed"]
+            .as_array()
+            .unwrap()
+            .contains(&before["room_id"]),
+        "{before}"
+    );
+    m.config(&[("enable_room_list_search", "false")]);
+    m.wait_ready();
+    assert_eq!(
+        m.starts("synapse", "synapse"),
+        2,
+        "one restart for one change"
+    );
+    assert_eq!(
+        m.starts("synapse-nginx", "nginx"),
+        1,
+        "NGINX untouched by a Synapse option"
+    );
+    let after = m.matrix(&["public-rooms", URL, "alice", "correct horse battery"]);
+    assert_eq!(
+        after["listed"],
+        serde_json::json!([]),
+        "room directory search is off: {after}"
+    );
+    m.config(&[("enable_room_list_search", "false")]);
+    m.c.run(UNIT, jujulocal::HookSpec::hook("config-changed"))
+        .unwrap();
+    assert_eq!(
+        m.starts("synapse", "synapse"),
+        2,
+        "the same value again: no restart"
+    );
+
+    // server_name is bound to the database: a change blocks and is not applied.
+    m.config(&[("server_name", "other.example.com")]);
+    let (s, msg) = m.status();
+    assert_eq!(s, "blocked");
+    assert!(
+        msg.contains(
+            "server_name cannot change from \"chat.example.com\" to \"other.example.com\""
+        ),
+        "{msg}"
+    );
+    assert_eq!(
+        m.starts("synapse", "synapse"),
+        2,
+        "Synapse keeps running with the old name"
+    );
+    let read = m.matrix(&["read", URL, "alice", "correct horse battery", &room_id]);
+    assert!(read["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|b| b == "hello from the charm test"));
+    m.config(&[("server_name", "chat.example.com")]);
+    assert_eq!(
+        m.status(),
+        ("active".to_string(), String::new()),
+        "back to the old name"
+    );
+    assert_eq!(m.starts("synapse", "synapse"), 2);
+
+    // Pod churn: each container's Pebble restarts empty; pebble-ready restores it all.
+    let key = std::fs::read_to_string(m.data("chat.example.com.signing.key")).unwrap();
+    for container in ["synapse", "synapse-nginx"] {
+        m.c.restart_container(UNIT, container).unwrap();
+        m.wait_ready();
+        assert_eq!(m.status().0, "active", "after {container} churn");
+    }
+    let read = m.matrix(&["read", URL, "alice", "correct horse battery", &room_id]);
+    assert!(
+        read["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b == "hello from the charm test"),
+        "data survives churn"
+    );
+    assert_eq!(
+        std::fs::read_to_string(m.data("chat.example.com.signing.key")).unwrap(),
+        key,
+        "same signing key"
+    );
+}
+
+#[test]
+fn files_with_secrets_are_private_to_synapse() {
+    use std::os::unix::fs::MetadataExt;
+    let mut m = TestModel::with_pods();
+    m.deploy(&[("server_name", "example.com")]);
+    for f in ["homeserver.yaml", "example.com.signing.key"] {
+        let meta = std::fs::metadata(m.data(f)).unwrap();
+        assert_eq!(meta.mode() & 0o777, 0o600, "{f}");
+        assert_eq!(meta.uid(), 584792, "{f} owned by the synapse user");
+    }
+    // The secrets are not in the Pebble plan (only a hash is).
+    let plan = pebble::Client::new(m.c.pebble_socket(UNIT, "synapse"))
+        .plan_yaml()
+        .unwrap();
+    assert!(!plan.contains(&m.registration_secret()));
+}
+
+#[test]
+fn invalid_config_blocks_with_the_option_and_reason() {
+    let mut m = TestModel::with_pods();
+    m.deploy(&[]);
+    let (s, msg) = m.status();
+    assert_eq!(s, "blocked");
+    assert!(
+        msg.starts_with("invalid configuration: server_name: must be set"),
+        "{msg}"
+    );
+    m.config(&[
+        ("server_name", "example.com"),
+        ("ip_range_whitelist", "10.0.0.0/33"),
+    ]);
+    assert_eq!(
+        m.status(),
+        (
+            "blocked".into(),
+            "invalid configuration: ip_range_whitelist: \"10.0.0.0/33\" is not a CIDR".into()
+        )
+    );
+    // Nothing was started while the configuration was invalid.
+    assert_eq!(m.starts("synapse", "synapse"), 0);
+}
