@@ -1263,10 +1263,11 @@ impl Controller {
             let remote = rel.remote_app(&end.app).unwrap_or_default().to_string();
             let units: Vec<String> = rel.joined.get(&end.app).cloned().unwrap_or_default();
             let remote_units: Vec<String> = rel.joined.get(&remote).cloned().unwrap_or_default();
-            for u in &units {
-                let mut gone = vec![];
-                for ru in remote_units.iter().filter(|ru| *ru != u) {
-                    gone.push(ru.clone());
+            // One remote unit at a time, seen by every unit on this side: membership is
+            // shared, so a unit's relation-list must not still show remote units it has
+            // already seen depart (nor lose ones it has not).
+            for ru in &remote_units {
+                for u in units.iter().filter(|u| *u != ru) {
                     self.enqueue(
                         u,
                         HookSpec {
@@ -1281,7 +1282,7 @@ impl Controller {
                 self.drain()?;
                 if let Some(r) = self.model.relation_mut(id) {
                     if let Some(j) = r.joined.get_mut(&remote) {
-                        j.retain(|x| !gone.contains(x) || rel.is_peer());
+                        j.retain(|x| x != ru || rel.is_peer());
                     }
                 }
             }

@@ -22,6 +22,7 @@ pub const TOOLS: &[&str] = &[
     "relation-list",
     "relation-get",
     "relation-set",
+    "relation-model-get",
     "status-set",
     "status-get",
     "application-version-set",
@@ -197,6 +198,13 @@ fn run(env: &mut Env, tool: &str, args: &[String]) -> Result<String, Error> {
         "relation-list" => relation_list(env, args),
         "relation-get" => relation_get(env, args),
         "relation-set" => relation_set(env, args),
+        "relation-model-get" => {
+            // The remote application's model: always this one (no cross-model relations).
+            let p = flags::parse(args, &[FORMAT, val(&["r", "relation"])])?;
+            no_args(&p, 0)?;
+            relation_arg(env, &p)?;
+            output(&p, &json!({ "uuid": env.view.uuid }))
+        }
         "status-set" => status_set(env, args),
         "status-get" => status_get(env, args),
         "application-version-set" => {
@@ -586,10 +594,19 @@ fn relation_ids(env: &mut Env, args: &[String]) -> Result<String, Error> {
     if app.meta.endpoint(&endpoint).is_none() {
         return Err(Error::NotFound(format!("no endpoint named {endpoint:?}")));
     }
+    // Juju 3.4+ (juju/juju#17464, peers kept by #18253) leaves the relation being
+    // broken out of `relation-ids` in its own -broken hook; it stays usable by id.
+    let broken = env
+        .ctx
+        .dispatch_path
+        .ends_with("-relation-broken")
+        .then_some(env.ctx.relation_id)
+        .flatten();
     let ids: Vec<String> = env
         .view
         .relations_of(&env.app(), &endpoint)
         .iter()
+        .filter(|r| r.is_peer() || Some(r.id) != broken)
         .map(|r| format!("{endpoint}:{}", r.id))
         .collect();
     output(&p, &json!(ids))
@@ -804,15 +821,28 @@ fn status_get(env: &mut Env, args: &[String]) -> Result<String, Error> {
         ],
     )?;
     let app = env.view.app(&env.app())?;
-    let fmt = |s: &Option<crate::model::StatusEntry>| match s {
-        Some(s) => json!({"status": s.status, "message": s.message, "status-data": {}}),
-        None => json!({"status": "unknown", "message": "", "status-data": {}}),
+    // As Juju's status-get.go: without --include-data only the status value (the bare
+    // word in the default format); with it also "message" and "status-data".
+    let include = p.bool("include-data");
+    let bare = !include && p.get("format").unwrap_or("smart") == "smart";
+    let fmt = |s: &Option<crate::model::StatusEntry>| {
+        let (status, message) = s
+            .as_ref()
+            .map_or(("unknown", ""), |s| (s.status.as_str(), s.message.as_str()));
+        if include {
+            json!({"status": status, "message": message, "status-data": {}})
+        } else {
+            json!({ "status": status })
+        }
     };
     if p.bool("application") {
         if !env.is_leader() {
             return Err(Error::Failed(
-                "finding service status: this unit is not the leader".into(),
+                "finding application status: this unit is not the leader".into(),
             ));
+        }
+        if bare {
+            return output(&p, &fmt(&app.status)["status"]);
         }
         let units: serde_json::Map<String, Value> = app
             .units
@@ -823,8 +853,11 @@ fn status_get(env: &mut Env, args: &[String]) -> Result<String, Error> {
         st["units"] = Value::Object(units);
         return output(&p, &json!({"application-status": st}));
     }
-    let unit = app.units.get(&env.ctx.unit);
-    output(&p, &fmt(&unit.and_then(|u| u.status.clone())))
+    let unit = fmt(&app.units.get(&env.ctx.unit).and_then(|u| u.status.clone()));
+    if bare {
+        return output(&p, &unit["status"]);
+    }
+    output(&p, &unit)
 }
 
 fn is_valid_secret_key(k: &str) -> bool {
