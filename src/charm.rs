@@ -57,7 +57,12 @@ pub fn dispatch(
         }
         Event::Exec => return Ok(()),
         Event::Action { name, .. } => {
-            tools.action_fail(&format!("action {name:?} is not implemented yet"))?;
+            crate::actions::run(
+                name,
+                ctx,
+                tools,
+                &crate::synapse::admin::SynapseApi::local(),
+            )?;
             return Ok(());
         }
         // Nothing to do while the unit goes away.

@@ -1,6 +1,7 @@
 //! The Synapse charm as a library: a pure core (state → desired files, layers, status)
 //! and a thin effectful shell that talks to Juju (hook tools) and Pebble.
 
+pub mod actions;
 pub mod charm;
 pub mod juju;
 pub mod nginx;

@@ -125,6 +125,15 @@ fn synapse_keys(
     }
 }
 
+/// Synapse's keys as this unit can see them now (`None` while the leader has not made them).
+pub fn current_keys(
+    ctx: &HookContext,
+    tools: &dyn HookTools,
+) -> Result<Option<SynapseKeys>, ReconcileError> {
+    let leader = tools.is_leader()?;
+    synapse_keys(tools, leader, &ctx.app_name)
+}
+
 fn proxy_env(ctx: &HookContext) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     for (names, value) in [

@@ -17,6 +17,7 @@ set -uo pipefail
 SELF=$(readlink -f "$0")
 REPO=$(cd "$(dirname "$SELF")/.." && pwd)
 CONF_SRC=$REPO/nginx_rock/etc/nginx
+STATIC_SRC=$REPO/nginx_rock/srv/synapse-static
 TMPFS_DIRS=(/tmp /run /var/lib/nginx /var/log/nginx)
 
 die() { echo "nginx config: $*" >&2; exit 2; }
@@ -52,6 +53,7 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
 
 PASSED=0
 FAILED=0
@@ -69,32 +71,40 @@ finish() {
     exit
 }
 
-# Run a command in the container's mount view. The command is exec'd, so for
-# a background run $! is the nginx master itself.
-in_container_view() {
-    unshare --mount --propagation private -- "$BASH" -c '
-        set -e
-        conf=$1; shift
-        mount --bind "$conf" /etc/nginx
-        mount -o remount,ro,bind /etc/nginx
-        mount -t tmpfs -o mode=1777 tmpfs /tmp
-        for d in /run /var/lib/nginx /var/log/nginx; do
-            mount -t tmpfs -o mode=0755 tmpfs "$d"
-        done
-        exec "$@"
-    ' in-container-view "$CONF_SRC" "$@"
-}
+# Prefixes that run a command in a mount view of the container. They are plain
+# command lines, not functions, so that `"${IN_CONTAINER_VIEW[@]}" nginx ... &`
+# leaves $! pointing at the nginx master itself (unshare and bash both exec).
+# With a static directory, the view also has the rock's /srv/synapse-static.
+VIEW_SCRIPT='
+    set -e
+    conf=$1 static=$2; shift 2
+    mount --bind "$conf" /etc/nginx
+    mount -o remount,ro,bind /etc/nginx
+    mount -t tmpfs -o mode=1777 tmpfs /tmp
+    for d in /run /var/lib/nginx /var/log/nginx; do
+        mount -t tmpfs -o mode=0755 tmpfs "$d"
+    done
+    if [ -n "$static" ]; then
+        mount -t tmpfs -o mode=0755 tmpfs /srv
+        mkdir /srv/synapse-static
+        mount --bind "$static" /srv/synapse-static
+        mount -o remount,ro,bind /srv/synapse-static
+    fi
+    exec "$@"
+'
+IN_CONTAINER_VIEW=(unshare --mount --propagation private -- "$BASH" -c "$VIEW_SCRIPT" view "$CONF_SRC" "")
+IN_ROCK_VIEW=(unshare --mount --propagation private -- "$BASH" -c "$VIEW_SCRIPT" view "$CONF_SRC" "$STATIC_SRC")
 
 echo "nginx config: $CONF_SRC"
 
 # ---- Static checks ---------------------------------------------------------
 
-in_container_view nginx -t -c /etc/nginx/nginx.conf >"$WORK/t.out" 2>&1
+"${IN_CONTAINER_VIEW[@]}" nginx -t -c /etc/nginx/nginx.conf >"$WORK/t.out" 2>&1
 T_RC=$?
 check "nginx -t passes in the container view" test "$T_RC" -eq 0
 [[ $T_RC -eq 0 ]] || { sed 's/^/        /' "$WORK/t.out"; finish; }
 
-in_container_view nginx -T -c /etc/nginx/nginx.conf >"$WORK/dump.conf" 2>/dev/null
+"${IN_CONTAINER_VIEW[@]}" nginx -T -c /etc/nginx/nginx.conf >"$WORK/dump.conf" 2>/dev/null
 check "effective config sets client_max_body_size 50M" \
     grep -Eq '^[[:space:]]*client_max_body_size[[:space:]]+50M;' "$WORK/dump.conf"
 
@@ -107,6 +117,7 @@ printf '{"versions":["v1.11","v1.12"],"unstable_features":{}}\n' >"$DOCROOT/_mat
 printf '{"m.server":"matrix.example.test:443"}\n' >"$DOCROOT/.well-known/matrix/server"
 printf '{"page":"sso"}\n' >"$DOCROOT/_synapse/client/sso"
 printf '{"server_version":"1.163.2"}\n' >"$DOCROOT/_synapse/admin/v1/server_version"
+printf '{"nonce":"n"}\n' >"$DOCROOT/_synapse/admin/v1/register"
 python3 -c 'import json; print(json.dumps({"rooms": [{"room_id": "!r%d:example.test" % i, "name": "Room %d" % i} for i in range(200)]}))' \
     >"$DOCROOT/_matrix/client/big"
 
@@ -184,7 +195,7 @@ UPSTREAM_PID=$!
 
 # ---- nginx, as Pebble would run it (foreground, stdout/stderr captured) ----
 
-in_container_view /usr/sbin/nginx -c /etc/nginx/nginx.conf >"$WORK/nginx.stdout" 2>"$WORK/nginx.stderr" &
+"${IN_CONTAINER_VIEW[@]}" /usr/sbin/nginx -c /etc/nginx/nginx.conf >"$WORK/nginx.stdout" 2>"$WORK/nginx.stderr" &
 NGINX_PID=$!
 
 up=1
@@ -259,7 +270,11 @@ req admin /_synapse/admin/v1/server_version
 check "/_synapse/admin/v1/server_version -> 404" code_is admin 404
 req admin_dots /_matrix/../_synapse/admin/v1/server_version
 check "/_matrix/../_synapse/admin/... -> 404" code_is admin_dots 404
-check "admin API never reached Synapse" upstream_never_saw /_synapse/admin
+check "admin API never reached Synapse" upstream_never_saw /_synapse/admin/v1/server_version
+req register /_synapse/admin/v1/register
+check "shared-secret registration -> proxied" code_is register 200
+req register_sub /_synapse/admin/v1/register/x
+check "/_synapse/admin/v1/register/x -> 404" code_is register_sub 404
 check "404 from nginx also has security headers" header_is admin X-Frame-Options SAMEORIGIN
 
 req metrics /_synapse/metrics
@@ -296,12 +311,40 @@ check "query string with access_token proxied -> 200" code_is token 200
 sleep 0.2
 kill -TERM "$NGINX_PID" 2>/dev/null
 wait "$NGINX_PID" 2>/dev/null
+STOP_RC=$?
 NGINX_PID=""
+check "nginx exits cleanly on SIGTERM" test "$STOP_RC" -eq 0
 
 check "access log on stdout" grep -q '"GET /_matrix/client/versions HTTP/1.1" 200' "$WORK/nginx.stdout"
 check "/health not in the access log" bash -c '! grep -q "/health" "$1"' _ "$WORK/nginx.stdout"
 check "access tokens not in the access log" bash -c '! grep -q "syt_secret" "$1"' _ "$WORK/nginx.stdout"
 check "no emerg/alert/crit on stderr" bash -c '! grep -Eq "\[(emerg|alert|crit)\]" "$1"' _ "$WORK/nginx.stderr"
+
+# ---- The rock's static site (this view adds /srv/synapse-static) ----------
+
+if [[ -d /srv && -f $STATIC_SRC/index.html ]]; then
+    "${IN_ROCK_VIEW[@]}" /usr/sbin/nginx -c /etc/nginx/nginx.conf >"$WORK/nginx2.stdout" 2>"$WORK/nginx2.stderr" &
+    NGINX_PID=$!
+    up=1
+    for _ in $(seq 1 100); do
+        if curl -s -o /dev/null --max-time 1 http://127.0.0.1:8080/health; then up=0; break; fi
+        kill -0 "$NGINX_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    check "nginx comes up with the rock's static site" test "$up" -eq 0
+    req static_root /
+    check "static: / -> 200" code_is static_root 200
+    check "static: / is index.html" cmp -s "$WORK/static_root.body" "$STATIC_SRC/index.html"
+    check "static: text/html from mime.types" header_is static_root Content-Type text/html
+    check "static: security headers" header_is static_root X-Content-Type-Options nosniff
+    req static_missing /no-such-page
+    check "static: missing file -> 404" code_is static_missing 404
+    kill -TERM "$NGINX_PID" 2>/dev/null
+    wait "$NGINX_PID" 2>/dev/null
+    NGINX_PID=""
+else
+    echo "  skip  static site (no /srv on this host to mount it over)"
+fi
 
 if [[ $FAILED -ne 0 ]]; then
     echo "--- nginx stderr"; cat "$WORK/nginx.stderr"

@@ -154,7 +154,29 @@ fn deploy_configure_chat_and_survive_churn() {
     // Pod churn: each container's Pebble restarts empty; pebble-ready restores it all.
     let key = std::fs::read_to_string(m.data("chat.example.com.signing.key")).unwrap();
     for container in ["synapse", "synapse-nginx"] {
+        let socket = m.c.pebble_socket(UNIT, container);
+        let boot_id = pebble::Client::new(&socket).system_info().unwrap().boot_id;
+        let ready_before =
+            m.c.history()
+                .iter()
+                .filter(|r| r.hook == format!("{container}-pebble-ready"))
+                .count();
         m.c.restart_container(UNIT, container).unwrap();
+        assert_ne!(
+            pebble::Client::new(&socket).system_info().unwrap().boot_id,
+            boot_id,
+            "a new Pebble"
+        );
+        let ready_after =
+            m.c.history()
+                .iter()
+                .filter(|r| r.hook == format!("{container}-pebble-ready"))
+                .count();
+        assert_eq!(
+            ready_after,
+            ready_before + 1,
+            "JujuLocal fires {container}-pebble-ready after churn"
+        );
         m.wait_ready();
         assert_eq!(m.status().0, "active", "after {container} churn");
     }

@@ -142,7 +142,11 @@ pub fn render(inp: &HomeserverInputs) -> String {
             json!({"enabled": true, "complexity": complexity}),
         );
     }
-    if !c.publish_rooms_allowlist.is_empty() {
+    if c.publish_rooms_allowlist.is_empty() {
+        // As the reference charm: any local user may publish rooms to the directory
+        // (Synapse's own default lets only server admins).
+        put("room_list_publication_rules", json!([{"action": "allow"}]));
+    } else {
         let mut rules: Vec<Value> = c
             .publish_rooms_allowlist
             .iter()
@@ -266,12 +270,15 @@ mod tests {
         assert_eq!(v["rc_joins"]["remote"]["burst_count"], 10);
         assert_eq!(v["rc_joins"]["remote"]["per_second"], 0.01);
         assert_eq!(v["serve_server_wellknown"], true);
+        assert_eq!(
+            v["room_list_publication_rules"],
+            json!([{"action": "allow"}])
+        );
         for absent in [
             "password_config",
             "enable_room_list_search",
             "ip_range_whitelist",
             "modules",
-            "room_list_publication_rules",
             "limit_remote_rooms",
             "block_non_admin_invites",
             "federation_domain_whitelist",

@@ -1,5 +1,7 @@
-//! The Synapse domain: configuration options, keys, homeserver.yaml, Synapse's Pebble layer.
+//! The Synapse domain: configuration options, keys, homeserver.yaml, Synapse's Pebble
+//! layer, and Synapse's HTTP APIs (used by the actions).
 
+pub mod admin;
 pub mod config;
 pub mod homeserver;
 pub mod keys;

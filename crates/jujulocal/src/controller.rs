@@ -178,11 +178,7 @@ impl Controller {
     fn install_tools(&self) -> Result<(), Error> {
         let dir = self.tools_dir();
         std::fs::create_dir_all(&dir).map_err(|e| Error::Model(e.to_string()))?;
-        let exe = std::env::var_os("JUJULOCAL_BIN")
-            .map(PathBuf::from)
-            .or_else(|| std::env::current_exe().ok())
-            .ok_or_else(|| Error::Model("cannot find the jujulocal binary".into()))?;
-        let exe = resolve_jujulocal(&exe)?;
+        let exe = jujulocal_bin()?;
         for t in crate::tools::TOOLS {
             let link = dir.join(t);
             let _ = std::fs::remove_file(&link);
@@ -280,6 +276,12 @@ impl Controller {
         if pods {
             self.start_pod(&unit)?;
         }
+        // Like Juju, the first unit already holds leadership while installing;
+        // leader-elected follows once the peer relations exist.
+        let needs_leader = self.model.app(app_name)?.leader.is_none();
+        if needs_leader {
+            self.model.app_mut(app_name)?.leader = Some(unit.clone());
+        }
         self.run(&unit, HookSpec::hook("install"))?;
         // Peer relations exist from the start.
         for (ep, iface) in peers {
@@ -340,9 +342,7 @@ impl Controller {
             }
             self.drain()?;
         }
-        let needs_leader = self.model.app(app_name)?.leader.is_none();
         if needs_leader {
-            self.model.app_mut(app_name)?.leader = Some(unit.clone());
             self.run(&unit, HookSpec::hook("leader-elected"))?;
         } else {
             self.run(&unit, HookSpec::hook("leader-settings-changed"))?;
@@ -415,6 +415,7 @@ impl Controller {
             mounts,
             netns_of: None,
             new_netns: cfg.netns,
+            new_pidns: false,
             command: vec![],
             env: vec![],
             log: dir.join("charm.log"),
@@ -484,6 +485,7 @@ impl Controller {
             mounts,
             netns_of: Some(pod.charm_pid),
             new_netns: false,
+            new_pidns: true,
             command: vec![
                 "/charm/bin/pebble".into(),
                 "run".into(),
@@ -1573,6 +1575,16 @@ fn root_ready(pid: u32) -> bool {
     let theirs = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
     let entered = theirs.is_some() && ours != theirs;
     entered && std::fs::read_dir(format!("/proc/{pid}/root/charm")).is_ok()
+}
+
+/// The `jujulocal` binary (hook tools link to it; containers start through it):
+/// `$JUJULOCAL_BIN`, else this executable if it is jujulocal, else one next to it.
+pub fn jujulocal_bin() -> Result<PathBuf, Error> {
+    let exe = std::env::var_os("JUJULOCAL_BIN")
+        .map(PathBuf::from)
+        .or_else(|| std::env::current_exe().ok())
+        .ok_or_else(|| Error::Model("cannot find the jujulocal binary".into()))?;
+    resolve_jujulocal(&exe)
 }
 
 /// The binary to link hook tools to: `jujulocal` itself (tests may run from another binary).

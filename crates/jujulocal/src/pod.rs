@@ -64,6 +64,9 @@ pub struct ContainerSpec {
     /// Join this process's network namespace; `None` with `new_netns` false = host network.
     pub netns_of: Option<u32>,
     pub new_netns: bool,
+    /// Run the command as PID 1 of a new PID namespace (as in a Kubernetes container,
+    /// where Pebble is PID 1 and gets a fresh boot-id on every start).
+    pub new_pidns: bool,
     pub command: Vec<String>,
     pub env: Vec<(String, String)>,
     pub log: PathBuf,
@@ -71,7 +74,7 @@ pub struct ContainerSpec {
 
 /// Starts a container's init process, detached from the caller. Returns its PID.
 pub fn start(spec: &ContainerSpec) -> Result<u32, Error> {
-    let exe = std::env::current_exe().map_err(|e| Error::Pod(format!("current exe: {e}")))?;
+    let exe = crate::controller::jujulocal_bin()?;
     std::fs::create_dir_all(&spec.root)
         .map_err(|e| Error::Pod(format!("{}: {e}", spec.root.display())))?;
     let log = std::fs::OpenOptions::new()
@@ -87,6 +90,9 @@ pub fn start(spec: &ContainerSpec) -> Result<u32, Error> {
     }
     if spec.new_netns {
         cmd.arg("--new-netns");
+    }
+    if spec.new_pidns {
+        cmd.arg("--new-pidns");
     }
     for m in &spec.mounts {
         cmd.arg("--mount").arg(m.to_arg());
@@ -276,6 +282,7 @@ struct InitArgs {
     root: PathBuf,
     netns_of: Option<u32>,
     new_netns: bool,
+    new_pidns: bool,
     mounts: Vec<Mount>,
     command: Vec<String>,
 }
@@ -286,6 +293,7 @@ fn parse_init(args: &[String]) -> std::io::Result<InitArgs> {
         root: PathBuf::new(),
         netns_of: None,
         new_netns: false,
+        new_pidns: false,
         mounts: vec![],
         command: vec![],
     };
@@ -295,6 +303,7 @@ fn parse_init(args: &[String]) -> std::io::Result<InitArgs> {
             "--root" => a.root = it.next().ok_or_else(|| bad("--root"))?.into(),
             "--netns-of" => a.netns_of = it.next().and_then(|p| p.parse().ok()),
             "--new-netns" => a.new_netns = true,
+            "--new-pidns" => a.new_pidns = true,
             "--mount" => a.mounts.push(
                 it.next()
                     .and_then(|m| Mount::from_arg(m))
@@ -324,7 +333,27 @@ pub fn container_init(args: &[String]) -> std::io::Result<()> {
         if a.new_netns {
             flags |= libc::CLONE_NEWNET;
         }
+        if a.new_pidns {
+            flags |= libc::CLONE_NEWPID;
+        }
         sys("unshare", libc::unshare(flags))?;
+        if a.new_pidns {
+            // The next child is PID 1 of the new namespace; this process only waits for it.
+            match libc::fork() {
+                -1 => return Err(std::io::Error::last_os_error()),
+                0 => {}
+                child => {
+                    let mut status = 0;
+                    libc::waitpid(child, &mut status, 0);
+                    let code = if libc::WIFEXITED(status) {
+                        libc::WEXITSTATUS(status)
+                    } else {
+                        128 + libc::WTERMSIG(status)
+                    };
+                    std::process::exit(code);
+                }
+            }
+        }
     }
     if a.new_netns {
         loopback_up()?;
@@ -371,6 +400,11 @@ pub fn container_init(args: &[String]) -> std::io::Result<()> {
         let host = Path::new("/").join(&name);
         let dest = root.join(&name);
         let ft = entry.file_type()?;
+        if a.new_pidns && name_s == "proc" {
+            // A proc file system of the new PID namespace, mounted below.
+            std::fs::create_dir(&dest)?;
+            continue;
+        }
         if ft.is_symlink() {
             std::os::unix::fs::symlink(std::fs::read_link(&host)?, &dest)?;
         } else if ft.is_dir() {
@@ -401,6 +435,15 @@ pub fn container_init(args: &[String]) -> std::io::Result<()> {
             std::fs::File::create(&dest)?;
             mount(Some(&host), &dest, None, libc::MS_BIND, None)?;
         }
+    }
+    if a.new_pidns {
+        mount(
+            Some(Path::new("proc")),
+            &root.join("proc"),
+            Some("proc"),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            None,
+        )?;
     }
     // The container's own mounts, shallowest first.
     let mut mounts = a.mounts.clone();
