@@ -7,7 +7,7 @@ CARGO ?= cargo
 TOOLS ?= /opt/synapse-charm
 export SYNAPSE_CHARM_TOOLS := $(TOOLS)
 
-.PHONY: setup build charm run stop test unit-test lint analyse nginx-test bench clean
+.PHONY: setup build charm run stop test lint analyse nginx-test rules-test bench clean
 
 setup:
 	bash scripts/setup.sh
@@ -35,10 +35,13 @@ analyse: charm
 nginx-test:
 	bash tests/nginx_config.sh
 
+rules-test:
+	bash tests/prometheus_rules.sh
+
 test: setup
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace
-	$(MAKE) nginx-test analyse
+	$(MAKE) nginx-test rules-test analyse
 
 bench: setup charm
 	bash scripts/bench.sh

@@ -64,7 +64,8 @@ make_venv() { # python name marker pip-args...
 }
 # Synapse as the rock ships it (with the PostgreSQL driver).
 # Debian's python3, not a per-user interpreter: the synapse user must be able to run it.
-make_venv /usr/bin/python3 synapse-venv "synapse-$SYNAPSE_VERSION-1" "matrix-synapse==$SYNAPSE_VERSION" psycopg2-binary
+make_venv /usr/bin/python3 synapse-venv "synapse-$SYNAPSE_VERSION-2" "matrix-synapse==$SYNAPSE_VERSION" psycopg2-binary \
+  "synapse-invite-checker==0.6.1"
 # Independent clients used by the tests: ops (checks the Juju stand-in), matrix-nio (Matrix client).
 make_venv "$PY" test-venv "test-3" "ops==3.9.0" "matrix-nio==0.26.0" pyyaml
 # charmcraft, for `charmcraft analyse` of the packed charm.

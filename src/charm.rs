@@ -69,6 +69,13 @@ pub fn dispatch(
         Event::Stop | Event::Remove => return Ok(()),
         _ => {}
     }
+    if matches!(
+        ctx.event,
+        Event::Install | Event::UpgradeCharm | Event::Start
+    ) {
+        // NGINX is the entry point: expose it on the application's Kubernetes service.
+        tools.open_port(crate::nginx::PORT)?;
+    }
     let status = reconcile::reconcile(ctx, tools, workloads)?;
     tracing::info!(%status, "reconciled");
     tools.status_set(&status, false)?;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use pebble::{CheckStatus, Layer, PushOptions};
 
 use crate::juju::tools::{SecretOwner, SecretRead};
-use crate::juju::{HookContext, HookTools, RelationId, Status, ToolErrorKind};
+use crate::juju::{Databag, HookContext, HookTools, RelationId, Status, ToolErrorKind};
 use crate::nginx;
 use crate::synapse::config::SynapseConfig;
 use crate::synapse::homeserver::{self, Database, HomeserverInputs};
@@ -19,6 +19,8 @@ use crate::workload::Workload;
 pub const PEER_ENDPOINT: &str = "synapse-peers";
 /// Peer application databag key holding the URI of the keys secret.
 pub const KEYS_SECRET_KEY: &str = "keys-secret-id";
+/// Peer application databag key naming the unit that runs Synapse.
+pub const MAIN_UNIT_KEY: &str = "main-unit";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
@@ -28,7 +30,7 @@ pub enum ReconcileError {
     Pebble {
         container: String,
         #[source]
-        source: pebble::Error,
+        source: Box<pebble::Error>,
     },
     #[error("Synapse keys: {0}")]
     Keys(#[from] keys::KeysError),
@@ -53,7 +55,44 @@ enum Progress {
 fn pebble_err(container: &str) -> impl Fn(pebble::Error) -> ReconcileError + '_ {
     move |source| ReconcileError::Pebble {
         container: container.to_string(),
-        source,
+        source: Box::new(source),
+    }
+}
+
+/// What the peer relation tells this unit (read once per dispatch).
+pub struct Peers {
+    pub relation: Option<RelationId>,
+    pub app_data: Databag,
+}
+
+impl Peers {
+    pub fn gather(tools: &dyn HookTools, app: &str) -> Result<Self, ReconcileError> {
+        let relation = tools.relation_ids(PEER_ENDPOINT)?.into_iter().next();
+        let app_data = match &relation {
+            Some(rel) => tools.relation_get(rel, app, true)?,
+            None => Databag::new(),
+        };
+        Ok(Self { relation, app_data })
+    }
+
+    /// Leader only: publishes keys in the peer application databag if they differ.
+    fn publish(&self, tools: &dyn HookTools, updates: Databag) -> Result<(), ReconcileError> {
+        let changed: Databag = updates
+            .into_iter()
+            .filter(|(k, v)| self.app_data.get(k) != Some(v))
+            .collect();
+        if let (Some(rel), false) = (&self.relation, changed.is_empty()) {
+            tools.relation_set(rel, true, &changed)?;
+        }
+        Ok(())
+    }
+}
+
+fn secret_uri(id: String) -> String {
+    if id.starts_with("secret:") {
+        id
+    } else {
+        format!("secret:{id}")
     }
 }
 
@@ -62,66 +101,87 @@ fn pebble_err(container: &str) -> impl Fn(pebble::Error) -> ReconcileError + '_ 
 fn synapse_keys(
     tools: &dyn HookTools,
     leader: bool,
-    app: &str,
+    peers: &Peers,
 ) -> Result<Option<SynapseKeys>, ReconcileError> {
-    let peer = || -> Result<Option<RelationId>, ReconcileError> {
-        Ok(tools.relation_ids(PEER_ENDPOINT)?.into_iter().next())
-    };
-    if leader {
-        match tools.secret_get(None, Some(keys::SECRET_LABEL), SecretRead::Pinned) {
-            Ok(content) => {
-                let keys = SynapseKeys::from_content(&content)?;
-                // Leadership may have come before the peer relation existed (or moved):
-                // make sure the other units can find the secret.
-                if let Some(rel) = peer()? {
-                    if !tools
-                        .relation_get(&rel, app, true)?
-                        .contains_key(KEYS_SECRET_KEY)
-                    {
-                        if let Some(info) = tools.secret_info_by_label(keys::SECRET_LABEL)? {
-                            let uri = if info.id.starts_with("secret:") {
-                                info.id
-                            } else {
-                                format!("secret:{}", info.id)
-                            };
-                            tools.relation_set(
-                                &rel,
-                                true,
-                                &BTreeMap::from([(KEYS_SECRET_KEY.to_string(), uri)]),
-                            )?;
-                        }
-                    }
-                }
-                Ok(Some(keys))
-            }
-            Err(e) if e.kind == ToolErrorKind::NotFound => {
-                let keys = SynapseKeys::generate()?;
-                let uri = tools.secret_add(
-                    &keys.to_content(),
-                    keys::SECRET_LABEL,
-                    "Synapse signing key and shared secrets",
-                    SecretOwner::Application,
-                )?;
-                tracing::info!("generated Synapse's keys and stored them in {uri}");
-                if let Some(rel) = peer()? {
-                    tools.relation_set(
-                        &rel,
-                        true,
-                        &BTreeMap::from([(KEYS_SECRET_KEY.to_string(), uri)]),
-                    )?;
-                }
-                Ok(Some(keys))
-            }
-            Err(e) => Err(e.into()),
-        }
-    } else {
-        let Some(rel) = peer()? else { return Ok(None) };
-        let bag = tools.relation_get(&rel, app, true)?;
-        let Some(uri) = bag.get(KEYS_SECRET_KEY) else {
+    if !leader {
+        let Some(uri) = peers.app_data.get(KEYS_SECRET_KEY) else {
             return Ok(None);
         };
         let content = tools.secret_get(Some(uri), None, SecretRead::Pinned)?;
-        Ok(Some(SynapseKeys::from_content(&content)?))
+        return Ok(Some(SynapseKeys::from_content(&content)?));
+    }
+    match tools.secret_get(None, Some(keys::SECRET_LABEL), SecretRead::Pinned) {
+        Ok(content) => {
+            let keys = SynapseKeys::from_content(&content)?;
+            // Leadership may have come before the peer relation existed: make sure the
+            // other units can find the secret.
+            if peers.relation.is_some() && !peers.app_data.contains_key(KEYS_SECRET_KEY) {
+                if let Some(info) = tools.secret_info_by_label(keys::SECRET_LABEL)? {
+                    peers.publish(
+                        tools,
+                        Databag::from([(KEYS_SECRET_KEY.to_string(), secret_uri(info.id))]),
+                    )?;
+                }
+            }
+            Ok(Some(keys))
+        }
+        Err(e) if e.kind == ToolErrorKind::NotFound => {
+            let keys = SynapseKeys::generate()?;
+            let uri = tools.secret_add(
+                &keys.to_content(),
+                keys::SECRET_LABEL,
+                "Synapse signing key and shared secrets",
+                SecretOwner::Application,
+            )?;
+            tracing::info!("generated Synapse's keys and stored them in {uri}");
+            peers.publish(
+                tools,
+                Databag::from([(KEYS_SECRET_KEY.to_string(), secret_uri(uri))]),
+            )?;
+            Ok(Some(keys))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Which unit runs Synapse. Synapse keeps its data on the unit's own volume, so exactly
+/// one unit (the "main" unit, chosen once by the leader) runs it; a leadership change
+/// does not move it while the main unit is alive.
+fn is_main_unit(
+    ctx: &HookContext,
+    tools: &dyn HookTools,
+    leader: bool,
+    peers: &Peers,
+) -> Result<Option<bool>, ReconcileError> {
+    let main = peers.app_data.get(MAIN_UNIT_KEY);
+    match (main, leader) {
+        (Some(m), _) if *m == ctx.unit_name => Ok(Some(true)),
+        (Some(m), true) => {
+            // Reassign only if the main unit is gone.
+            let alive = match &peers.relation {
+                Some(rel) => tools.relation_list(rel)?.contains(m),
+                None => false,
+            };
+            if alive {
+                Ok(Some(false))
+            } else {
+                tracing::warn!(old = %m, "the main unit is gone: this unit takes over");
+                peers.publish(
+                    tools,
+                    Databag::from([(MAIN_UNIT_KEY.to_string(), ctx.unit_name.clone())]),
+                )?;
+                Ok(Some(true))
+            }
+        }
+        (Some(_), false) => Ok(Some(false)),
+        (None, true) => {
+            peers.publish(
+                tools,
+                Databag::from([(MAIN_UNIT_KEY.to_string(), ctx.unit_name.clone())]),
+            )?;
+            Ok(Some(true))
+        }
+        (None, false) => Ok(None),
     }
 }
 
@@ -131,7 +191,8 @@ pub fn current_keys(
     tools: &dyn HookTools,
 ) -> Result<Option<SynapseKeys>, ReconcileError> {
     let leader = tools.is_leader()?;
-    synapse_keys(tools, leader, &ctx.app_name)
+    let peers = Peers::gather(tools, &ctx.app_name)?;
+    synapse_keys(tools, leader, &peers)
 }
 
 fn proxy_env(ctx: &HookContext) -> BTreeMap<String, String> {
@@ -177,6 +238,7 @@ fn service_state(
     w: &dyn Workload,
     service: &str,
     ready_check: &str,
+    ready_url: &str,
     what: &str,
 ) -> Result<Progress, pebble::Error> {
     let running = w
@@ -186,10 +248,13 @@ fn service_state(
     if !running {
         return Ok(Progress::Waiting(format!("Waiting for {what} to start")));
     }
-    let ready = w
-        .checks()?
-        .iter()
-        .any(|c| c.name == ready_check && c.status == CheckStatus::Up && c.successes > 0);
+    let checks = w.checks()?;
+    let ready = match checks.iter().find(|c| c.name == ready_check) {
+        Some(c) if c.status == CheckStatus::Down => false,
+        Some(c) if c.successes > 0 => true,
+        // Not run yet, or a Pebble too old to count successes: ask the service itself.
+        _ => w.probe(ready_url),
+    };
     if !ready {
         return Ok(Progress::Waiting(format!(
             "{what} is starting (waiting for its ready check)"
@@ -285,26 +350,39 @@ fn reconcile_synapse(
                 .any(|s| s.name == synapse_layer::SERVICE && s.is_running())
             {
                 // Present but not running (stopped by hand, or failed): start it again.
-                w.replan().map_err(&err)?;
+                if let Err(e) = w.replan() {
+                    return synapse_start_failure(e).map_err(&err);
+                }
             }
         }
-        Err(pebble::Error::Change {
-            err: msg,
-            task_logs,
-            ..
-        }) => {
-            tracing::error!("Synapse failed to start: {msg}\n{}", task_logs.join("\n"));
-            return Ok(Progress::Blocked("Synapse failed to start; see `juju debug-log` and the synapse container's Pebble logs".into()));
-        }
-        Err(e) => return Err(err(e)),
+        Err(e) => return synapse_start_failure(e).map_err(&err),
     }
     service_state(
         w,
         synapse_layer::SERVICE,
         synapse_layer::READY_CHECK,
+        synapse_layer::READY_URL,
         "Synapse",
     )
     .map_err(&err)
+}
+
+/// A failed start is the workload's problem (bad configuration, crash at start):
+/// report it; anything else is unexpected.
+fn synapse_start_failure(e: pebble::Error) -> Result<Progress, pebble::Error> {
+    match e {
+        pebble::Error::Change {
+            err: msg,
+            task_logs,
+            ..
+        } => {
+            tracing::error!("Synapse failed to start: {msg}\n{}", task_logs.join("\n"));
+            Ok(Progress::Blocked(
+                "Synapse failed to start; see `juju debug-log` and the synapse container's Pebble logs".into(),
+            ))
+        }
+        e => Err(e),
+    }
 }
 
 fn reconcile_nginx(w: &dyn Workload) -> Result<Progress, ReconcileError> {
@@ -324,7 +402,14 @@ fn reconcile_nginx(w: &dyn Workload) -> Result<Progress, ReconcileError> {
         }
         Err(e) => return Err(err(e)),
     }
-    service_state(w, nginx::SERVICE, nginx::READY_CHECK, "NGINX").map_err(&err)
+    service_state(
+        w,
+        nginx::SERVICE,
+        nginx::READY_CHECK,
+        nginx::READY_URL,
+        "NGINX",
+    )
+    .map_err(&err)
 }
 
 /// One full reconcile. Expected problems become a status; unexpected ones an error.
@@ -338,11 +423,31 @@ pub fn reconcile(
         Err(e) => return Ok(Status::blocked(e.to_string())),
     };
     let leader = tools.is_leader()?;
-    let Some(keys) = synapse_keys(tools, leader, &ctx.app_name)? else {
+    let peers = Peers::gather(tools, &ctx.app_name)?;
+    let Some(keys) = synapse_keys(tools, leader, &peers)? else {
         return Ok(Status::waiting(
             "Waiting for the leader to create Synapse's keys",
         ));
     };
+    match is_main_unit(ctx, tools, leader, &peers)? {
+        None => {
+            return Ok(Status::waiting(
+                "Waiting for the leader to choose the unit that runs Synapse",
+            ))
+        }
+        Some(false) => {
+            let main = peers
+                .app_data
+                .get(MAIN_UNIT_KEY)
+                .cloned()
+                .unwrap_or_default();
+            return Ok(Status::blocked(format!(
+                "Synapse runs on {main} only: scaling out is not supported yet; remove this unit with `juju remove-unit {}`",
+                ctx.unit_name
+            )));
+        }
+        Some(true) => {}
+    }
     let synapse = workloads.container(synapse_layer::CONTAINER);
     let nginx_w = workloads.container(nginx::CONTAINER);
     let results = [
@@ -452,15 +557,15 @@ mod tests {
         assert_eq!(*p.synapse.layers_added.borrow(), 1);
         assert_eq!(*p.nginx.layers_added.borrow(), 1);
         assert_eq!(*p.synapse.restarts.borrow(), 1);
-        // Steady state reads: config, leadership, keys, peer bag.
+        // Steady state: each read once (config, leadership, peer bag, keys), no writes.
         assert_eq!(
             t.calls.borrow().clone(),
             vec![
                 "config-get",
                 "is-leader",
-                "secret-get",
                 "relation-ids",
-                "relation-get"
+                "relation-get",
+                "secret-get"
             ]
         );
     }
@@ -557,6 +662,41 @@ mod tests {
                 BTreeMap::from([(KEYS_SECRET_KEY.to_string(), "secret:k".to_string())]),
             )]),
         );
+        assert_eq!(
+            reconcile(&ctx(), &t, &p).unwrap(),
+            Status::waiting("Waiting for the leader to choose the unit that runs Synapse")
+        );
+        // The leader chose another unit: this one stays idle and says why.
+        let rel = RelationId {
+            endpoint: PEER_ENDPOINT.into(),
+            id: 0,
+        };
+        let bag = t
+            .relations
+            .get_mut(&rel)
+            .unwrap()
+            .get_mut("synapse")
+            .unwrap();
+        bag.insert(MAIN_UNIT_KEY.into(), "synapse/1".into());
+        let status = reconcile(&ctx(), &t, &p).unwrap();
+        assert_eq!(status.kind, crate::juju::StatusKind::Blocked);
+        assert!(
+            status.message.starts_with("Synapse runs on synapse/1 only"),
+            "{}",
+            status.message
+        );
+        assert!(
+            p.synapse.pushes.borrow().is_empty(),
+            "an idle unit writes nothing"
+        );
+        // It is the main unit: it runs Synapse with the leader's keys.
+        let bag = t
+            .relations
+            .get_mut(&rel)
+            .unwrap()
+            .get_mut("synapse")
+            .unwrap();
+        bag.insert(MAIN_UNIT_KEY.into(), "synapse/0".into());
         assert_eq!(reconcile(&ctx(), &t, &p).unwrap(), Status::active());
         assert_eq!(
             p.synapse.files.borrow()["/data/example.com.signing.key"],

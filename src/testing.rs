@@ -266,6 +266,9 @@ impl Workload for FakePebble {
             })
             .collect())
     }
+    fn probe(&self, _: &str) -> bool {
+        self.ready
+    }
     fn checks(&self) -> PebbleResult<Vec<CheckInfo>> {
         self.check()?;
         Ok(self
@@ -323,6 +326,9 @@ impl Workloads for FakePod {
             }
             fn checks(&self) -> PebbleResult<Vec<CheckInfo>> {
                 self.0.checks()
+            }
+            fn probe(&self, u: &str) -> bool {
+                self.0.probe(u)
             }
         }
         Box::new(Ref(if name == crate::nginx::CONTAINER {

@@ -44,6 +44,8 @@ fn deploy_configure_chat_and_survive_churn() {
         "{chat}"
     );
     let room_id = chat["room_id"].as_str().unwrap().to_string();
+    // Synapse rate-limits logins: reuse this session from here on.
+    let session = format!("token:{}", chat["access_token"].as_str().unwrap());
 
     // Nothing restarts or is rewritten when nothing changed.
     let synapse_starts = m.starts("synapse", "synapse");
@@ -87,7 +89,7 @@ fn deploy_configure_chat_and_survive_churn() {
     );
 
     // A config change restarts Synapse exactly once, and its effect is visible.
-    let before = m.matrix(&["public-rooms", URL, "alice", "correct horse battery"]);
+    let before = m.matrix(&["public-rooms", URL, "alice", &session]);
     assert!(
         before["listed"]
             .as_array()
@@ -107,7 +109,7 @@ fn deploy_configure_chat_and_survive_churn() {
         1,
         "NGINX untouched by a Synapse option"
     );
-    let after = m.matrix(&["public-rooms", URL, "alice", "correct horse battery"]);
+    let after = m.matrix(&["public-rooms", URL, "alice", &session]);
     assert_eq!(
         after["listed"],
         serde_json::json!([]),
@@ -137,7 +139,7 @@ fn deploy_configure_chat_and_survive_churn() {
         2,
         "Synapse keeps running with the old name"
     );
-    let read = m.matrix(&["read", URL, "alice", "correct horse battery", &room_id]);
+    let read = m.matrix(&["read", URL, "alice", &session, &room_id]);
     assert!(read["messages"]
         .as_array()
         .unwrap()
@@ -180,7 +182,7 @@ fn deploy_configure_chat_and_survive_churn() {
         m.wait_ready();
         assert_eq!(m.status().0, "active", "after {container} churn");
     }
-    let read = m.matrix(&["read", URL, "alice", "correct horse battery", &room_id]);
+    let read = m.matrix(&["read", URL, "alice", &session, &room_id]);
     assert!(
         read["messages"]
             .as_array()

@@ -13,7 +13,6 @@ use crate::juju::tools::{SecretOwner, SecretRead};
 use crate::juju::{HookContext, HookTools, RelationId, ToolErrorKind};
 use crate::reconcile::{self, PEER_ENDPOINT};
 use crate::synapse::admin::{encode_path, ApiError, SynapseApi};
-use crate::synapse::config::SynapseConfig;
 use crate::util::random;
 
 /// Label of the application secret holding the charm's own admin account.
@@ -99,7 +98,6 @@ fn admin_token(
     ctx: &HookContext,
     tools: &dyn HookTools,
     api: &SynapseApi,
-    config: &SynapseConfig,
 ) -> Result<String, Failure> {
     let leader = tools.is_leader()?;
     let stored = if leader {
@@ -182,7 +180,6 @@ fn admin_token(
         )?;
     }
     tracing::info!(%user_id, "created the charm's admin account");
-    let _ = config;
     Ok(token)
 }
 
@@ -203,7 +200,7 @@ fn register_user(
     ctx: &HookContext,
     tools: &dyn HookTools,
     api: &SynapseApi,
-    config: &SynapseConfig,
+    server_name: &str,
     params: &serde_json::Map<String, Value>,
 ) -> ActionResult {
     let username = param_str(params, "username")?;
@@ -211,7 +208,7 @@ fn register_user(
         .get("admin")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let user_id = user_id(&username, &config.server_name)?;
+    let user_id = user_id(&username, server_name)?;
     let local = user_id
         .trim_start_matches('@')
         .split(':')
@@ -258,11 +255,11 @@ fn promote_user_admin(
     ctx: &HookContext,
     tools: &dyn HookTools,
     api: &SynapseApi,
-    config: &SynapseConfig,
+    server_name: &str,
     params: &serde_json::Map<String, Value>,
 ) -> ActionResult {
-    let user_id = user_id(&param_str(params, "username")?, &config.server_name)?;
-    let token = admin_token(ctx, tools, api, config)?;
+    let user_id = user_id(&param_str(params, "username")?, server_name)?;
+    let token = admin_token(ctx, tools, api)?;
     user_exists(api, &token, &user_id)?;
     api.call(
         "PUT",
@@ -281,11 +278,11 @@ fn anonymize_user(
     ctx: &HookContext,
     tools: &dyn HookTools,
     api: &SynapseApi,
-    config: &SynapseConfig,
+    server_name: &str,
     params: &serde_json::Map<String, Value>,
 ) -> ActionResult {
-    let user_id = user_id(&param_str(params, "username")?, &config.server_name)?;
-    let token = admin_token(ctx, tools, api, config)?;
+    let user_id = user_id(&param_str(params, "username")?, server_name)?;
+    let token = admin_token(ctx, tools, api)?;
     let user = user_exists(api, &token, &user_id)?;
     if user["deactivated"].as_bool() == Some(true) && user["erased"].as_bool() == Some(true) {
         return Err(Failure(format!(
@@ -320,15 +317,16 @@ pub fn run(
 ) -> Result<(), crate::juju::ToolError> {
     let outcome = (|| -> ActionResult {
         let params = tools.action_get()?;
-        let config = SynapseConfig::from_juju(&tools.config_get()?).map_err(|e| {
-            Failure(format!(
-                "cannot run actions while the charm is misconfigured: {e}"
-            ))
-        })?;
+        // User IDs use the name Synapse really runs with (which a pending, refused
+        // server_name change does not alter).
+        let server_name = api
+            .server_name()
+            .map_err(|e| api_failure("asking Synapse for its server name", e))?;
+        let server_name = server_name.as_str();
         match name {
-            "register-user" => register_user(ctx, tools, api, &config, &params),
-            "promote-user-admin" => promote_user_admin(ctx, tools, api, &config, &params),
-            "anonymize-user" => anonymize_user(ctx, tools, api, &config, &params),
+            "register-user" => register_user(ctx, tools, api, server_name, &params),
+            "promote-user-admin" => promote_user_admin(ctx, tools, api, server_name, &params),
+            "anonymize-user" => anonymize_user(ctx, tools, api, server_name, &params),
             other => Err(Failure(format!("unknown action {other:?}"))),
         }
     })();

@@ -10,6 +10,7 @@ pub const LAYER_LABEL: &str = "synapse-nginx";
 pub const SERVICE: &str = "nginx";
 pub const READY_CHECK: &str = "nginx-ready";
 pub const PORT: u16 = 8080;
+pub const READY_URL: &str = "http://localhost:8080/health";
 
 pub fn layer() -> Layer {
     let service = Service {
@@ -26,7 +27,7 @@ pub fn layer() -> Layer {
         period: Some(GoDuration::from_secs(10)),
         timeout: Some(GoDuration::from_secs(3)),
         threshold: Some(3),
-        ..Check::http(format!("http://localhost:{PORT}/health"))
+        ..Check::http(READY_URL)
     };
     Layer {
         summary: Some("Synapse NGINX".into()),

@@ -165,6 +165,15 @@ impl SynapseApi {
             .ok_or_else(|| ApiError::Protocol("no access_token".into()))
     }
 
+    /// The server name Synapse actually runs with (from its key server endpoint).
+    pub fn server_name(&self) -> Result<String, ApiError> {
+        let resp = self.call("GET", "/_matrix/key/v2/server", None, None)?;
+        resp["server_name"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| ApiError::Protocol("no server_name".into()))
+    }
+
     pub fn whoami(&self, token: &str) -> Result<String, ApiError> {
         let resp = self.call(
             "GET",

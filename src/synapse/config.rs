@@ -328,7 +328,7 @@ impl SynapseConfig {
             None => {
                 r.problem(
                     "server_name",
-                    "must be set (e.g. `juju config synapse server_name=example.com`)",
+                    "must be set to the domain of the server's Matrix IDs, e.g. matrix.example.com",
                 );
                 String::new()
             }
@@ -475,7 +475,7 @@ mod tests {
     fn server_name_required() {
         assert_eq!(
             err(json!({})),
-            "invalid configuration: server_name: must be set (e.g. `juju config synapse server_name=example.com`)"
+            "invalid configuration: server_name: must be set to the domain of the server's Matrix IDs, e.g. matrix.example.com"
         );
         assert_eq!(err(json!({"server_name": "  "})), err(json!({})));
         assert!(err(json!({"server_name": "bad name"}))

@@ -174,7 +174,7 @@ pub fn render(inp: &HomeserverInputs) -> String {
         );
     }
     let doc = serde_saphyr::to_string(&Value::Object(hs)).unwrap_or_default();
-    format!("# Rendered by the Synapse charm. Changes made here are overwritten.\n{doc}")
+    format!("# Rendered by the Synapse charm from its configuration: change `juju config` instead.\n# Edits made here are replaced whenever the charm renders this file again.\n{doc}")
 }
 
 /// Synapse's logging: everything to the console, which Pebble collects.

@@ -12,6 +12,7 @@ pub const LAYER_LABEL: &str = "synapse";
 pub const SERVICE: &str = "synapse";
 pub const READY_CHECK: &str = "synapse-ready";
 pub const ALIVE_CHECK: &str = "synapse-alive";
+pub const READY_URL: &str = "http://localhost:8008/health";
 pub const USER: &str = "synapse";
 /// The rock's `synapse` user and group id.
 pub const UID: u32 = 584792;
@@ -47,7 +48,7 @@ pub fn layer(config: &SynapseConfig, config_hash: &str, proxy: &BTreeMap<String,
         period: Some(GoDuration::from_secs(10)),
         timeout: Some(GoDuration::from_secs(5)),
         threshold: Some(3),
-        ..Check::http(format!("http://localhost:{CLIENT_PORT}/health"))
+        ..Check::http(READY_URL)
     };
     // No `level: alive`: that would drive the Kubernetes liveness probe, and a failure
     // would restart the whole container (losing Pebble's layers) instead of Synapse.

@@ -6,6 +6,9 @@ Usage (prints one JSON object):
   matrix_client.py chat URL USER PASSWORD MESSAGE       login, create a room, send, read back
   matrix_client.py read URL USER PASSWORD ROOM_ID       login and read the room's messages
   matrix_client.py public-rooms URL USER PASSWORD       publish a room and list the directory
+  matrix_client.py login URL USER PASSWORD              log in; print the access token (or the error)
+  matrix_client.py set-displayname URL USER PASSWORD NAME
+  matrix_client.py profile URL USER PASSWORD USER_ID    read a user's profile
 """
 import asyncio
 import hashlib
@@ -14,8 +17,12 @@ import json
 import sys
 import urllib.request
 
-from nio import AsyncClient, LoginResponse, RoomCreateResponse, RoomMessagesResponse, RoomSendResponse
+from nio import (AsyncClient, AsyncClientConfig, LoginResponse, RoomCreateResponse, RoomMessagesResponse, RoomSendResponse,
+                 WhoamiResponse)
 from nio.api import RoomVisibility
+
+# Fail instead of silently waiting when Synapse rate-limits us.
+CONFIG = AsyncClientConfig(max_limit_exceeded=0, max_timeouts=2)
 
 
 def register(url, secret, user, password):
@@ -35,7 +42,18 @@ def register(url, secret, user, password):
 
 
 async def login(url, user, password):
-    client = AsyncClient(url, user)
+    """A logged-in client. PASSWORD may be `token:<access token>` to reuse a session:
+    Synapse rate-limits logins (a burst of 5 per client address), so the tests log in
+    once and pass the token on."""
+    client = AsyncClient(url, user, config=CONFIG)
+    if password.startswith("token:"):
+        client.access_token = password[len("token:"):]
+        who = await client.whoami()
+        if not isinstance(who, WhoamiResponse):
+            await client.close()
+            raise SystemExit(f"token rejected: {who}")
+        client.user_id = who.user_id
+        return client
     resp = await client.login(password)
     if not isinstance(resp, LoginResponse):
         await client.close()
@@ -60,7 +78,7 @@ async def chat(url, user, password, message):
         if not isinstance(sent, RoomSendResponse):
             raise SystemExit(f"sending failed: {sent}")
         return {"room_id": room.room_id, "event_id": sent.event_id, "messages": await messages(client, room.room_id),
-                "user_id": client.user_id}
+                "user_id": client.user_id, "access_token": client.access_token}
     finally:
         await client.close()
 
@@ -88,6 +106,36 @@ async def public_rooms(url, user, password):
         await client.close()
 
 
+async def try_login(url, user, password):
+    client = AsyncClient(url, user, config=CONFIG)
+    try:
+        # No automatic retries: a refused login must be reported, not retried.
+        resp = await client.login(password)
+        if isinstance(resp, LoginResponse):
+            return {"ok": True, "access_token": resp.access_token, "user_id": resp.user_id}
+        return {"ok": False, "error": str(resp.message), "status": resp.status_code}
+    finally:
+        await client.close()
+
+
+async def set_displayname(url, user, password, name):
+    client = await login(url, user, password)
+    try:
+        resp = await client.set_displayname(name)
+        return {"ok": not hasattr(resp, "status_code") or resp.status_code is None, "response": str(resp)}
+    finally:
+        await client.close()
+
+
+async def profile(url, user, password, user_id):
+    client = await login(url, user, password)
+    try:
+        resp = await client.get_profile(user_id)
+        return {"displayname": getattr(resp, "displayname", None), "response": type(resp).__name__}
+    finally:
+        await client.close()
+
+
 def main(argv):
     cmd = argv[1]
     if cmd == "register":
@@ -98,6 +146,12 @@ def main(argv):
         out = asyncio.run(read(*argv[2:6]))
     elif cmd == "public-rooms":
         out = asyncio.run(public_rooms(*argv[2:5]))
+    elif cmd == "login":
+        out = asyncio.run(try_login(*argv[2:5]))
+    elif cmd == "set-displayname":
+        out = asyncio.run(set_displayname(*argv[2:6]))
+    elif cmd == "profile":
+        out = asyncio.run(profile(*argv[2:6]))
     else:
         raise SystemExit(f"unknown command {cmd}")
     print(json.dumps(out))

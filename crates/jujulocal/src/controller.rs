@@ -287,16 +287,13 @@ impl Controller {
         for (ep, iface) in peers {
             let id = match self.model.relations_of(app_name, &ep).first() {
                 Some(r) => r.id,
-                None => {
-                    let id = self.new_relation(
-                        iface,
-                        vec![RelationEnd {
-                            app: app_name.into(),
-                            endpoint: ep.clone(),
-                        }],
-                    );
-                    id
-                }
+                None => self.new_relation(
+                    iface,
+                    vec![RelationEnd {
+                        app: app_name.into(),
+                        endpoint: ep.clone(),
+                    }],
+                ),
             };
             self.run(
                 &unit,
@@ -908,7 +905,7 @@ impl Controller {
             let Some(end) = rel.end_for(&writer_app) else {
                 continue;
             };
-            let hook = format!("-relation-changed");
+            let hook = "-relation-changed".to_string();
             let app_changed = old.app_data.get(&writer_app) != rel.app_data.get(&writer_app);
             let unit_changed = old.unit_data.get(writer) != rel.unit_data.get(writer);
             if !app_changed && !unit_changed {

@@ -29,6 +29,7 @@ Commands:
   secret-grant URI ID                     grant a played application's secret on relation ID
   secret-set URI k=v ...                  new revision of a played application's secret
   run UNIT ACTION [k=v ...]               run an action and print its results
+  show-secret URI [--reveal]              a secret's owner, label, revisions (and content)
   update-status                           fire update-status on every unit
   restart-container UNIT CONTAINER        restart a container's Pebble (pod churn)
   set-leader UNIT                         move leadership
@@ -326,6 +327,27 @@ fn cli(mut args: Vec<String>) -> Result<(), Error> {
             }
             Ok(())
         }
+        "show-secret" => {
+            let c = Controller::open(&home)?;
+            let uri = pos
+                .first()
+                .ok_or_else(|| Error::Usage("show-secret URI [--reveal]".into()))?;
+            let s = c
+                .model
+                .secret_by_uri(uri)
+                .ok_or_else(|| Error::NotFound(format!("secret {uri:?} not found")))?;
+            let mut out = serde_json::json!({"uri": s.uri(), "owner": s.owner, "label": s.label, "description": s.description,
+                "revision": s.latest().map(|r| r.revision)});
+            if rest.iter().any(|a| a == "--reveal") {
+                out["content"] =
+                    serde_json::json!(s.latest().map(|r| r.content.clone()).unwrap_or_default());
+            }
+            println!(
+                "{}",
+                serde_saphyr::to_string(&out).map_err(|e| Error::Failed(e.to_string()))?
+            );
+            Ok(())
+        }
         "update-status" => Controller::open(&home)?.update_status(),
         "restart-container" => {
             let mut c = Controller::open(&home)?;
@@ -366,7 +388,7 @@ fn cli(mut args: Vec<String>) -> Result<(), Error> {
                 .units
                 .get(u)
                 .ok_or_else(|| Error::NotFound(format!("unit {u:?} not found")))?;
-            let rels: Vec<serde_json::Value> = c.model.relations.iter().filter(|r| r.end_for(&jujulocal::model::app_of(u).to_string()).is_some()).map(|r| serde_json::json!({"id": r.id, "interface": r.interface, "app-data": r.app_data, "unit-data": r.unit_data})).collect();
+            let rels: Vec<serde_json::Value> = c.model.relations.iter().filter(|r| r.end_for(jujulocal::model::app_of(u)).is_some()).map(|r| serde_json::json!({"id": r.id, "interface": r.interface, "app-data": r.app_data, "unit-data": r.unit_data})).collect();
             let out = serde_json::json!({"unit": u, "leader": app.leader.as_deref() == Some(u.as_str()), "status": unit.status, "status-history": unit.status_history, "state": unit.state, "opened-ports": unit.opened_ports, "relations": rels});
             println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
             Ok(())

@@ -1090,7 +1090,7 @@ fn secret_get(env: &mut Env, args: &[String]) -> Result<String, Error> {
     let consumer_label = if owner {
         None
     } else {
-        label.clone().filter(|_| p.args.first().is_some())
+        label.clone().filter(|_| !p.args.is_empty())
     };
     if track.is_some() || consumer_label.is_some() {
         env.queue(Op::SecretTrack {
