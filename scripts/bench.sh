@@ -21,6 +21,7 @@ echo "== dispatch under JujuLocal (real pod, $N runs each)"
 "$J" bootstrap --name bench >/dev/null
 "$J" deploy build/charm synapse --config server_name=bench.example.com --pods --netns --pebble "$TOOLS/bin/pebble" \
   --mount "synapse:/opt/synapse=$TOOLS/synapse-venv" \
+  --mount "synapse:/usr/local/bin/synapse-stats-exporter=$PWD/target/release/synapse-stats-exporter" \
   --mount "synapse-nginx:/etc/nginx=$PWD/nginx_rock/etc/nginx" \
   --mount "synapse-nginx:/var/lib/nginx=tmpfs" --mount "synapse-nginx:/var/log/nginx=tmpfs" >/dev/null
 for _ in $(seq 1 60); do

@@ -26,6 +26,7 @@ done
 "$J" bootstrap --name local
 "$J" deploy build/charm synapse --pods --pebble "$TOOLS/bin/pebble" \
   --mount "synapse:/opt/synapse=$TOOLS/synapse-venv" \
+  --mount "synapse:/usr/local/bin/synapse-stats-exporter=$PWD/target/release/synapse-stats-exporter" \
   --mount "synapse-nginx:/etc/nginx=$PWD/nginx_rock/etc/nginx" \
   --mount "synapse-nginx:/var/lib/nginx=tmpfs" \
   --mount "synapse-nginx:/var/log/nginx=tmpfs" >/dev/null

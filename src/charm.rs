@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::juju::hints::UnitHints;
 use crate::juju::{Event, HookContext, HookTools};
 use crate::reconcile::{self, ReconcileError, Workloads};
 use crate::workload::{PebbleWorkload, Workload};
@@ -23,6 +24,10 @@ impl Default for PodWorkloads {
 impl Workloads for PodWorkloads {
     fn container(&self, name: &str) -> Box<dyn Workload + '_> {
         Box::new(PebbleWorkload::new(name))
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone()
     }
 
     fn own_data_dir(&self, uid: u32) -> std::io::Result<()> {
@@ -76,8 +81,19 @@ pub fn dispatch(
         // NGINX is the entry point: expose it on the application's Kubernetes service.
         tools.open_port(crate::nginx::PORT)?;
     }
-    let status = reconcile::reconcile(ctx, tools, workloads)?;
+    let hints_path = UnitHints::path(&std::env::current_dir().unwrap_or_default(), &ctx.unit_name);
+    let mut hints = UnitHints::load(&hints_path);
+    let before = hints.clone();
+    let status = reconcile::reconcile(ctx, tools, workloads, &mut hints)?;
     tracing::info!(%status, "reconciled");
-    tools.status_set(&status, false)?;
+    // Status is shown at once and kept by Juju: set it only when it changes.
+    let shown = status.to_string();
+    if hints.status.as_deref() != Some(shown.as_str()) {
+        tools.status_set(&status, false)?;
+        hints.status = Some(shown);
+    }
+    if hints != before {
+        hints.save(&hints_path);
+    }
     Ok(())
 }

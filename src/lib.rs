@@ -3,6 +3,7 @@
 
 pub mod actions;
 pub mod charm;
+pub mod database;
 pub mod juju;
 pub mod nginx;
 pub mod reconcile;

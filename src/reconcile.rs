@@ -6,6 +6,10 @@ use std::collections::BTreeMap;
 
 use pebble::{CheckStatus, Layer, PushOptions};
 
+use crate::database::postgres::{DbError, Locale};
+use crate::database::relation::ENDPOINT as DB_ENDPOINT;
+use crate::database::{DatabaseInfo, Provided};
+use crate::juju::hints::UnitHints;
 use crate::juju::tools::{SecretOwner, SecretRead};
 use crate::juju::{Databag, HookContext, HookTools, RelationId, Status, ToolErrorKind};
 use crate::nginx;
@@ -43,7 +47,13 @@ pub trait Workloads {
     fn container(&self, name: &str) -> Box<dyn Workload + '_>;
     /// Makes the data volume (mounted in the charm container too) owned by Synapse's user.
     fn own_data_dir(&self, uid: u32) -> std::io::Result<()>;
+    /// Where the charm container sees the data volume (`/data` in production).
+    fn data_dir(&self) -> std::path::PathBuf;
 }
+
+/// A file on the data volume recording that Synapse has run on PostgreSQL: from then
+/// on it never falls back to SQLite. It lives with the data it protects.
+pub const BACKEND_MARKER: &str = ".charm-database-backend";
 
 /// The outcome for one container.
 enum Progress {
@@ -66,7 +76,25 @@ pub struct Peers {
 }
 
 impl Peers {
-    pub fn gather(tools: &dyn HookTools, app: &str) -> Result<Self, ReconcileError> {
+    /// Reads the peer application databag. `known` is the peer relation id remembered
+    /// from an earlier dispatch: it saves the `relation-ids` call while it is valid.
+    pub fn gather(
+        tools: &dyn HookTools,
+        app: &str,
+        known: Option<&RelationId>,
+    ) -> Result<Self, ReconcileError> {
+        if let Some(rel) = known {
+            match tools.relation_get(rel, app, true) {
+                Ok(app_data) => {
+                    return Ok(Self {
+                        relation: Some(rel.clone()),
+                        app_data,
+                    })
+                }
+                Err(e) if e.kind == ToolErrorKind::RelationNotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         let relation = tools.relation_ids(PEER_ENDPOINT)?.into_iter().next();
         let app_data = match &relation {
             Some(rel) => tools.relation_get(rel, app, true)?,
@@ -191,7 +219,7 @@ pub fn current_keys(
     tools: &dyn HookTools,
 ) -> Result<Option<SynapseKeys>, ReconcileError> {
     let leader = tools.is_leader()?;
-    let peers = Peers::gather(tools, &ctx.app_name)?;
+    let peers = Peers::gather(tools, &ctx.app_name, None)?;
     synapse_keys(tools, leader, &peers)
 }
 
@@ -267,12 +295,84 @@ fn not_reachable(container: &str) -> Progress {
     Progress::Waiting(format!("Waiting for Pebble in the {container} container"))
 }
 
+/// What the `database` relation says, read only when needed.
+enum Db {
+    /// No relation: SQLite.
+    None,
+    /// Related; details are read lazily (they change only with relation or secret events).
+    Related { relation: RelationId },
+}
+
+/// Reads the provider's answer: endpoints, database and credentials.
+fn read_provided(ctx: &HookContext, tools: &dyn HookTools, rel: &RelationId) -> Result<Provided, ReconcileError> {
+    let Some(remote) = tools.relation_remote_app(rel)? else {
+        return Ok(Provided::Pending("the provider"));
+    };
+    let bag = tools.relation_get(rel, &remote, true)?;
+    let secret = match bag.get("secret-user") {
+        Some(uri) => {
+            // Follow the provider's rotations when it tells us (secret-changed).
+            let refresh = matches!(&ctx.event, crate::juju::Event::Secret { id, .. } if crate::util::same_secret(id, uri));
+            let mode = if refresh { SecretRead::Refresh } else { SecretRead::Pinned };
+            Some(tools.secret_get(Some(uri), None, mode)?)
+        }
+        None => None,
+    };
+    Ok(crate::database::relation::provided(&bag, secret.as_ref()))
+}
+
+fn placeholder_db() -> DatabaseInfo {
+    DatabaseInfo { host: "<host>".into(), port: 0, database: "<database>".into(), user: "<user>".into(), password: "<password>".into() }
+}
+
+fn shape_hash(config: &SynapseConfig, postgres: bool) -> String {
+    let placeholder = SynapseKeys::placeholder();
+    let database = if postgres { Database::Postgres(placeholder_db()) } else { Database::Sqlite };
+    let shape = homeserver::render(&HomeserverInputs { config, keys: &placeholder, database, ingress_url: None });
+    fnv1a_hex([shape.as_bytes(), homeserver::log_config().as_bytes(), homeserver::signing_key_path(&config.server_name).as_bytes()])
+}
+
+/// Events after which the database details may differ from what Synapse runs with.
+fn database_may_have_changed(ctx: &HookContext) -> bool {
+    use crate::juju::Event;
+    match &ctx.event {
+        Event::Relation { relation, .. } => relation.endpoint == DB_ENDPOINT,
+        Event::Secret { .. } | Event::UpgradeCharm | Event::Install | Event::Start => true,
+        _ => false,
+    }
+}
+
+/// Stops Synapse (and the exporter) and keeps them from being started again.
+fn hold_synapse(w: &dyn Workload, plan: &Layer) -> Result<(), pebble::Error> {
+    let mut held = Layer::default();
+    for name in [synapse_layer::SERVICE, synapse_layer::EXPORTER] {
+        if let Some(svc) = plan.services.get(name) {
+            let h = synapse_layer::held_service(svc.clone());
+            if Some(&h) != plan.services.get(name) {
+                held.services.insert(name.to_string(), h);
+            }
+        }
+    }
+    if !held.services.is_empty() {
+        w.add_layer(synapse_layer::LAYER_LABEL, &held)?;
+    }
+    let running: Vec<String> = w.services()?.into_iter().filter(|s| s.is_running()).map(|s| s.name).collect();
+    let to_stop: Vec<&str> = running.iter().map(String::as_str).filter(|n| *n == synapse_layer::SERVICE || *n == synapse_layer::EXPORTER).collect();
+    if !to_stop.is_empty() {
+        w.stop(&to_stop)?;
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
 fn reconcile_synapse(
     ctx: &HookContext,
+    tools: &dyn HookTools,
     w: &dyn Workload,
     workloads: &dyn Workloads,
     config: &SynapseConfig,
-    keys: &SynapseKeys,
+    db: &Db,
+    keys: &dyn Fn() -> Result<Option<SynapseKeys>, ReconcileError>,
 ) -> Result<Progress, ReconcileError> {
     let err = pebble_err(synapse_layer::CONTAINER);
     let plan = match w.plan() {
@@ -280,35 +380,90 @@ fn reconcile_synapse(
         Err(e) if e.is_connect() => return Ok(not_reachable(synapse_layer::CONTAINER)),
         Err(e) => return Err(err(e)),
     };
-    let files = [
-        (
-            homeserver::CONFIG_PATH.to_string(),
-            homeserver::render(&HomeserverInputs {
-                config,
-                keys,
-                database: Database::Sqlite,
-                ingress_url: None,
-            }),
-        ),
-        (
-            homeserver::LOG_CONFIG_PATH.to_string(),
-            homeserver::log_config(),
-        ),
-        (
-            homeserver::signing_key_path(&config.server_name),
-            keys.signing_key.clone(),
-        ),
+    let marker = workloads.data_dir().join(BACKEND_MARKER);
+    let ran_on_postgres = std::fs::read_to_string(&marker).map(|s| s.trim() == "postgresql").unwrap_or(false);
+    let relation = match db {
+        Db::None if ran_on_postgres => {
+            // Never start Synapse on an empty SQLite database after it ran on PostgreSQL.
+            hold_synapse(w, &plan).map_err(&err)?;
+            return Ok(Progress::Blocked(format!(
+                "the database integration was removed; Synapse's data is in PostgreSQL, so Synapse is stopped: restore it with `juju integrate {} postgresql-k8s`",
+                ctx.app_name
+            )));
+        }
+        Db::None => None,
+        Db::Related { relation } => Some(relation),
+    };
+
+    // Steady state: the plan already runs this configuration's shape (secrets and
+    // database credentials left out: they change only with the events checked here).
+    let postgres_shape = relation.is_some() && ran_on_postgres;
+    let shape = shape_hash(config, postgres_shape);
+    let running = plan.services.get(synapse_layer::SERVICE);
+    let running_env = |k: &str| running.and_then(|s| s.environment.get(k)).cloned().unwrap_or_default();
+    let steady = !database_may_have_changed(ctx) && {
+        let exporter_plan = plan.services.get(synapse_layer::EXPORTER);
+        let mut same = synapse_layer::layer(config, &shape, &running_env(synapse_layer::CONTENT_ENV), None, &proxy_env(ctx));
+        if let Some(e) = exporter_plan.filter(|_| postgres_shape) {
+            same.services.insert(synapse_layer::EXPORTER.into(), e.clone());
+        }
+        same.services.iter().all(|(n, svc)| plan.services.get(n) == Some(svc))
+            && same.checks.iter().all(|(n, c)| plan.checks.get(n) == Some(c))
+            && (postgres_shape || exporter_plan.is_none_or(|e| e.startup != Some(pebble::Startup::Enabled)))
+    };
+    if steady {
+        return finish_synapse(w, &plan, None).map_err(&err);
+    }
+
+    // Full path: read what the files are made of.
+    let Some(keys) = keys()? else {
+        return Ok(Progress::Waiting("Waiting for the leader to create Synapse's keys".into()));
+    };
+    let database = match relation {
+        None => Database::Sqlite,
+        Some(rel) => match read_provided(ctx, tools, rel)? {
+            Provided::Pending(what) => {
+                let msg = format!("Waiting for PostgreSQL to provide the database ({what})");
+                if !ran_on_postgres && running.is_some() {
+                    // Keep serving from SQLite meanwhile.
+                    let p = finish_synapse(w, &plan, None).map_err(&err)?;
+                    return Ok(match p { Progress::Ready => Progress::Waiting(msg), other => other });
+                }
+                return Ok(Progress::Waiting(msg));
+            }
+            Provided::Invalid(reason) => return Ok(Progress::Blocked(format!("the database integration sent invalid data: {reason}"))),
+            Provided::Ready(info) => {
+                if !ran_on_postgres {
+                    if let Some(p) = check_switch_to_postgres(workloads, &info)? {
+                        return Ok(p);
+                    }
+                }
+                Database::Postgres(info)
+            }
+        },
+    };
+    let exporter_db = match &database { Database::Postgres(info) => Some(info.clone()), Database::Sqlite => None };
+    let shape = shape_hash(config, exporter_db.is_some());
+    let mut files = vec![
+        (homeserver::CONFIG_PATH.to_string(), homeserver::render(&HomeserverInputs { config, keys: &keys, database, ingress_url: None })),
+        (homeserver::LOG_CONFIG_PATH.to_string(), homeserver::log_config()),
+        (homeserver::signing_key_path(&config.server_name), keys.signing_key.clone()),
     ];
-    let hash = fnv1a_hex(files.iter().flat_map(|(p, c)| [p.as_bytes(), c.as_bytes()]));
-    let desired = synapse_layer::layer(config, &hash, &proxy_env(ctx));
-    let current = plan.services.get(synapse_layer::SERVICE);
-    if current != desired.services.get(synapse_layer::SERVICE) {
+    if let Some(db) = &exporter_db {
+        files.push((synapse_layer::EXPORTER_PASSWORD_PATH.to_string(), db.password.clone()));
+    }
+    let content = fnv1a_hex(files.iter().take(3).flat_map(|(p, c)| [p.as_bytes(), c.as_bytes()]));
+    let password_hash = exporter_db.as_ref().map(|d| fnv1a_hex([d.password.as_bytes()])).unwrap_or_default();
+    let exporter = exporter_db.as_ref().map(|db| synapse_layer::Exporter { db, password_hash: &password_hash });
+    let mut desired = synapse_layer::layer(config, &shape, &content, exporter.as_ref(), &proxy_env(ctx));
+    if exporter.is_none() && plan.services.contains_key(synapse_layer::EXPORTER) {
+        desired.services.insert(synapse_layer::EXPORTER.into(), synapse_layer::exporter_service(None));
+    }
+    let changed = desired.services.iter().any(|(n, svc)| plan.services.get(n) != Some(svc));
+    if changed {
         // Something Synapse reads will change: first make sure the server name is not.
         let existing = w.pull(homeserver::CONFIG_PATH).map_err(&err)?;
-        if let Some(old) = existing
-            .as_deref()
-            .and_then(|b| homeserver::existing_server_name(&String::from_utf8_lossy(b)))
-        {
+        if let Some(old) = existing.as_deref().and_then(|b| homeserver::existing_server_name(&String::from_utf8_lossy(b))) {
             if old != config.server_name {
                 return Ok(Progress::Blocked(format!(
                     "server_name cannot change from {old:?} to {:?}: Synapse's database is bound to it; restore it with `juju config {} server_name={old}`",
@@ -316,9 +471,7 @@ fn reconcile_synapse(
                 )));
             }
         }
-        workloads
-            .own_data_dir(synapse_layer::UID)
-            .map_err(ReconcileError::Data)?;
+        workloads.own_data_dir(synapse_layer::UID).map_err(ReconcileError::Data)?;
         let secret_file = PushOptions {
             permissions: Some(0o600),
             user: Some(synapse_layer::USER.into()),
@@ -327,44 +480,74 @@ fn reconcile_synapse(
             ..Default::default()
         };
         for (path, content) in &files {
-            let current = if path == homeserver::CONFIG_PATH {
-                existing.clone()
-            } else {
-                w.pull(path).map_err(&err)?
-            };
+            let current = if path == homeserver::CONFIG_PATH { existing.clone() } else { w.pull(path).map_err(&err)? };
             if current.as_deref() != Some(content.as_bytes()) {
                 tracing::info!(path, "writing");
-                w.push(path, content.as_bytes(), &secret_file)
-                    .map_err(&err)?;
+                w.push(path, content.as_bytes(), &secret_file).map_err(&err)?;
             }
         }
     }
-    match apply_layer(w, &plan, synapse_layer::LAYER_LABEL, &desired) {
-        Ok(changed) => {
-            if changed {
-                tracing::info!("Synapse's layer changed: replanned");
-            } else if !w
-                .services()
-                .map_err(&err)?
-                .iter()
-                .any(|s| s.name == synapse_layer::SERVICE && s.is_running())
-            {
-                // Present but not running (stopped by hand, or failed): start it again.
-                if let Err(e) = w.replan() {
-                    return synapse_start_failure(e).map_err(&err);
-                }
-            }
-        }
-        Err(e) => return synapse_start_failure(e).map_err(&err),
+    let progress = finish_synapse(w, &plan, Some(&desired)).map_err(&err)?;
+    if exporter_db.is_some() && !ran_on_postgres && matches!(progress, Progress::Ready | Progress::Waiting(_)) {
+        std::fs::write(&marker, "postgresql\n").map_err(ReconcileError::Data)?;
+        tracing::info!("Synapse now runs on PostgreSQL");
     }
-    service_state(
-        w,
-        synapse_layer::SERVICE,
-        synapse_layer::READY_CHECK,
-        synapse_layer::READY_URL,
-        "Synapse",
-    )
-    .map_err(&err)
+    if exporter_db.is_none() {
+        // The exporter only makes sense with PostgreSQL: make sure it is not running.
+        if w.services().map_err(&err)?.iter().any(|s| s.name == synapse_layer::EXPORTER && s.is_running()) {
+            w.stop(&[synapse_layer::EXPORTER]).map_err(&err)?;
+        }
+    }
+    Ok(progress)
+}
+
+/// Before moving from SQLite to PostgreSQL: never leave users or rooms behind, and give
+/// an empty provided database the `C` locale Synapse requires.
+fn check_switch_to_postgres(workloads: &dyn Workloads, info: &DatabaseInfo) -> Result<Option<Progress>, ReconcileError> {
+    let sqlite = workloads.data_dir().join("homeserver.db");
+    match crate::database::sqlite::contents(&sqlite) {
+        Ok(Some(c)) if !c.is_empty() => {
+            return Ok(Some(Progress::Blocked(format!(
+                "the SQLite database holds {} users and {} rooms: migrate them with synapse_port_db, then move /data/homeserver.db aside (see docs/how-to/postgresql.md)",
+                c.users, c.rooms
+            ))))
+        }
+        Ok(_) => {}
+        Err(e) => return Ok(Some(Progress::Blocked(format!("cannot read the SQLite database to check for data: {e}")))),
+    }
+    match crate::database::postgres::prepare(info) {
+        Ok(Locale::Ready) => Ok(None),
+        Ok(Locale::Switched { from }) => {
+            tracing::info!(%from, "gave the empty database the C locale Synapse requires");
+            Ok(None)
+        }
+        Ok(Locale::Unsafe { collate, ctype, tables }) => Ok(Some(Progress::Blocked(format!(
+            "database {:?} has collation {collate:?} and ctype {ctype:?} and already holds {tables} tables; Synapse needs \"C\": recreate it with LC_COLLATE and LC_CTYPE \"C\" (see docs/how-to/postgresql.md)",
+            info.database
+        )))),
+        Err(e @ DbError::Query(_)) => Ok(Some(Progress::Blocked(format!("preparing the database failed: {e}")))),
+        Err(e) => Ok(Some(Progress::Waiting(format!("{e}")))),
+    }
+}
+
+/// Applies the desired layer (if any) and reports the service state.
+fn finish_synapse(w: &dyn Workload, plan: &Layer, desired: Option<&Layer>) -> Result<Progress, pebble::Error> {
+    if let Some(desired) = desired {
+        match apply_layer(w, plan, synapse_layer::LAYER_LABEL, desired) {
+            Ok(true) => tracing::info!("Synapse's layer changed: replanned"),
+            Ok(false) => {}
+            Err(e) => return synapse_start_failure(e),
+        }
+    }
+    let running = w.services()?;
+    let enabled_not_running = running.iter().any(|s| s.startup == pebble::Startup::Enabled && !s.is_running());
+    if enabled_not_running {
+        // Present but not running (stopped by hand, or failed): start it again.
+        if let Err(e) = w.replan() {
+            return synapse_start_failure(e);
+        }
+    }
+    service_state(w, synapse_layer::SERVICE, synapse_layer::READY_CHECK, synapse_layer::READY_URL, "Synapse")
 }
 
 /// A failed start is the workload's problem (bad configuration, crash at start):
@@ -413,22 +596,53 @@ fn reconcile_nginx(w: &dyn Workload) -> Result<Progress, ReconcileError> {
 }
 
 /// One full reconcile. Expected problems become a status; unexpected ones an error.
+/// The `database` relation, if any. Its id is remembered between dispatches and looked
+/// up again only on events that can change it; a relation being broken counts as gone.
+/// The leader asks the provider for the database.
+fn database_relation(ctx: &HookContext, tools: &dyn HookTools, leader: bool, hints: &mut UnitHints) -> Result<Db, ReconcileError> {
+    use crate::juju::{Event, RelationHook};
+    let (db_event, broken) = match &ctx.event {
+        Event::Relation { relation, hook, .. } if relation.endpoint == DB_ENDPOINT => (true, (*hook == RelationHook::Broken).then_some(relation)),
+        _ => (false, None),
+    };
+    let refresh = db_event || hints.database_relation.is_none() || matches!(ctx.event, Event::UpgradeCharm | Event::Install | Event::Start);
+    if refresh {
+        let id = tools.relation_ids(DB_ENDPOINT)?.into_iter().find(|r| Some(r) != broken);
+        hints.database_relation = Some(id.map(|r| r.to_string()).unwrap_or_default());
+    }
+    let Some(relation) = hints.database_relation.as_deref().and_then(RelationId::parse) else {
+        return Ok(Db::None);
+    };
+    if leader && (db_event || matches!(ctx.event, Event::LeaderElected | Event::UpgradeCharm)) {
+        let own = tools.relation_get(&relation, &ctx.app_name, true)?;
+        let request = crate::database::relation::request();
+        let missing: Databag = request.into_iter().filter(|(k, v)| own.get(k) != Some(v)).collect();
+        if !missing.is_empty() {
+            tools.relation_set(&relation, true, &missing)?;
+            tracing::info!("asked the database integration for a database");
+        }
+    }
+    Ok(Db::Related { relation })
+}
+
 pub fn reconcile(
     ctx: &HookContext,
     tools: &dyn HookTools,
     workloads: &dyn Workloads,
+    hints: &mut UnitHints,
 ) -> Result<Status, ReconcileError> {
     let config = match SynapseConfig::from_juju(&tools.config_get()?) {
         Ok(c) => c,
         Err(e) => return Ok(Status::blocked(e.to_string())),
     };
     let leader = tools.is_leader()?;
-    let peers = Peers::gather(tools, &ctx.app_name)?;
-    let Some(keys) = synapse_keys(tools, leader, &peers)? else {
-        return Ok(Status::waiting(
-            "Waiting for the leader to create Synapse's keys",
-        ));
-    };
+    let known = hints.peer_relation.as_deref().and_then(RelationId::parse);
+    let peers = Peers::gather(tools, &ctx.app_name, known.as_ref())?;
+    hints.peer_relation = peers.relation.as_ref().map(|r| r.to_string());
+    // The leader makes the keys as early as it can (the other units need them).
+    if leader && !peers.app_data.contains_key(KEYS_SECRET_KEY) {
+        synapse_keys(tools, leader, &peers)?;
+    }
     match is_main_unit(ctx, tools, leader, &peers)? {
         None => {
             return Ok(Status::waiting(
@@ -448,10 +662,12 @@ pub fn reconcile(
         }
         Some(true) => {}
     }
+    let keys = || synapse_keys(tools, leader, &peers);
+    let db = database_relation(ctx, tools, leader, hints)?;
     let synapse = workloads.container(synapse_layer::CONTAINER);
     let nginx_w = workloads.container(nginx::CONTAINER);
     let results = [
-        reconcile_synapse(ctx, synapse.as_ref(), workloads, &config, &keys)?,
+        reconcile_synapse(ctx, tools, synapse.as_ref(), workloads, &config, &db, &keys)?,
         reconcile_nginx(nginx_w.as_ref())?,
     ];
     for r in &results {
@@ -516,6 +732,7 @@ mod tests {
         FakePod {
             synapse: FakePebble::up(),
             nginx: FakePebble::up(),
+            data: tempfile::tempdir().unwrap(),
         }
     }
 
@@ -523,7 +740,7 @@ mod tests {
     fn first_reconcile_creates_keys_writes_files_and_starts_both() {
         let t = tools(json!({"server_name": "example.com"}));
         let p = pod();
-        let status = reconcile(&ctx(), &t, &p).unwrap();
+        let status = reconcile(&ctx(), &t, &p, &mut UnitHints::default()).unwrap();
         assert_eq!(status, Status::active());
         assert_eq!(t.secrets.borrow().len(), 1, "keys secret created");
         assert!(
@@ -550,23 +767,20 @@ mod tests {
     fn unchanged_state_means_no_writes_no_layers_no_restarts() {
         let t = tools(json!({"server_name": "example.com"}));
         let p = pod();
-        reconcile(&ctx(), &t, &p).unwrap();
+        let mut hints = UnitHints::default();
+        reconcile(&ctx(), &t, &p, &mut hints).unwrap();
+        assert_eq!(hints.peer_relation.as_deref(), Some("synapse-peers:0"));
         t.calls.borrow_mut().clear();
-        reconcile(&ctx(), &t, &p).unwrap();
+        reconcile(&ctx(), &t, &p, &mut hints).unwrap();
         assert_eq!(p.synapse.pushes.borrow().len(), 3, "no new pushes");
         assert_eq!(*p.synapse.layers_added.borrow(), 1);
         assert_eq!(*p.nginx.layers_added.borrow(), 1);
         assert_eq!(*p.synapse.restarts.borrow(), 1);
-        // Steady state: each read once (config, leadership, peer bag, keys), no writes.
+        // Steady state: config, leadership and the peer bag, each read once; the keys
+        // secret is not read (the plan already names the keys) and nothing is written.
         assert_eq!(
             t.calls.borrow().clone(),
-            vec![
-                "config-get",
-                "is-leader",
-                "relation-ids",
-                "relation-get",
-                "secret-get"
-            ]
+            vec!["config-get", "is-leader", "relation-get"]
         );
     }
 
@@ -574,10 +788,10 @@ mod tests {
     fn a_config_change_rewrites_homeserver_yaml_and_restarts_once() {
         let mut t = tools(json!({"server_name": "example.com"}));
         let p = pod();
-        reconcile(&ctx(), &t, &p).unwrap();
+        reconcile(&ctx(), &t, &p, &mut UnitHints::default()).unwrap();
         t.config
             .insert("enable_room_list_search".into(), json!(false));
-        reconcile(&ctx(), &t, &p).unwrap();
+        reconcile(&ctx(), &t, &p, &mut UnitHints::default()).unwrap();
         let pushes = p.synapse.pushes.borrow().clone();
         assert_eq!(pushes.len(), 4);
         assert_eq!(pushes[3], "/data/homeserver.yaml", "only the changed file");
@@ -593,9 +807,9 @@ mod tests {
     fn changing_server_name_blocks_and_changes_nothing() {
         let mut t = tools(json!({"server_name": "example.com"}));
         let p = pod();
-        reconcile(&ctx(), &t, &p).unwrap();
+        reconcile(&ctx(), &t, &p, &mut UnitHints::default()).unwrap();
         t.config.insert("server_name".into(), json!("other.org"));
-        let status = reconcile(&ctx(), &t, &p).unwrap();
+        let status = reconcile(&ctx(), &t, &p, &mut UnitHints::default()).unwrap();
         assert_eq!(status.kind, crate::juju::StatusKind::Blocked);
         assert!(
             status
@@ -617,8 +831,9 @@ mod tests {
         let p = FakePod {
             synapse: FakePebble::default(),
             nginx: FakePebble::up(),
+            data: tempfile::tempdir().unwrap(),
         };
-        let status = reconcile(&ctx(), &t, &p).unwrap();
+        let status = reconcile(&ctx(), &t, &p, &mut UnitHints::default()).unwrap();
         assert_eq!(
             status,
             Status::waiting("Waiting for Pebble in the synapse container")
@@ -630,7 +845,7 @@ mod tests {
         let t = tools(json!({"server_name": "example.com"}));
         let mut p = pod();
         p.synapse.ready = false;
-        let status = reconcile(&ctx(), &t, &p).unwrap();
+        let status = reconcile(&ctx(), &t, &p, &mut UnitHints::default()).unwrap();
         assert_eq!(
             status,
             Status::waiting("Synapse is starting (waiting for its ready check)")
@@ -642,43 +857,24 @@ mod tests {
         let mut t = tools(json!({"server_name": "example.com"}));
         t.leader = false;
         let p = pod();
-        assert_eq!(
-            reconcile(&ctx(), &t, &p).unwrap(),
-            Status::waiting("Waiting for the leader to create Synapse's keys")
-        );
-        let keys = SynapseKeys::generate().unwrap();
-        t.secrets.borrow_mut().insert(
-            "secret:k".into(),
-            ("synapse-keys".into(), keys.to_content()),
-        );
         let rel = RelationId {
             endpoint: PEER_ENDPOINT.into(),
             id: 0,
         };
-        t.relations.insert(
-            rel,
-            BTreeMap::from([(
-                "synapse".to_string(),
-                BTreeMap::from([(KEYS_SECRET_KEY.to_string(), "secret:k".to_string())]),
-            )]),
-        );
+        let run = |t: &FakeTools| reconcile(&ctx(), t, &p, &mut UnitHints::default()).unwrap();
         assert_eq!(
-            reconcile(&ctx(), &t, &p).unwrap(),
+            run(&t),
             Status::waiting("Waiting for the leader to choose the unit that runs Synapse")
         );
         // The leader chose another unit: this one stays idle and says why.
-        let rel = RelationId {
-            endpoint: PEER_ENDPOINT.into(),
-            id: 0,
-        };
-        let bag = t
-            .relations
-            .get_mut(&rel)
-            .unwrap()
-            .get_mut("synapse")
-            .unwrap();
-        bag.insert(MAIN_UNIT_KEY.into(), "synapse/1".into());
-        let status = reconcile(&ctx(), &t, &p).unwrap();
+        t.relations.insert(
+            rel.clone(),
+            BTreeMap::from([(
+                "synapse".to_string(),
+                BTreeMap::from([(MAIN_UNIT_KEY.to_string(), "synapse/1".to_string())]),
+            )]),
+        );
+        let status = run(&t);
         assert_eq!(status.kind, crate::juju::StatusKind::Blocked);
         assert!(
             status.message.starts_with("Synapse runs on synapse/1 only"),
@@ -689,7 +885,7 @@ mod tests {
             p.synapse.pushes.borrow().is_empty(),
             "an idle unit writes nothing"
         );
-        // It is the main unit: it runs Synapse with the leader's keys.
+        // This is the main unit, but the leader has not published the keys yet.
         let bag = t
             .relations
             .get_mut(&rel)
@@ -697,7 +893,24 @@ mod tests {
             .get_mut("synapse")
             .unwrap();
         bag.insert(MAIN_UNIT_KEY.into(), "synapse/0".into());
-        assert_eq!(reconcile(&ctx(), &t, &p).unwrap(), Status::active());
+        assert_eq!(
+            run(&t),
+            Status::waiting("Waiting for the leader to create Synapse's keys")
+        );
+        // Then it runs Synapse with the leader's keys.
+        let keys = SynapseKeys::generate().unwrap();
+        t.secrets.borrow_mut().insert(
+            "secret:k".into(),
+            ("synapse-keys".into(), keys.to_content()),
+        );
+        let bag = t
+            .relations
+            .get_mut(&rel)
+            .unwrap()
+            .get_mut("synapse")
+            .unwrap();
+        bag.insert(KEYS_SECRET_KEY.into(), "secret:k".into());
+        assert_eq!(run(&t), Status::active());
         assert_eq!(
             p.synapse.files.borrow()["/data/example.com.signing.key"],
             keys.signing_key.as_bytes()
@@ -708,7 +921,7 @@ mod tests {
     fn invalid_config_touches_nothing() {
         let t = tools(json!({}));
         let p = pod();
-        let status = reconcile(&ctx(), &t, &p).unwrap();
+        let status = reconcile(&ctx(), &t, &p, &mut UnitHints::default()).unwrap();
         assert_eq!(status.kind, crate::juju::StatusKind::Blocked);
         assert!(p.synapse.pushes.borrow().is_empty());
         assert_eq!(*p.nginx.layers_added.borrow(), 0);

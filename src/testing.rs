@@ -294,6 +294,8 @@ impl Workload for FakePebble {
 pub struct FakePod {
     pub synapse: FakePebble,
     pub nginx: FakePebble,
+    /// The data volume as the charm container sees it.
+    pub data: tempfile::TempDir,
 }
 
 impl Workloads for FakePod {
@@ -339,5 +341,8 @@ impl Workloads for FakePod {
     }
     fn own_data_dir(&self, _: u32) -> std::io::Result<()> {
         Ok(())
+    }
+    fn data_dir(&self) -> std::path::PathBuf {
+        self.data.path().to_path_buf()
     }
 }

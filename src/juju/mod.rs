@@ -3,6 +3,7 @@
 pub mod cache;
 pub mod context;
 pub mod event;
+pub mod hints;
 pub mod process;
 pub mod tools;
 

@@ -19,6 +19,8 @@ pub const METRICS_PORT: u16 = 9000;
 pub enum Database {
     /// The embedded default while no PostgreSQL is related.
     Sqlite,
+    /// The database provided over the `database` relation.
+    Postgres(crate::database::DatabaseInfo),
 }
 
 /// Everything homeserver.yaml depends on.
@@ -72,8 +74,13 @@ pub fn render(inp: &HomeserverInputs) -> String {
     put("enable_metrics", json!(true));
     put(
         "database",
-        match inp.database {
+        match &inp.database {
             Database::Sqlite => json!({"name": "sqlite3", "args": {"database": SQLITE_PATH}}),
+            Database::Postgres(db) => json!({"name": "psycopg2", "args": {
+                "user": db.user, "password": db.password, "database": db.database,
+                "host": db.host, "port": db.port, "cp_min": 5, "cp_max": 10,
+                "keepalives_idle": 10, "keepalives_interval": 10, "keepalives_count": 3,
+            }}),
         },
     );
     put("log_config", json!(LOG_CONFIG_PATH));
@@ -347,6 +354,17 @@ mod tests {
             v["rc_joins"]["remote"],
             json!({"per_second": 0.5, "burst_count": 3})
         );
+    }
+
+    #[test]
+    fn postgres_database() {
+        let c = config(json!({}));
+        let k = keys();
+        let db = crate::database::DatabaseInfo { host: "fd00::1".into(), port: 5433, database: "synapse".into(), user: "relation_id_4".into(), password: "pw".into() };
+        let text = render(&HomeserverInputs { config: &c, keys: &k, database: Database::Postgres(db), ingress_url: None });
+        let v: Value = serde_saphyr::from_str(&text).unwrap();
+        assert_eq!(v["database"]["name"], "psycopg2");
+        assert_eq!(v["database"]["args"], json!({"user": "relation_id_4", "password": "pw", "database": "synapse", "host": "fd00::1", "port": 5433, "cp_min": 5, "cp_max": 10, "keepalives_idle": 10, "keepalives_interval": 10, "keepalives_count": 3}));
     }
 
     #[test]

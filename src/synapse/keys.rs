@@ -47,6 +47,25 @@ impl SynapseKeys {
         })
     }
 
+    /// Stand-in values of the same shape, to render the configuration around the keys.
+    pub fn placeholder() -> Self {
+        Self {
+            registration_shared_secret: "<registration-shared-secret>".into(),
+            macaroon_secret_key: "<macaroon-secret-key>".into(),
+            form_secret: "<form-secret>".into(),
+            signing_key: "<signing-key>".into(),
+        }
+    }
+
+    /// The signing key's id (`a_XXXX`): public, and unique to these keys.
+    pub fn key_id(&self) -> String {
+        self.signing_key
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    }
+
     /// Secret content (Juju secret keys: lowercase, digits and dashes).
     pub fn to_content(&self) -> BTreeMap<String, String> {
         let vals = [

@@ -12,17 +12,39 @@ pub const LAYER_LABEL: &str = "synapse";
 pub const SERVICE: &str = "synapse";
 pub const READY_CHECK: &str = "synapse-ready";
 pub const ALIVE_CHECK: &str = "synapse-alive";
+/// Service environment entry with the hash of the files as written (secrets included);
+/// `SYNAPSE_CONFIG_HASH` holds the hash of their shape (secrets left out).
+pub const CONTENT_ENV: &str = "SYNAPSE_CONTENT_HASH";
+pub const SHAPE_ENV: &str = "SYNAPSE_CONFIG_HASH";
+pub const EXPORTER: &str = "stats-exporter";
+pub const EXPORTER_PORT: u16 = 9877;
+pub const EXPORTER_PASSWORD_PATH: &str = "/data/stats-exporter.password";
 pub const READY_URL: &str = "http://localhost:8008/health";
 pub const USER: &str = "synapse";
 /// The rock's `synapse` user and group id.
 pub const UID: u32 = 584792;
 
-/// `config_hash` covers every file Synapse reads at start, so a changed file changes
-/// the service's spec and Pebble's replan restarts Synapse exactly once.
-pub fn layer(config: &SynapseConfig, config_hash: &str, proxy: &BTreeMap<String, String>) -> Layer {
+/// The stats exporter, when Synapse is on PostgreSQL: connection details in its
+/// environment, the password in a file (never in the plan).
+pub struct Exporter<'a> {
+    pub db: &'a crate::database::DatabaseInfo,
+    pub password_hash: &'a str,
+}
+
+/// `shape_hash` covers what the charm renders (secrets left out) and `content_hash` the
+/// files as written, so a changed file changes the service's spec and Pebble's replan
+/// restarts Synapse exactly once.
+pub fn layer(
+    config: &SynapseConfig,
+    shape_hash: &str,
+    content_hash: &str,
+    exporter: Option<&Exporter>,
+    proxy: &BTreeMap<String, String>,
+) -> Layer {
     let mut env = BTreeMap::from([
         ("SYNAPSE_CONFIG_PATH".to_string(), CONFIG_PATH.to_string()),
-        ("SYNAPSE_CONFIG_HASH".to_string(), config_hash.to_string()),
+        (SHAPE_ENV.to_string(), shape_hash.to_string()),
+        (CONTENT_ENV.to_string(), content_hash.to_string()),
     ]);
     env.extend(proxy.iter().map(|(k, v)| (k.clone(), v.clone())));
     let service = Service {
@@ -59,16 +81,58 @@ pub fn layer(config: &SynapseConfig, config_hash: &str, proxy: &BTreeMap<String,
         threshold: Some(alive.threshold),
         ..Check::tcp(CLIENT_PORT)
     };
+    let mut services = BTreeMap::from([(SERVICE.to_string(), service)]);
+    if let Some(e) = exporter {
+        services.insert(EXPORTER.to_string(), exporter_service(Some(e)));
+    }
     Layer {
         summary: Some("Synapse".into()),
         description: Some("Synapse homeserver, managed by the Synapse charm".into()),
-        services: BTreeMap::from([(SERVICE.to_string(), service)]),
+        services,
         checks: BTreeMap::from([
             (READY_CHECK.to_string(), ready),
             (ALIVE_CHECK.to_string(), alive_check),
         ]),
         log_targets: BTreeMap::new(),
     }
+}
+
+/// The exporter's service; `None` gives the disabled form that replaces it when
+/// PostgreSQL goes away (Pebble cannot delete a service from its plan).
+pub fn exporter_service(e: Option<&Exporter>) -> Service {
+    let mut svc = Service {
+        override_: Override::Replace,
+        summary: Some("Synapse Stats Exporter (rooms and users, for Prometheus)".into()),
+        command: Some("/usr/local/bin/synapse-stats-exporter".into()),
+        user: Some(USER.into()),
+        group: Some(USER.into()),
+        ..Service::default()
+    };
+    match e {
+        Some(e) => {
+            svc.startup = Some(Startup::Enabled);
+            svc.environment = BTreeMap::from([
+                ("PROM_SYNAPSE_HOST".to_string(), e.db.host.clone()),
+                ("PROM_SYNAPSE_PORT".to_string(), e.db.port.to_string()),
+                ("PROM_SYNAPSE_DATABASE".to_string(), e.db.database.clone()),
+                ("PROM_SYNAPSE_USER".to_string(), e.db.user.clone()),
+                ("PROM_SYNAPSE_PASSWORD_FILE".to_string(), EXPORTER_PASSWORD_PATH.to_string()),
+                ("EXPORTER_PORT".to_string(), EXPORTER_PORT.to_string()),
+                // Fresh enough for dashboards; each poll is two COUNT(*) queries.
+                ("POLLING_INTERVAL_SECONDS".to_string(), "15".to_string()),
+                ("EXPORTER_PASSWORD_HASH".to_string(), e.password_hash.to_string()),
+            ]);
+        }
+        None => svc.startup = Some(Startup::Disabled),
+    }
+    svc
+}
+
+/// Synapse held back (its database is gone): not started by a replan, not restarted by checks.
+pub fn held_service(mut svc: Service) -> Service {
+    svc.startup = Some(Startup::Disabled);
+    svc.on_check_failure.clear();
+    svc
 }
 
 #[cfg(test)]
@@ -82,11 +146,13 @@ mod tests {
             unreachable!()
         };
         let c = SynapseConfig::from_juju(&m).unwrap();
-        let l = layer(&c, "abc", &BTreeMap::new());
+        let l = layer(&c, "abc", "def", None, &BTreeMap::new());
         let svc = &l.services["synapse"];
         assert_eq!(svc.startup, Some(Startup::Enabled));
         assert_eq!(svc.user.as_deref(), Some("synapse"));
         assert_eq!(svc.environment["SYNAPSE_CONFIG_HASH"], "abc");
+        assert_eq!(svc.environment["SYNAPSE_CONTENT_HASH"], "def");
+        assert!(!l.services.contains_key("stats-exporter"));
         assert!(svc
             .command
             .as_deref()

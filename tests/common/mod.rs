@@ -58,6 +58,23 @@ fn jujulocal_bin() -> PathBuf {
     bin
 }
 
+/// The stats exporter built next to the charm (by `cargo build --workspace`).
+pub fn exporter_bin() -> PathBuf {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_synapse-k8s-charm")).with_file_name("synapse-stats-exporter");
+    require(&bin, "the synapse-stats-exporter binary (cargo build --workspace)");
+    bin
+}
+
+/// Serialises the tests whose pods use the host's network (fixed ports 8008, 8080,
+/// 9000, 9877). Held until dropped.
+pub fn host_network_lock() -> std::fs::File {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::OpenOptions::new().create(true).write(true).truncate(false).open("/tmp/synapse-charm-host-network.lock").unwrap();
+    // SAFETY: flock on a file we own; released when the file is closed.
+    assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }, 0);
+    f
+}
+
 pub struct TestModel {
     pub dir: tempfile::TempDir,
     pub c: Controller,
@@ -72,6 +89,16 @@ impl Drop for TestModel {
 impl TestModel {
     /// A model with pods: each unit gets real Pebbles and its own network namespace.
     pub fn with_pods() -> Self {
+        Self::new(true)
+    }
+
+    /// Pods on the host's network (to reach services the test starts on loopback, such
+    /// as PostgreSQL). Such tests take [`host_network_lock`] first: the ports are fixed.
+    pub fn with_host_network_pods() -> Self {
+        Self::new(false)
+    }
+
+    fn new(netns: bool) -> Self {
         let tools = tools_dir();
         require(&tools.join("bin/pebble"), "Pebble");
         require(&tools.join("synapse-venv/bin/python"), "the Synapse venv");
@@ -102,7 +129,7 @@ impl TestModel {
                     ],
                 ),
             ]),
-            netns: true,
+            netns,
         });
         Self { dir, c }
     }

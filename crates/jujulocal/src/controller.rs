@@ -251,6 +251,32 @@ impl Controller {
     }
 
     /// Adds one unit and runs its deploy sequence.
+    /// Each unit's own copy of the charm, as Juju's unit agent unpacks it (the charm may
+    /// keep files there between hooks).
+    pub fn unit_charm_dir(&self, unit: &str) -> PathBuf {
+        self.home
+            .join("agents")
+            .join(format!("unit-{}", unit.replace('/', "-")))
+            .join("charm")
+    }
+
+    fn unpack_charm(&self, unit: &str) -> Result<(), Error> {
+        let src = self
+            .model
+            .app(app_of(unit))?
+            .charm_dir
+            .clone()
+            .ok_or_else(|| Error::Charm("no charm".into()))?;
+        let dest = self.unit_charm_dir(unit);
+        copy_dir(&src, &dest).map_err(|e| {
+            Error::Charm(format!(
+                "unpacking {} into {}: {e}",
+                src.display(),
+                dest.display()
+            ))
+        })
+    }
+
     pub fn add_unit(&mut self, app_name: &str) -> Result<String, Error> {
         let (unit, pods, peers) = {
             let app = self.model.app_mut(app_name)?;
@@ -273,6 +299,7 @@ impl Controller {
                 .collect();
             (unit, app.pods, peers)
         };
+        self.unpack_charm(&unit)?;
         if pods {
             self.start_pod(&unit)?;
         }
@@ -660,8 +687,7 @@ impl Controller {
         ctx_dir: &Path,
         seq: u64,
     ) -> Result<Vec<(String, String)>, Error> {
-        let app = self.model.app(app_of(unit))?;
-        let charm_dir = app.charm_dir.clone().unwrap_or_default();
+        let charm_dir = self.unit_charm_dir(unit);
         let (kind, name) = spec.path.split_once('/').unwrap_or(("hooks", &spec.path));
         let rel = spec.relation_id.and_then(|id| self.model.relation(id));
         let endpoint = rel
@@ -774,10 +800,10 @@ impl Controller {
         self.model.next_hook += 1;
         let app_name = app_of(unit).to_string();
         let app = self.model.app(&app_name)?;
-        let charm_dir = app
-            .charm_dir
-            .clone()
-            .ok_or_else(|| Error::Charm(format!("{app_name} has no charm")))?;
+        if app.charm_dir.is_none() {
+            return Err(Error::Charm(format!("{app_name} has no charm")));
+        }
+        let charm_dir = self.unit_charm_dir(unit);
         let ctx_dir = self.home.join("hooks").join(seq.to_string());
         std::fs::create_dir_all(&ctx_dir).map_err(|e| Error::Model(e.to_string()))?;
         let ctx = HookCtx {
@@ -1545,6 +1571,23 @@ impl Controller {
     pub fn debug_log(&self) -> String {
         std::fs::read_to_string(self.home.join("debug.log")).unwrap_or_default()
     }
+}
+
+fn copy_dir(src: &Path, dest: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dest)?;
+    for entry in std::fs::read_dir(src)? {
+        let entry = entry?;
+        let to = dest.join(entry.file_name());
+        let ft = entry.file_type()?;
+        if ft.is_dir() {
+            copy_dir(&entry.path(), &to)?;
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &to)?;
+        } else {
+            std::fs::copy(entry.path(), &to)?;
+        }
+    }
+    Ok(())
 }
 
 fn last_line(s: &str) -> String {

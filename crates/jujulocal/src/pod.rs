@@ -125,16 +125,22 @@ pub fn is_alive(pid: u32) -> bool {
     unsafe { libc::kill(pid as i32, 0) == 0 }
 }
 
-/// Stops a container: its init and everything in its session.
+/// Stops a container: its init and everything in its session, and waits until all of
+/// them are gone (an old Pebble still shutting down would remove the socket file of
+/// the next one).
 pub fn stop(pid: u32) {
+    let group_alive = || {
+        reap(pid);
+        // SAFETY: signal 0 only checks whether any process of the group exists.
+        unsafe { libc::kill(-(pid as i32), 0) == 0 }
+    };
     // SAFETY: plain signal delivery to a process group / process we started.
     unsafe {
         libc::kill(-(pid as i32), libc::SIGTERM);
         libc::kill(pid as i32, libc::SIGTERM);
     }
-    for _ in 0..100 {
-        if !is_alive(pid) || is_zombie(pid) {
-            reap(pid);
+    for _ in 0..200 {
+        if !group_alive() {
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
@@ -143,19 +149,12 @@ pub fn stop(pid: u32) {
         libc::kill(-(pid as i32), libc::SIGKILL);
         libc::kill(pid as i32, libc::SIGKILL);
     }
-    reap(pid);
-}
-
-fn is_zombie(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            s.rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(true)
+    for _ in 0..100 {
+        if !group_alive() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 fn reap(pid: u32) {

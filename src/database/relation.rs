@@ -1,0 +1,223 @@
+//! The `database` relation (requirer side of `postgresql_client`): what the charm asks
+//! for, and the connection details the provider (postgresql-k8s) answers with.
+
+use std::collections::BTreeMap;
+
+use crate::juju::Databag;
+
+pub const ENDPOINT: &str = "database";
+/// Database name the charm requests (the provider answers with the one it created).
+pub const DATABASE_NAME: &str = "synapse";
+pub const DEFAULT_PORT: u16 = 5432;
+
+/// The requirer's application databag: the database, credentials as Juju secrets,
+/// and a superuser role so the charm can give an empty database the `C` locale.
+pub fn request() -> Databag {
+    BTreeMap::from([
+        ("database".to_string(), DATABASE_NAME.to_string()),
+        (
+            "requested-secrets".to_string(),
+            r#"["username","password","tls","tls-ca","uris"]"#.to_string(),
+        ),
+        ("extra-user-roles".to_string(), "SUPERUSER".to_string()),
+    ])
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+}
+
+/// Parses `endpoints`: a comma-separated list of `host:port` (IPv6 as `[addr]:port`,
+/// port optional). Returns every valid entry, in order; the first is the primary.
+pub fn parse_endpoints(raw: &str) -> Result<Vec<Endpoint>, String> {
+    let mut out = vec![];
+    for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (host, port) = if let Some(rest) = item.strip_prefix('[') {
+            let (h, after) = rest
+                .split_once(']')
+                .ok_or_else(|| format!("{item:?}: unclosed IPv6 bracket"))?;
+            match after.strip_prefix(':') {
+                Some(p) => (h.to_string(), Some(p)),
+                None if after.is_empty() => (h.to_string(), None),
+                None => return Err(format!("{item:?}: unexpected text after the address")),
+            }
+        } else if item.matches(':').count() > 1 {
+            // A bare IPv6 address without a port.
+            (item.to_string(), None)
+        } else {
+            match item.split_once(':') {
+                Some((h, p)) => (h.to_string(), Some(p)),
+                None => (item.to_string(), None),
+            }
+        };
+        if host.is_empty() {
+            return Err(format!("{item:?}: no host"));
+        }
+        let port = match port {
+            None => DEFAULT_PORT,
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("{item:?}: bad port {p:?}"))?,
+        };
+        out.push(Endpoint { host, port });
+    }
+    if out.is_empty() {
+        return Err("no endpoint".into());
+    }
+    Ok(out)
+}
+
+/// Everything Synapse needs to connect.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseInfo {
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for DatabaseInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}@{}:{}/{}",
+            self.user, self.host, self.port, self.database
+        )
+    }
+}
+
+/// What the provider has sent so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Provided {
+    /// Not everything is there yet (the provider is still creating the database).
+    Pending(&'static str),
+    Invalid(String),
+    Ready(DatabaseInfo),
+}
+
+/// Builds the connection details from the provider's application databag and the
+/// content of its `secret-user` secret (or the plain `username`/`password` fields).
+pub fn provided(app_data: &Databag, user_secret: Option<&Databag>) -> Provided {
+    let Some(endpoints) = app_data.get("endpoints") else {
+        return Provided::Pending("endpoints");
+    };
+    let Some(database) = app_data.get("database").filter(|d| !d.is_empty()) else {
+        return Provided::Pending("database");
+    };
+    let creds = user_secret.unwrap_or(app_data);
+    let (Some(user), Some(password)) = (creds.get("username"), creds.get("password")) else {
+        return Provided::Pending("credentials");
+    };
+    match parse_endpoints(endpoints) {
+        Ok(eps) => Provided::Ready(DatabaseInfo {
+            host: eps[0].host.clone(),
+            port: eps[0].port,
+            database: database.clone(),
+            user: user.clone(),
+            password: password.clone(),
+        }),
+        Err(e) => Provided::Invalid(format!("endpoints {endpoints:?}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bag(kv: &[(&str, &str)]) -> Databag {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn endpoints() {
+        assert_eq!(
+            parse_endpoints("pg-primary.ns.svc.cluster.local:5432").unwrap(),
+            vec![Endpoint {
+                host: "pg-primary.ns.svc.cluster.local".into(),
+                port: 5432
+            }]
+        );
+        let eps = parse_endpoints("10.0.0.1:5433, [fd00::1]:5434,db").unwrap();
+        assert_eq!(
+            eps[0],
+            Endpoint {
+                host: "10.0.0.1".into(),
+                port: 5433
+            }
+        );
+        assert_eq!(
+            eps[1],
+            Endpoint {
+                host: "fd00::1".into(),
+                port: 5434
+            }
+        );
+        assert_eq!(
+            eps[2],
+            Endpoint {
+                host: "db".into(),
+                port: 5432
+            }
+        );
+        assert_eq!(
+            parse_endpoints("::1").unwrap()[0],
+            Endpoint {
+                host: "::1".into(),
+                port: 5432
+            }
+        );
+        assert!(parse_endpoints("").is_err());
+        assert!(parse_endpoints("db:0").is_err());
+        assert!(parse_endpoints("db:x").is_err());
+        assert!(parse_endpoints("[::1").is_err());
+    }
+
+    #[test]
+    fn provided_from_secret_or_plain_fields() {
+        let app = bag(&[("endpoints", "h:5432"), ("database", "synapse")]);
+        assert_eq!(provided(&app, None), Provided::Pending("credentials"));
+        let secret = bag(&[("username", "relation_id_3"), ("password", "pw")]);
+        let Provided::Ready(info) = provided(&app, Some(&secret)) else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                info.user.as_str(),
+                info.password.as_str(),
+                info.host.as_str()
+            ),
+            ("relation_id_3", "pw", "h")
+        );
+        assert!(
+            !format!("{info:?}").contains("pw"),
+            "Debug hides the password"
+        );
+        let plain = bag(&[
+            ("endpoints", "h:5432"),
+            ("database", "synapse"),
+            ("username", "u"),
+            ("password", "p"),
+        ]);
+        assert!(matches!(provided(&plain, None), Provided::Ready(_)));
+        assert_eq!(provided(&bag(&[]), None), Provided::Pending("endpoints"));
+        assert!(matches!(
+            provided(
+                &bag(&[
+                    ("endpoints", "h:bad"),
+                    ("database", "d"),
+                    ("username", "u"),
+                    ("password", "p")
+                ]),
+                None
+            ),
+            Provided::Invalid(_)
+        ));
+    }
+}

@@ -1,0 +1,67 @@
+//! Facts a unit remembers between dispatches in its charm directory, only to avoid
+//! hook-tool calls whose answer cannot have changed: the peer relation's id (peer
+//! relations live as long as the application) and the status last set (status-set is
+//! skipped when the status is the same). Losing the file (pod churn, upgrade) only
+//! costs those calls once.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitHints {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_relation: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// The `database` relation id; `Some("")` when known to be absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_relation: Option<String>,
+}
+
+impl UnitHints {
+    /// The hints file of a unit, in the charm directory (the working directory of a hook).
+    pub fn path(charm_dir: &Path, unit: &str) -> PathBuf {
+        charm_dir.join(format!(".hints-{}.json", unit.replace('/', "-")))
+    }
+
+    /// Missing or unreadable hints are simply empty.
+    pub fn load(path: &Path) -> Self {
+        std::fs::read(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    pub fn save(&self, path: &Path) {
+        let tmp = path.with_extension("tmp");
+        let ok = serde_json::to_vec(self)
+            .ok()
+            .is_some_and(|b| std::fs::write(&tmp, b).is_ok())
+            && std::fs::rename(&tmp, path).is_ok();
+        if !ok {
+            tracing::debug!(path = %path.display(), "cannot save unit hints");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_missing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = UnitHints::path(dir.path(), "synapse/0");
+        assert_eq!(UnitHints::load(&p), UnitHints::default());
+        let h = UnitHints {
+            database_relation: Some(String::new()),
+            peer_relation: Some("synapse-peers:0".into()),
+            status: Some("active: ".into()),
+        };
+        h.save(&p);
+        assert_eq!(UnitHints::load(&p), h);
+        std::fs::write(&p, "garbage").unwrap();
+        assert_eq!(UnitHints::load(&p), UnitHints::default());
+    }
+}
