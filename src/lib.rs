@@ -6,6 +6,7 @@ pub mod charm;
 pub mod database;
 pub mod juju;
 pub mod nginx;
+pub mod observability;
 pub mod reconcile;
 pub mod synapse;
 #[cfg(test)]

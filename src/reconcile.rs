@@ -304,7 +304,11 @@ enum Db {
 }
 
 /// Reads the provider's answer: endpoints, database and credentials.
-fn read_provided(ctx: &HookContext, tools: &dyn HookTools, rel: &RelationId) -> Result<Provided, ReconcileError> {
+fn read_provided(
+    ctx: &HookContext,
+    tools: &dyn HookTools,
+    rel: &RelationId,
+) -> Result<Provided, ReconcileError> {
     let Some(remote) = tools.relation_remote_app(rel)? else {
         return Ok(Provided::Pending("the provider"));
     };
@@ -313,7 +317,11 @@ fn read_provided(ctx: &HookContext, tools: &dyn HookTools, rel: &RelationId) -> 
         Some(uri) => {
             // Follow the provider's rotations when it tells us (secret-changed).
             let refresh = matches!(&ctx.event, crate::juju::Event::Secret { id, .. } if crate::util::same_secret(id, uri));
-            let mode = if refresh { SecretRead::Refresh } else { SecretRead::Pinned };
+            let mode = if refresh {
+                SecretRead::Refresh
+            } else {
+                SecretRead::Pinned
+            };
             Some(tools.secret_get(Some(uri), None, mode)?)
         }
         None => None,
@@ -322,14 +330,33 @@ fn read_provided(ctx: &HookContext, tools: &dyn HookTools, rel: &RelationId) -> 
 }
 
 fn placeholder_db() -> DatabaseInfo {
-    DatabaseInfo { host: "<host>".into(), port: 0, database: "<database>".into(), user: "<user>".into(), password: "<password>".into() }
+    DatabaseInfo {
+        host: "<host>".into(),
+        port: 0,
+        database: "<database>".into(),
+        user: "<user>".into(),
+        password: "<password>".into(),
+    }
 }
 
 fn shape_hash(config: &SynapseConfig, postgres: bool) -> String {
     let placeholder = SynapseKeys::placeholder();
-    let database = if postgres { Database::Postgres(placeholder_db()) } else { Database::Sqlite };
-    let shape = homeserver::render(&HomeserverInputs { config, keys: &placeholder, database, ingress_url: None });
-    fnv1a_hex([shape.as_bytes(), homeserver::log_config().as_bytes(), homeserver::signing_key_path(&config.server_name).as_bytes()])
+    let database = if postgres {
+        Database::Postgres(placeholder_db())
+    } else {
+        Database::Sqlite
+    };
+    let shape = homeserver::render(&HomeserverInputs {
+        config,
+        keys: &placeholder,
+        database,
+        ingress_url: None,
+    });
+    fnv1a_hex([
+        shape.as_bytes(),
+        homeserver::log_config().as_bytes(),
+        homeserver::signing_key_path(&config.server_name).as_bytes(),
+    ])
 }
 
 /// Events after which the database details may differ from what Synapse runs with.
@@ -356,8 +383,17 @@ fn hold_synapse(w: &dyn Workload, plan: &Layer) -> Result<(), pebble::Error> {
     if !held.services.is_empty() {
         w.add_layer(synapse_layer::LAYER_LABEL, &held)?;
     }
-    let running: Vec<String> = w.services()?.into_iter().filter(|s| s.is_running()).map(|s| s.name).collect();
-    let to_stop: Vec<&str> = running.iter().map(String::as_str).filter(|n| *n == synapse_layer::SERVICE || *n == synapse_layer::EXPORTER).collect();
+    let running: Vec<String> = w
+        .services()?
+        .into_iter()
+        .filter(|s| s.is_running())
+        .map(|s| s.name)
+        .collect();
+    let to_stop: Vec<&str> = running
+        .iter()
+        .map(String::as_str)
+        .filter(|n| *n == synapse_layer::SERVICE || *n == synapse_layer::EXPORTER)
+        .collect();
     if !to_stop.is_empty() {
         w.stop(&to_stop)?;
     }
@@ -381,7 +417,9 @@ fn reconcile_synapse(
         Err(e) => return Err(err(e)),
     };
     let marker = workloads.data_dir().join(BACKEND_MARKER);
-    let ran_on_postgres = std::fs::read_to_string(&marker).map(|s| s.trim() == "postgresql").unwrap_or(false);
+    let ran_on_postgres = std::fs::read_to_string(&marker)
+        .map(|s| s.trim() == "postgresql")
+        .unwrap_or(false);
     let relation = match db {
         Db::None if ran_on_postgres => {
             // Never start Synapse on an empty SQLite database after it ran on PostgreSQL.
@@ -400,16 +438,34 @@ fn reconcile_synapse(
     let postgres_shape = relation.is_some() && ran_on_postgres;
     let shape = shape_hash(config, postgres_shape);
     let running = plan.services.get(synapse_layer::SERVICE);
-    let running_env = |k: &str| running.and_then(|s| s.environment.get(k)).cloned().unwrap_or_default();
+    let running_env = |k: &str| {
+        running
+            .and_then(|s| s.environment.get(k))
+            .cloned()
+            .unwrap_or_default()
+    };
     let steady = !database_may_have_changed(ctx) && {
         let exporter_plan = plan.services.get(synapse_layer::EXPORTER);
-        let mut same = synapse_layer::layer(config, &shape, &running_env(synapse_layer::CONTENT_ENV), None, &proxy_env(ctx));
+        let mut same = synapse_layer::layer(
+            config,
+            &shape,
+            &running_env(synapse_layer::CONTENT_ENV),
+            None,
+            &proxy_env(ctx),
+        );
         if let Some(e) = exporter_plan.filter(|_| postgres_shape) {
-            same.services.insert(synapse_layer::EXPORTER.into(), e.clone());
+            same.services
+                .insert(synapse_layer::EXPORTER.into(), e.clone());
         }
-        same.services.iter().all(|(n, svc)| plan.services.get(n) == Some(svc))
-            && same.checks.iter().all(|(n, c)| plan.checks.get(n) == Some(c))
-            && (postgres_shape || exporter_plan.is_none_or(|e| e.startup != Some(pebble::Startup::Enabled)))
+        same.services
+            .iter()
+            .all(|(n, svc)| plan.services.get(n) == Some(svc))
+            && same
+                .checks
+                .iter()
+                .all(|(n, c)| plan.checks.get(n) == Some(c))
+            && (postgres_shape
+                || exporter_plan.is_none_or(|e| e.startup != Some(pebble::Startup::Enabled)))
     };
     if steady {
         return finish_synapse(w, &plan, None).map_err(&err);
@@ -417,7 +473,9 @@ fn reconcile_synapse(
 
     // Full path: read what the files are made of.
     let Some(keys) = keys()? else {
-        return Ok(Progress::Waiting("Waiting for the leader to create Synapse's keys".into()));
+        return Ok(Progress::Waiting(
+            "Waiting for the leader to create Synapse's keys".into(),
+        ));
     };
     let database = match relation {
         None => Database::Sqlite,
@@ -427,11 +485,18 @@ fn reconcile_synapse(
                 if !ran_on_postgres && running.is_some() {
                     // Keep serving from SQLite meanwhile.
                     let p = finish_synapse(w, &plan, None).map_err(&err)?;
-                    return Ok(match p { Progress::Ready => Progress::Waiting(msg), other => other });
+                    return Ok(match p {
+                        Progress::Ready => Progress::Waiting(msg),
+                        other => other,
+                    });
                 }
                 return Ok(Progress::Waiting(msg));
             }
-            Provided::Invalid(reason) => return Ok(Progress::Blocked(format!("the database integration sent invalid data: {reason}"))),
+            Provided::Invalid(reason) => {
+                return Ok(Progress::Blocked(format!(
+                    "the database integration sent invalid data: {reason}"
+                )))
+            }
             Provided::Ready(info) => {
                 if !ran_on_postgres {
                     if let Some(p) = check_switch_to_postgres(workloads, &info)? {
@@ -442,28 +507,69 @@ fn reconcile_synapse(
             }
         },
     };
-    let exporter_db = match &database { Database::Postgres(info) => Some(info.clone()), Database::Sqlite => None };
+    let exporter_db = match &database {
+        Database::Postgres(info) => Some(info.clone()),
+        Database::Sqlite => None,
+    };
     let shape = shape_hash(config, exporter_db.is_some());
     let mut files = vec![
-        (homeserver::CONFIG_PATH.to_string(), homeserver::render(&HomeserverInputs { config, keys: &keys, database, ingress_url: None })),
-        (homeserver::LOG_CONFIG_PATH.to_string(), homeserver::log_config()),
-        (homeserver::signing_key_path(&config.server_name), keys.signing_key.clone()),
+        (
+            homeserver::CONFIG_PATH.to_string(),
+            homeserver::render(&HomeserverInputs {
+                config,
+                keys: &keys,
+                database,
+                ingress_url: None,
+            }),
+        ),
+        (
+            homeserver::LOG_CONFIG_PATH.to_string(),
+            homeserver::log_config(),
+        ),
+        (
+            homeserver::signing_key_path(&config.server_name),
+            keys.signing_key.clone(),
+        ),
     ];
     if let Some(db) = &exporter_db {
-        files.push((synapse_layer::EXPORTER_PASSWORD_PATH.to_string(), db.password.clone()));
+        files.push((
+            synapse_layer::EXPORTER_PASSWORD_PATH.to_string(),
+            db.password.clone(),
+        ));
     }
-    let content = fnv1a_hex(files.iter().take(3).flat_map(|(p, c)| [p.as_bytes(), c.as_bytes()]));
-    let password_hash = exporter_db.as_ref().map(|d| fnv1a_hex([d.password.as_bytes()])).unwrap_or_default();
-    let exporter = exporter_db.as_ref().map(|db| synapse_layer::Exporter { db, password_hash: &password_hash });
-    let mut desired = synapse_layer::layer(config, &shape, &content, exporter.as_ref(), &proxy_env(ctx));
+    let content = fnv1a_hex(
+        files
+            .iter()
+            .take(3)
+            .flat_map(|(p, c)| [p.as_bytes(), c.as_bytes()]),
+    );
+    let password_hash = exporter_db
+        .as_ref()
+        .map(|d| fnv1a_hex([d.password.as_bytes()]))
+        .unwrap_or_default();
+    let exporter = exporter_db.as_ref().map(|db| synapse_layer::Exporter {
+        db,
+        password_hash: &password_hash,
+    });
+    let mut desired =
+        synapse_layer::layer(config, &shape, &content, exporter.as_ref(), &proxy_env(ctx));
     if exporter.is_none() && plan.services.contains_key(synapse_layer::EXPORTER) {
-        desired.services.insert(synapse_layer::EXPORTER.into(), synapse_layer::exporter_service(None));
+        desired.services.insert(
+            synapse_layer::EXPORTER.into(),
+            synapse_layer::exporter_service(None),
+        );
     }
-    let changed = desired.services.iter().any(|(n, svc)| plan.services.get(n) != Some(svc));
+    let changed = desired
+        .services
+        .iter()
+        .any(|(n, svc)| plan.services.get(n) != Some(svc));
     if changed {
         // Something Synapse reads will change: first make sure the server name is not.
         let existing = w.pull(homeserver::CONFIG_PATH).map_err(&err)?;
-        if let Some(old) = existing.as_deref().and_then(|b| homeserver::existing_server_name(&String::from_utf8_lossy(b))) {
+        if let Some(old) = existing
+            .as_deref()
+            .and_then(|b| homeserver::existing_server_name(&String::from_utf8_lossy(b)))
+        {
             if old != config.server_name {
                 return Ok(Progress::Blocked(format!(
                     "server_name cannot change from {old:?} to {:?}: Synapse's database is bound to it; restore it with `juju config {} server_name={old}`",
@@ -471,7 +577,9 @@ fn reconcile_synapse(
                 )));
             }
         }
-        workloads.own_data_dir(synapse_layer::UID).map_err(ReconcileError::Data)?;
+        workloads
+            .own_data_dir(synapse_layer::UID)
+            .map_err(ReconcileError::Data)?;
         let secret_file = PushOptions {
             permissions: Some(0o600),
             user: Some(synapse_layer::USER.into()),
@@ -480,21 +588,33 @@ fn reconcile_synapse(
             ..Default::default()
         };
         for (path, content) in &files {
-            let current = if path == homeserver::CONFIG_PATH { existing.clone() } else { w.pull(path).map_err(&err)? };
+            let current = if path == homeserver::CONFIG_PATH {
+                existing.clone()
+            } else {
+                w.pull(path).map_err(&err)?
+            };
             if current.as_deref() != Some(content.as_bytes()) {
                 tracing::info!(path, "writing");
-                w.push(path, content.as_bytes(), &secret_file).map_err(&err)?;
+                w.push(path, content.as_bytes(), &secret_file)
+                    .map_err(&err)?;
             }
         }
     }
     let progress = finish_synapse(w, &plan, Some(&desired)).map_err(&err)?;
-    if exporter_db.is_some() && !ran_on_postgres && matches!(progress, Progress::Ready | Progress::Waiting(_)) {
+    if exporter_db.is_some()
+        && !ran_on_postgres
+        && matches!(progress, Progress::Ready | Progress::Waiting(_))
+    {
         std::fs::write(&marker, "postgresql\n").map_err(ReconcileError::Data)?;
         tracing::info!("Synapse now runs on PostgreSQL");
     }
     if exporter_db.is_none() {
         // The exporter only makes sense with PostgreSQL: make sure it is not running.
-        if w.services().map_err(&err)?.iter().any(|s| s.name == synapse_layer::EXPORTER && s.is_running()) {
+        if w.services()
+            .map_err(&err)?
+            .iter()
+            .any(|s| s.name == synapse_layer::EXPORTER && s.is_running())
+        {
             w.stop(&[synapse_layer::EXPORTER]).map_err(&err)?;
         }
     }
@@ -503,7 +623,10 @@ fn reconcile_synapse(
 
 /// Before moving from SQLite to PostgreSQL: never leave users or rooms behind, and give
 /// an empty provided database the `C` locale Synapse requires.
-fn check_switch_to_postgres(workloads: &dyn Workloads, info: &DatabaseInfo) -> Result<Option<Progress>, ReconcileError> {
+fn check_switch_to_postgres(
+    workloads: &dyn Workloads,
+    info: &DatabaseInfo,
+) -> Result<Option<Progress>, ReconcileError> {
     let sqlite = workloads.data_dir().join("homeserver.db");
     match crate::database::sqlite::contents(&sqlite) {
         Ok(Some(c)) if !c.is_empty() => {
@@ -531,7 +654,11 @@ fn check_switch_to_postgres(workloads: &dyn Workloads, info: &DatabaseInfo) -> R
 }
 
 /// Applies the desired layer (if any) and reports the service state.
-fn finish_synapse(w: &dyn Workload, plan: &Layer, desired: Option<&Layer>) -> Result<Progress, pebble::Error> {
+fn finish_synapse(
+    w: &dyn Workload,
+    plan: &Layer,
+    desired: Option<&Layer>,
+) -> Result<Progress, pebble::Error> {
     if let Some(desired) = desired {
         match apply_layer(w, plan, synapse_layer::LAYER_LABEL, desired) {
             Ok(true) => tracing::info!("Synapse's layer changed: replanned"),
@@ -540,14 +667,22 @@ fn finish_synapse(w: &dyn Workload, plan: &Layer, desired: Option<&Layer>) -> Re
         }
     }
     let running = w.services()?;
-    let enabled_not_running = running.iter().any(|s| s.startup == pebble::Startup::Enabled && !s.is_running());
+    let enabled_not_running = running
+        .iter()
+        .any(|s| s.startup == pebble::Startup::Enabled && !s.is_running());
     if enabled_not_running {
         // Present but not running (stopped by hand, or failed): start it again.
         if let Err(e) = w.replan() {
             return synapse_start_failure(e);
         }
     }
-    service_state(w, synapse_layer::SERVICE, synapse_layer::READY_CHECK, synapse_layer::READY_URL, "Synapse")
+    service_state(
+        w,
+        synapse_layer::SERVICE,
+        synapse_layer::READY_CHECK,
+        synapse_layer::READY_URL,
+        "Synapse",
+    )
 }
 
 /// A failed start is the workload's problem (bad configuration, crash at start):
@@ -599,24 +734,46 @@ fn reconcile_nginx(w: &dyn Workload) -> Result<Progress, ReconcileError> {
 /// The `database` relation, if any. Its id is remembered between dispatches and looked
 /// up again only on events that can change it; a relation being broken counts as gone.
 /// The leader asks the provider for the database.
-fn database_relation(ctx: &HookContext, tools: &dyn HookTools, leader: bool, hints: &mut UnitHints) -> Result<Db, ReconcileError> {
+fn database_relation(
+    ctx: &HookContext,
+    tools: &dyn HookTools,
+    leader: bool,
+    hints: &mut UnitHints,
+) -> Result<Db, ReconcileError> {
     use crate::juju::{Event, RelationHook};
     let (db_event, broken) = match &ctx.event {
-        Event::Relation { relation, hook, .. } if relation.endpoint == DB_ENDPOINT => (true, (*hook == RelationHook::Broken).then_some(relation)),
+        Event::Relation { relation, hook, .. } if relation.endpoint == DB_ENDPOINT => {
+            (true, (*hook == RelationHook::Broken).then_some(relation))
+        }
         _ => (false, None),
     };
-    let refresh = db_event || hints.database_relation.is_none() || matches!(ctx.event, Event::UpgradeCharm | Event::Install | Event::Start);
+    let refresh = db_event
+        || hints.database_relation.is_none()
+        || matches!(
+            ctx.event,
+            Event::UpgradeCharm | Event::Install | Event::Start
+        );
     if refresh {
-        let id = tools.relation_ids(DB_ENDPOINT)?.into_iter().find(|r| Some(r) != broken);
+        let id = tools
+            .relation_ids(DB_ENDPOINT)?
+            .into_iter()
+            .find(|r| Some(r) != broken);
         hints.database_relation = Some(id.map(|r| r.to_string()).unwrap_or_default());
     }
-    let Some(relation) = hints.database_relation.as_deref().and_then(RelationId::parse) else {
+    let Some(relation) = hints
+        .database_relation
+        .as_deref()
+        .and_then(RelationId::parse)
+    else {
         return Ok(Db::None);
     };
     if leader && (db_event || matches!(ctx.event, Event::LeaderElected | Event::UpgradeCharm)) {
         let own = tools.relation_get(&relation, &ctx.app_name, true)?;
         let request = crate::database::relation::request();
-        let missing: Databag = request.into_iter().filter(|(k, v)| own.get(k) != Some(v)).collect();
+        let missing: Databag = request
+            .into_iter()
+            .filter(|(k, v)| own.get(k) != Some(v))
+            .collect();
         if !missing.is_empty() {
             tools.relation_set(&relation, true, &missing)?;
             tracing::info!("asked the database integration for a database");
@@ -670,6 +827,19 @@ pub fn reconcile(
         reconcile_synapse(ctx, tools, synapse.as_ref(), workloads, &config, &db, &keys)?,
         reconcile_nginx(nginx_w.as_ref())?,
     ];
+    let exporter = matches!(db, Db::Related { .. })
+        && std::fs::read_to_string(workloads.data_dir().join(BACKEND_MARKER))
+            .is_ok_and(|s| s.trim() == "postgresql");
+    crate::observability::reconcile(
+        ctx,
+        tools,
+        &crate::observability::ObservabilityInputs {
+            leader,
+            exporter,
+            synapse: synapse.as_ref(),
+            nginx: nginx_w.as_ref(),
+        },
+    )?;
     for r in &results {
         if let Progress::Blocked(m) = r {
             return Ok(Status::blocked(m.clone()));

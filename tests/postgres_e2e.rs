@@ -15,17 +15,36 @@ use jujulocal::meta::Role;
 const URL: &str = "http://localhost:8080";
 
 fn bag(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
-    kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    kv.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// Plays postgresql-k8s: answers the charm's request the way that charm does (a role
 /// named after the relation, the requested database with the cluster's default
 /// locale, credentials in a secret granted to the relation).
 fn provide(m: &mut TestModel, pg: &postgres::Pg, rel: u64, create: bool) -> (String, String) {
-    let request = m.c.model.relation(rel).unwrap().app_data.get("synapse").cloned().unwrap_or_default();
-    assert_eq!(request.get("database").map(String::as_str), Some("synapse"), "the leader asks for a database: {request:?}");
-    assert_eq!(request.get("extra-user-roles").map(String::as_str), Some("SUPERUSER"));
-    assert!(request.get("requested-secrets").unwrap().contains("\"password\""));
+    let request =
+        m.c.model
+            .relation(rel)
+            .unwrap()
+            .app_data
+            .get("synapse")
+            .cloned()
+            .unwrap_or_default();
+    assert_eq!(
+        request.get("database").map(String::as_str),
+        Some("synapse"),
+        "the leader asks for a database: {request:?}"
+    );
+    assert_eq!(
+        request.get("extra-user-roles").map(String::as_str),
+        Some("SUPERUSER")
+    );
+    assert!(request
+        .get("requested-secrets")
+        .unwrap()
+        .contains("\"password\""));
     let user = format!("relation_id_{rel}");
     let password = format!("pw-{rel}-{}", std::process::id());
     pg.create_role(&user, &password, true);
@@ -34,16 +53,44 @@ fn provide(m: &mut TestModel, pg: &postgres::Pg, rel: u64, create: bool) -> (Str
     } else {
         pg.psql(&format!("ALTER DATABASE synapse OWNER TO {user}"));
     }
-    let uri = m.c.played_secret_add("postgresql-k8s", &bag(&[("username", &user), ("password", &password), ("uris", &format!("postgresql://{user}:{password}@127.0.0.1:{}/synapse", pg.port()))]), None).unwrap();
+    let uri =
+        m.c.played_secret_add(
+            "postgresql-k8s",
+            &bag(&[
+                ("username", &user),
+                ("password", &password),
+                (
+                    "uris",
+                    &format!(
+                        "postgresql://{user}:{password}@127.0.0.1:{}/synapse",
+                        pg.port()
+                    ),
+                ),
+            ]),
+            None,
+        )
+        .unwrap();
     m.c.played_secret_grant(&uri, rel).unwrap();
-    m.c.played_relation_set(rel, "postgresql-k8s", &bag(&[("endpoints", &format!("127.0.0.1:{}", pg.port())), ("database", "synapse"), ("secret-user", &uri), ("version", "15")])).unwrap();
+    m.c.played_relation_set(
+        rel,
+        "postgresql-k8s",
+        &bag(&[
+            ("endpoints", &format!("127.0.0.1:{}", pg.port())),
+            ("database", "synapse"),
+            ("secret-user", &uri),
+            ("version", "15"),
+        ]),
+    )
+    .unwrap();
     (uri, password)
 }
 
 /// The stats exporter's value for a metric, scraped on 9877.
 fn exporter_value(m: &TestModel, metric: &str) -> Option<f64> {
     let text = m.http_get("http://localhost:9877/metrics");
-    text.lines().find(|l| l.starts_with(&format!("{metric} "))).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+    text.lines()
+        .find(|l| l.starts_with(&format!("{metric} ")))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
 }
 
 fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
@@ -63,8 +110,19 @@ fn synapse_moves_to_postgresql_and_never_falls_back_to_sqlite() {
     m.deploy(&[("server_name", "example.com")]);
     m.wait_ready();
 
-    m.c.add_played("postgresql-k8s", &[("database".into(), "postgresql_client".into(), Role::Provides)], 1).unwrap();
-    let rel = m.c.integrate("synapse:database", "postgresql-k8s:database").unwrap();
+    m.c.add_played(
+        "postgresql-k8s",
+        &[(
+            "database".into(),
+            "postgresql_client".into(),
+            Role::Provides,
+        )],
+        1,
+    )
+    .unwrap();
+    let rel =
+        m.c.integrate("synapse:database", "postgresql-k8s:database")
+            .unwrap();
     // Until the provider answers, Synapse keeps serving from SQLite.
     let (s, msg) = m.status();
     assert_eq!(s, "waiting", "{msg}");
@@ -72,8 +130,16 @@ fn synapse_moves_to_postgresql_and_never_falls_back_to_sqlite() {
     let (uri, _) = provide(&mut m, &pg, rel, true);
     m.wait_ready();
     assert_eq!(m.status(), ("active".into(), String::new()));
-    assert_eq!(m.starts("synapse", "synapse"), starts + 1, "one restart to move to PostgreSQL");
-    assert_eq!(pg.psql("SELECT datcollate || ' ' || datctype FROM pg_database WHERE datname = 'synapse'"), "C C", "the empty database got the C locale");
+    assert_eq!(
+        m.starts("synapse", "synapse"),
+        starts + 1,
+        "one restart to move to PostgreSQL"
+    );
+    assert_eq!(
+        pg.psql("SELECT datcollate || ' ' || datctype FROM pg_database WHERE datname = 'synapse'"),
+        "C C",
+        "the empty database got the C locale"
+    );
     let hs = std::fs::read_to_string(m.data("homeserver.yaml")).unwrap();
     assert!(hs.contains("name: psycopg2"), "{hs}");
 
@@ -82,57 +148,132 @@ fn synapse_moves_to_postgresql_and_never_falls_back_to_sqlite() {
     for user in ["alice", "bob"] {
         m.matrix(&["register", URL, &secret, user, "correct horse battery"]);
     }
-    let chat = m.matrix(&["chat", URL, "alice", "correct horse battery", "stored in postgres"]);
+    let chat = m.matrix(&[
+        "chat",
+        URL,
+        "alice",
+        "correct horse battery",
+        "stored in postgres",
+    ]);
     let session = format!("token:{}", chat["access_token"].as_str().unwrap());
     let room = chat["room_id"].as_str().unwrap().to_string();
     m.matrix(&["public-rooms", URL, "alice", &session]);
-    let users: f64 = pg.psql_in("synapse", "SELECT count(*) FROM users").parse().unwrap();
-    let rooms: f64 = pg.psql_in("synapse", "SELECT count(*) FROM rooms").parse().unwrap();
+    let users: f64 = pg
+        .psql_in("synapse", "SELECT count(*) FROM users")
+        .parse()
+        .unwrap();
+    let rooms: f64 = pg
+        .psql_in("synapse", "SELECT count(*) FROM rooms")
+        .parse()
+        .unwrap();
     assert_eq!((users, rooms), (2.0, 2.0));
-    wait_for("the exporter to report the users and rooms", Duration::from_secs(40), || {
-        exporter_value(&m, "synapse_total_users") == Some(users) && exporter_value(&m, "synapse_total_rooms") == Some(rooms)
-    });
-    assert_eq!(exporter_value(&m, "synapse_stats_exporter_last_poll_success"), Some(1.0));
+    wait_for(
+        "the exporter to report the users and rooms",
+        Duration::from_secs(40),
+        || {
+            exporter_value(&m, "synapse_total_users") == Some(users)
+                && exporter_value(&m, "synapse_total_rooms") == Some(rooms)
+        },
+    );
+    assert_eq!(
+        exporter_value(&m, "synapse_stats_exporter_last_poll_success"),
+        Some(1.0)
+    );
 
     // Password rotation: Synapse and the exporter reconnect, with one Synapse restart.
     let starts = m.starts("synapse", "synapse");
     let exporter_starts = m.starts("synapse", "stats-exporter");
     let user = format!("relation_id_{rel}");
     pg.psql(&format!("ALTER ROLE {user} PASSWORD 'rotated-password'"));
-    m.c.played_secret_set(&uri, &bag(&[("username", &user), ("password", "rotated-password")])).unwrap();
-    assert!(m.c.history().iter().any(|r| r.hook == "secret-changed"), "secret-changed delivered");
+    m.c.played_secret_set(
+        &uri,
+        &bag(&[("username", &user), ("password", "rotated-password")]),
+    )
+    .unwrap();
+    assert!(
+        m.c.history().iter().any(|r| r.hook == "secret-changed"),
+        "secret-changed delivered"
+    );
     m.wait_ready();
-    assert_eq!(m.starts("synapse", "synapse"), starts + 1, "one Synapse restart for a password rotation");
+    assert_eq!(
+        m.starts("synapse", "synapse"),
+        starts + 1,
+        "one Synapse restart for a password rotation"
+    );
     assert_eq!(m.starts("synapse", "stats-exporter"), exporter_starts + 1);
     let read = m.matrix(&["read", URL, "alice", &session, &room]);
-    assert!(read["messages"].as_array().unwrap().iter().any(|b| b == "stored in postgres"));
-    wait_for("the exporter to poll with the new password", Duration::from_secs(40), || {
-        exporter_value(&m, "synapse_stats_exporter_last_poll_success") == Some(1.0) && exporter_value(&m, "synapse_stats_exporter_polls_total").unwrap_or(0.0) >= 1.0
-    });
+    assert!(read["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|b| b == "stored in postgres"));
+    wait_for(
+        "the exporter to poll with the new password",
+        Duration::from_secs(40),
+        || {
+            exporter_value(&m, "synapse_stats_exporter_last_poll_success") == Some(1.0)
+                && exporter_value(&m, "synapse_stats_exporter_polls_total").unwrap_or(0.0) >= 1.0
+        },
+    );
 
     // Removing the relation: Synapse stops and nothing is written to SQLite.
-    let sqlite = std::fs::metadata(m.data("homeserver.db")).map(|md| (md.len(), md.modified().unwrap())).ok();
-    m.c.remove_relation("synapse:database", "postgresql-k8s:database").unwrap();
+    let sqlite = std::fs::metadata(m.data("homeserver.db"))
+        .map(|md| (md.len(), md.modified().unwrap()))
+        .ok();
+    m.c.remove_relation("synapse:database", "postgresql-k8s:database")
+        .unwrap();
     let (s, msg) = m.status();
     assert_eq!(s, "blocked");
-    assert!(msg.starts_with("the database integration was removed"), "{msg}");
-    let services = pebble::Client::new(m.c.pebble_socket(UNIT, "synapse")).services(&[]).unwrap();
-    assert!(services.iter().all(|s| !s.is_running()), "Synapse and the exporter are stopped: {services:?}");
+    assert!(
+        msg.starts_with("the database integration was removed"),
+        "{msg}"
+    );
+    let services = pebble::Client::new(m.c.pebble_socket(UNIT, "synapse"))
+        .services(&[])
+        .unwrap();
+    assert!(
+        services.iter().all(|s| !s.is_running()),
+        "Synapse and the exporter are stopped: {services:?}"
+    );
     m.c.update_status().unwrap();
     std::thread::sleep(Duration::from_secs(2));
-    assert!(pebble::Client::new(m.c.pebble_socket(UNIT, "synapse")).services(&[]).unwrap().iter().all(|s| !s.is_running()), "still stopped");
-    assert_eq!(std::fs::metadata(m.data("homeserver.db")).map(|md| (md.len(), md.modified().unwrap())).ok(), sqlite, "SQLite untouched");
-    assert!(std::fs::read_to_string(m.data("homeserver.yaml")).unwrap().contains("psycopg2"), "not re-rendered for SQLite");
+    assert!(
+        pebble::Client::new(m.c.pebble_socket(UNIT, "synapse"))
+            .services(&[])
+            .unwrap()
+            .iter()
+            .all(|s| !s.is_running()),
+        "still stopped"
+    );
+    assert_eq!(
+        std::fs::metadata(m.data("homeserver.db"))
+            .map(|md| (md.len(), md.modified().unwrap()))
+            .ok(),
+        sqlite,
+        "SQLite untouched"
+    );
+    assert!(
+        std::fs::read_to_string(m.data("homeserver.yaml"))
+            .unwrap()
+            .contains("psycopg2"),
+        "not re-rendered for SQLite"
+    );
 
     // Integrating again resumes with all the data.
-    let rel2 = m.c.integrate("synapse:database", "postgresql-k8s:database").unwrap();
+    let rel2 =
+        m.c.integrate("synapse:database", "postgresql-k8s:database")
+            .unwrap();
     provide(&mut m, &pg, rel2, false);
     m.wait_ready();
     assert_eq!(m.status(), ("active".into(), String::new()));
     let login = m.matrix(&["login", URL, "bob", "correct horse battery"]);
     assert_eq!(login["ok"], true, "{login}");
     let read = m.matrix(&["read", URL, "alice", &session, &room]);
-    assert!(read["messages"].as_array().unwrap().iter().any(|b| b == "stored in postgres"));
+    assert!(read["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|b| b == "stored in postgres"));
 }
 
 #[test]
@@ -144,15 +285,40 @@ fn sqlite_with_data_is_not_abandoned() {
     m.wait_ready();
     let secret = m.registration_secret();
     m.matrix(&["register", URL, &secret, "carol", "correct horse battery"]);
-    m.c.add_played("postgresql-k8s", &[("database".into(), "postgresql_client".into(), Role::Provides)], 1).unwrap();
-    let rel = m.c.integrate("synapse:database", "postgresql-k8s:database").unwrap();
+    m.c.add_played(
+        "postgresql-k8s",
+        &[(
+            "database".into(),
+            "postgresql_client".into(),
+            Role::Provides,
+        )],
+        1,
+    )
+    .unwrap();
+    let rel =
+        m.c.integrate("synapse:database", "postgresql-k8s:database")
+            .unwrap();
     let starts = m.starts("synapse", "synapse");
     provide(&mut m, &pg, rel, true);
     let (s, msg) = m.status();
     assert_eq!(s, "blocked");
-    assert!(msg.starts_with("the SQLite database holds 1 users and 0 rooms"), "{msg}");
-    assert_eq!(m.starts("synapse", "synapse"), starts, "Synapse keeps running on SQLite");
+    assert!(
+        msg.starts_with("the SQLite database holds 1 users and 0 rooms"),
+        "{msg}"
+    );
+    assert_eq!(
+        m.starts("synapse", "synapse"),
+        starts,
+        "Synapse keeps running on SQLite"
+    );
     let login = m.matrix(&["login", URL, "carol", "correct horse battery"]);
     assert_eq!(login["ok"], true, "the SQLite users still work: {login}");
-    assert_eq!(pg.psql_in("synapse", "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"), "0", "nothing was written to PostgreSQL");
+    assert_eq!(
+        pg.psql_in(
+            "synapse",
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        ),
+        "0",
+        "nothing was written to PostgreSQL"
+    );
 }

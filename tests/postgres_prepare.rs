@@ -8,7 +8,13 @@ use synapse_k8s_charm::database::postgres::{prepare, DbError, Locale};
 use synapse_k8s_charm::database::DatabaseInfo;
 
 fn info(pg: &postgres::Pg, db: &str, user: &str, password: &str) -> DatabaseInfo {
-    DatabaseInfo { host: "127.0.0.1".into(), port: pg.port(), database: db.into(), user: user.into(), password: password.into() }
+    DatabaseInfo {
+        host: "127.0.0.1".into(),
+        port: pg.port(),
+        database: db.into(),
+        user: user.into(),
+        password: password.into(),
+    }
 }
 
 #[test]
@@ -20,15 +26,32 @@ fn empty_database_gets_c_locale_and_full_one_is_reported() {
     pg.psql_in("full", "CREATE TABLE users(name text PRIMARY KEY)");
     let locale = pg.locale().to_string();
 
-    assert_eq!(prepare(&info(&pg, "empty", "admin_role", "pw")).unwrap(), Locale::Switched { from: locale.clone() });
-    assert_eq!(pg.psql("SELECT datcollate FROM pg_database WHERE datname = 'empty'"), "C");
-    assert_eq!(prepare(&info(&pg, "empty", "admin_role", "pw")).unwrap(), Locale::Ready);
+    assert_eq!(
+        prepare(&info(&pg, "empty", "admin_role", "pw")).unwrap(),
+        Locale::Switched {
+            from: locale.clone()
+        }
+    );
+    assert_eq!(
+        pg.psql("SELECT datcollate FROM pg_database WHERE datname = 'empty'"),
+        "C"
+    );
+    assert_eq!(
+        prepare(&info(&pg, "empty", "admin_role", "pw")).unwrap(),
+        Locale::Ready
+    );
 
     match prepare(&info(&pg, "full", "admin_role", "pw")).unwrap() {
-        Locale::Unsafe { collate, tables, .. } => assert_eq!((collate, tables), (locale, 1)),
+        Locale::Unsafe {
+            collate, tables, ..
+        } => assert_eq!((collate, tables), (locale, 1)),
         other => panic!("{other:?}"),
     }
-    assert_ne!(pg.psql("SELECT datcollate FROM pg_database WHERE datname = 'full'"), "C", "untouched");
+    assert_ne!(
+        pg.psql("SELECT datcollate FROM pg_database WHERE datname = 'full'"),
+        "C",
+        "untouched"
+    );
 
     // Errors name the problem, never the password.
     let err = prepare(&info(&pg, "empty", "admin_role", "wrong-password")).unwrap_err();
@@ -37,5 +60,8 @@ fn empty_database_gets_c_locale_and_full_one_is_reported() {
     pg.create_role("plain_role", "pw2", false);
     pg.create_database("plain", "plain_role");
     let err = prepare(&info(&pg, "plain", "plain_role", "pw2")).unwrap_err();
-    assert!(matches!(err, DbError::Query(_)), "without superuser the update is refused: {err}");
+    assert!(
+        matches!(err, DbError::Query(_)),
+        "without superuser the update is refused: {err}"
+    );
 }

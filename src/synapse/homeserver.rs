@@ -360,11 +360,25 @@ mod tests {
     fn postgres_database() {
         let c = config(json!({}));
         let k = keys();
-        let db = crate::database::DatabaseInfo { host: "fd00::1".into(), port: 5433, database: "synapse".into(), user: "relation_id_4".into(), password: "pw".into() };
-        let text = render(&HomeserverInputs { config: &c, keys: &k, database: Database::Postgres(db), ingress_url: None });
+        let db = crate::database::DatabaseInfo {
+            host: "fd00::1".into(),
+            port: 5433,
+            database: "synapse".into(),
+            user: "relation_id_4".into(),
+            password: "pw".into(),
+        };
+        let text = render(&HomeserverInputs {
+            config: &c,
+            keys: &k,
+            database: Database::Postgres(db),
+            ingress_url: None,
+        });
         let v: Value = serde_saphyr::from_str(&text).unwrap();
         assert_eq!(v["database"]["name"], "psycopg2");
-        assert_eq!(v["database"]["args"], json!({"user": "relation_id_4", "password": "pw", "database": "synapse", "host": "fd00::1", "port": 5433, "cp_min": 5, "cp_max": 10, "keepalives_idle": 10, "keepalives_interval": 10, "keepalives_count": 3}));
+        assert_eq!(
+            v["database"]["args"],
+            json!({"user": "relation_id_4", "password": "pw", "database": "synapse", "host": "fd00::1", "port": 5433, "cp_min": 5, "cp_max": 10, "keepalives_idle": 10, "keepalives_interval": 10, "keepalives_count": 3})
+        );
     }
 
     #[test]

@@ -116,11 +116,17 @@ pub fn exporter_service(e: Option<&Exporter>) -> Service {
                 ("PROM_SYNAPSE_PORT".to_string(), e.db.port.to_string()),
                 ("PROM_SYNAPSE_DATABASE".to_string(), e.db.database.clone()),
                 ("PROM_SYNAPSE_USER".to_string(), e.db.user.clone()),
-                ("PROM_SYNAPSE_PASSWORD_FILE".to_string(), EXPORTER_PASSWORD_PATH.to_string()),
+                (
+                    "PROM_SYNAPSE_PASSWORD_FILE".to_string(),
+                    EXPORTER_PASSWORD_PATH.to_string(),
+                ),
                 ("EXPORTER_PORT".to_string(), EXPORTER_PORT.to_string()),
                 // Fresh enough for dashboards; each poll is two COUNT(*) queries.
                 ("POLLING_INTERVAL_SECONDS".to_string(), "15".to_string()),
-                ("EXPORTER_PASSWORD_HASH".to_string(), e.password_hash.to_string()),
+                (
+                    "EXPORTER_PASSWORD_HASH".to_string(),
+                    e.password_hash.to_string(),
+                ),
             ]);
         }
         None => svc.startup = Some(Startup::Disabled),

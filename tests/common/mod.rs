@@ -60,8 +60,12 @@ fn jujulocal_bin() -> PathBuf {
 
 /// The stats exporter built next to the charm (by `cargo build --workspace`).
 pub fn exporter_bin() -> PathBuf {
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_synapse-k8s-charm")).with_file_name("synapse-stats-exporter");
-    require(&bin, "the synapse-stats-exporter binary (cargo build --workspace)");
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_synapse-k8s-charm"))
+        .with_file_name("synapse-stats-exporter");
+    require(
+        &bin,
+        "the synapse-stats-exporter binary (cargo build --workspace)",
+    );
     bin
 }
 
@@ -69,7 +73,12 @@ pub fn exporter_bin() -> PathBuf {
 /// 9000, 9877). Held until dropped.
 pub fn host_network_lock() -> std::fs::File {
     use std::os::fd::AsRawFd;
-    let f = std::fs::OpenOptions::new().create(true).write(true).truncate(false).open("/tmp/synapse-charm-host-network.lock").unwrap();
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open("/tmp/synapse-charm-host-network.lock")
+        .unwrap();
     // SAFETY: flock on a file we own; released when the file is closed.
     assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }, 0);
     f
