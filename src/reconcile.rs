@@ -694,10 +694,17 @@ fn synapse_start_failure(e: pebble::Error) -> Result<Progress, pebble::Error> {
             task_logs,
             ..
         } => {
-            tracing::error!("Synapse failed to start: {msg}\n{}", task_logs.join("\n"));
-            Ok(Progress::Blocked(
-                "Synapse failed to start; see `juju debug-log` and the synapse container's Pebble logs".into(),
-            ))
+            let only_exporter = msg.contains(&format!("service \"{}\"", synapse_layer::EXPORTER))
+                && !msg.contains(&format!("service \"{}\"", synapse_layer::SERVICE));
+            let what = if only_exporter {
+                "the stats exporter"
+            } else {
+                "Synapse"
+            };
+            tracing::error!("{what} failed to start: {msg}\n{}", task_logs.join("\n"));
+            Ok(Progress::Blocked(format!(
+                "{what} failed to start; see `juju debug-log` and the synapse container's Pebble logs"
+            )))
         }
         e => Err(e),
     }

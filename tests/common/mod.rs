@@ -91,6 +91,29 @@ pub struct TestModel {
 
 impl Drop for TestModel {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // What a failing test needs to be understood from CI's output alone.
+            let tail = |s: String, n: usize| {
+                s.lines()
+                    .rev()
+                    .take(n)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            eprintln!(
+                "--- charm log (last 40 lines)\n{}",
+                tail(self.c.debug_log(), 40)
+            );
+            for c in ["synapse", "synapse-nginx"] {
+                eprintln!(
+                    "--- {c} container log (last 40 lines)\n{}",
+                    tail(self.container_log(c), 40)
+                );
+            }
+        }
         self.c.stop_pods();
     }
 }
@@ -124,10 +147,16 @@ impl TestModel {
             container_mounts: BTreeMap::from([
                 (
                     "synapse".to_string(),
-                    vec![(
-                        "/opt/synapse".to_string(),
-                        tools.join("synapse-venv").display().to_string(),
-                    )],
+                    vec![
+                        (
+                            "/opt/synapse".to_string(),
+                            tools.join("synapse-venv").display().to_string(),
+                        ),
+                        (
+                            "/usr/local/bin/synapse-stats-exporter".to_string(),
+                            exporter_bin().display().to_string(),
+                        ),
+                    ],
                 ),
                 (
                     "synapse-nginx".to_string(),
