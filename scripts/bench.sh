@@ -50,3 +50,6 @@ echo " process, including its hook-tool children)"
 
 echo "== Pebble client latency (real Pebble)"
 PEBBLE_BIN="$TOOLS/bin/pebble" cargo run -q --release -p pebble --example pebble_latency -- 200
+
+echo "== Synapse Stats Exporter (real PostgreSQL)"
+cargo run -q --release -p synapse-stats-exporter --example scrape_latency

@@ -262,31 +262,30 @@ fn apply_layer(
     Ok(true)
 }
 
-fn service_state(
-    w: &dyn Workload,
-    service: &str,
-    ready_check: &str,
-    ready_url: &str,
-    what: &str,
-) -> Result<Progress, pebble::Error> {
-    let running = w
-        .services()?
-        .iter()
-        .any(|s| s.name == service && s.is_running());
-    if !running {
+/// Reports a container's service state, starting enabled services that are not running
+/// (stopped by hand, or given up on). A ready check that is up and has passed answers
+/// for the service, so the steady state costs a single call.
+fn service_state(w: &dyn Workload, service: &str, ready_check: &str, ready_url: &str, what: &str) -> Result<Progress, pebble::Error> {
+    let checks = w.checks()?;
+    let check = checks.iter().find(|c| c.name == ready_check);
+    if check.is_some_and(|c| c.status == CheckStatus::Up && c.successes > 0) {
+        return Ok(Progress::Ready);
+    }
+    let mut services = w.services()?;
+    if services.iter().any(|s| s.startup == pebble::Startup::Enabled && !s.is_running()) {
+        w.replan()?;
+        services = w.services()?;
+    }
+    if !services.iter().any(|s| s.name == service && s.is_running()) {
         return Ok(Progress::Waiting(format!("Waiting for {what} to start")));
     }
-    let checks = w.checks()?;
-    let ready = match checks.iter().find(|c| c.name == ready_check) {
+    let ready = match check {
         Some(c) if c.status == CheckStatus::Down => false,
-        Some(c) if c.successes > 0 => true,
         // Not run yet, or a Pebble too old to count successes: ask the service itself.
         _ => w.probe(ready_url),
     };
     if !ready {
-        return Ok(Progress::Waiting(format!(
-            "{what} is starting (waiting for its ready check)"
-        )));
+        return Ok(Progress::Waiting(format!("{what} is starting (waiting for its ready check)")));
     }
     Ok(Progress::Ready)
 }
@@ -666,23 +665,10 @@ fn finish_synapse(
             Err(e) => return synapse_start_failure(e),
         }
     }
-    let running = w.services()?;
-    let enabled_not_running = running
-        .iter()
-        .any(|s| s.startup == pebble::Startup::Enabled && !s.is_running());
-    if enabled_not_running {
-        // Present but not running (stopped by hand, or failed): start it again.
-        if let Err(e) = w.replan() {
-            return synapse_start_failure(e);
-        }
+    match service_state(w, synapse_layer::SERVICE, synapse_layer::READY_CHECK, synapse_layer::READY_URL, "Synapse") {
+        Err(e @ pebble::Error::Change { .. }) => synapse_start_failure(e),
+        other => other,
     }
-    service_state(
-        w,
-        synapse_layer::SERVICE,
-        synapse_layer::READY_CHECK,
-        synapse_layer::READY_URL,
-        "Synapse",
-    )
 }
 
 /// A failed start is the workload's problem (bad configuration, crash at start):
@@ -717,24 +703,19 @@ fn reconcile_nginx(w: &dyn Workload) -> Result<Progress, ReconcileError> {
         Err(e) if e.is_connect() => return Ok(not_reachable(nginx::CONTAINER)),
         Err(e) => return Err(err(e)),
     };
+    let failed = |msg: &str| {
+        tracing::error!("NGINX failed to start: {msg}");
+        Progress::Blocked("NGINX failed to start; see the synapse-nginx container's Pebble logs".into())
+    };
     match apply_layer(w, &plan, nginx::LAYER_LABEL, &nginx::layer()) {
         Ok(_) => {}
-        Err(pebble::Error::Change { err: msg, .. }) => {
-            tracing::error!("NGINX failed to start: {msg}");
-            return Ok(Progress::Blocked(
-                "NGINX failed to start; see the synapse-nginx container's Pebble logs".into(),
-            ));
-        }
+        Err(pebble::Error::Change { err: msg, .. }) => return Ok(failed(&msg)),
         Err(e) => return Err(err(e)),
     }
-    service_state(
-        w,
-        nginx::SERVICE,
-        nginx::READY_CHECK,
-        nginx::READY_URL,
-        "NGINX",
-    )
-    .map_err(&err)
+    match service_state(w, nginx::SERVICE, nginx::READY_CHECK, nginx::READY_URL, "NGINX") {
+        Err(pebble::Error::Change { err: msg, .. }) => Ok(failed(&msg)),
+        other => other.map_err(&err),
+    }
 }
 
 /// One full reconcile. Expected problems become a status; unexpected ones an error.

@@ -126,6 +126,9 @@ pub struct Call {
     pub tool: String,
     pub args: Vec<String>,
     pub exit: i32,
+    /// Time the tool itself took (not counting process start-up), in milliseconds.
+    #[serde(default)]
+    pub ms: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]

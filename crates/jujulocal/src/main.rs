@@ -406,7 +406,7 @@ fn cli(mut args: Vec<String>) -> Result<(), Error> {
             let h = c.history();
             for r in h.iter().skip(h.len().saturating_sub(n)) {
                 println!(
-                    "#{} {} {} exit={} {:.2}ms rss={}KiB calls={}",
+                    "#{} {} {} exit={} {:.2}ms rss={}KiB calls={} tools={:.2}ms",
                     r.seq,
                     r.unit,
                     r.hook,
@@ -417,7 +417,8 @@ fn cli(mut args: Vec<String>) -> Result<(), Error> {
                         .iter()
                         .map(|c| c.tool.as_str())
                         .collect::<Vec<_>>()
-                        .join(",")
+                        .join(","),
+                    r.calls.iter().map(|c| c.ms).sum::<f64>()
                 );
             }
             Ok(())

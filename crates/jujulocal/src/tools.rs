@@ -73,6 +73,7 @@ impl Env {
 
 /// Entry point for a hook tool. Returns the process exit code.
 pub fn main(tool: &str, args: Vec<String>) -> i32 {
+    let started = std::time::Instant::now();
     let dir = match context_dir() {
         Ok(d) => d,
         Err(e) => {
@@ -116,6 +117,7 @@ pub fn main(tool: &str, args: Vec<String>) -> i32 {
         tool: tool.to_string(),
         args,
         exit: code,
+        ms: started.elapsed().as_secs_f64() * 1000.0,
     });
     if let Err(e) = journal::write_json(&journal::journal_path(&env.dir), &env.journal) {
         eprintln!("ERROR cannot record the call: {e}");
