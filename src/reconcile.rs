@@ -178,14 +178,23 @@ fn synapse_keys(
 fn is_main_unit(
     ctx: &HookContext,
     tools: &dyn HookTools,
-    leader: bool,
+    leader: &dyn Fn() -> Result<bool, ReconcileError>,
     peers: &Peers,
 ) -> Result<Option<bool>, ReconcileError> {
-    let main = peers.app_data.get(MAIN_UNIT_KEY);
-    match (main, leader) {
-        (Some(m), _) if *m == ctx.unit_name => Ok(Some(true)),
-        (Some(m), true) => {
-            // Reassign only if the main unit is gone.
+    let take_over = || -> Result<Option<bool>, ReconcileError> {
+        peers.publish(
+            tools,
+            Databag::from([(MAIN_UNIT_KEY.to_string(), ctx.unit_name.clone())]),
+        )?;
+        Ok(Some(true))
+    };
+    match peers.app_data.get(MAIN_UNIT_KEY) {
+        Some(m) if *m == ctx.unit_name => Ok(Some(true)),
+        Some(m) => {
+            if !leader()? {
+                return Ok(Some(false));
+            }
+            // The leader reassigns only if the main unit is gone.
             let alive = match &peers.relation {
                 Some(rel) => tools.relation_list(rel)?.contains(m),
                 None => false,
@@ -194,22 +203,11 @@ fn is_main_unit(
                 Ok(Some(false))
             } else {
                 tracing::warn!(old = %m, "the main unit is gone: this unit takes over");
-                peers.publish(
-                    tools,
-                    Databag::from([(MAIN_UNIT_KEY.to_string(), ctx.unit_name.clone())]),
-                )?;
-                Ok(Some(true))
+                take_over()
             }
         }
-        (Some(_), false) => Ok(Some(false)),
-        (None, true) => {
-            peers.publish(
-                tools,
-                Databag::from([(MAIN_UNIT_KEY.to_string(), ctx.unit_name.clone())]),
-            )?;
-            Ok(Some(true))
-        }
-        (None, false) => Ok(None),
+        None if leader()? => take_over(),
+        None => Ok(None),
     }
 }
 
@@ -218,9 +216,8 @@ pub fn current_keys(
     ctx: &HookContext,
     tools: &dyn HookTools,
 ) -> Result<Option<SynapseKeys>, ReconcileError> {
-    let leader = tools.is_leader()?;
     let peers = Peers::gather(tools, &ctx.app_name, None)?;
-    synapse_keys(tools, leader, &peers)
+    synapse_keys(tools, tools.is_leader()?, &peers)
 }
 
 fn proxy_env(ctx: &HookContext) -> BTreeMap<String, String> {
@@ -265,14 +262,23 @@ fn apply_layer(
 /// Reports a container's service state, starting enabled services that are not running
 /// (stopped by hand, or given up on). A ready check that is up and has passed answers
 /// for the service, so the steady state costs a single call.
-fn service_state(w: &dyn Workload, service: &str, ready_check: &str, ready_url: &str, what: &str) -> Result<Progress, pebble::Error> {
+fn service_state(
+    w: &dyn Workload,
+    service: &str,
+    ready_check: &str,
+    ready_url: &str,
+    what: &str,
+) -> Result<Progress, pebble::Error> {
     let checks = w.checks()?;
     let check = checks.iter().find(|c| c.name == ready_check);
     if check.is_some_and(|c| c.status == CheckStatus::Up && c.successes > 0) {
         return Ok(Progress::Ready);
     }
     let mut services = w.services()?;
-    if services.iter().any(|s| s.startup == pebble::Startup::Enabled && !s.is_running()) {
+    if services
+        .iter()
+        .any(|s| s.startup == pebble::Startup::Enabled && !s.is_running())
+    {
         w.replan()?;
         services = w.services()?;
     }
@@ -285,7 +291,9 @@ fn service_state(w: &dyn Workload, service: &str, ready_check: &str, ready_url: 
         _ => w.probe(ready_url),
     };
     if !ready {
-        return Ok(Progress::Waiting(format!("{what} is starting (waiting for its ready check)")));
+        return Ok(Progress::Waiting(format!(
+            "{what} is starting (waiting for its ready check)"
+        )));
     }
     Ok(Progress::Ready)
 }
@@ -665,7 +673,13 @@ fn finish_synapse(
             Err(e) => return synapse_start_failure(e),
         }
     }
-    match service_state(w, synapse_layer::SERVICE, synapse_layer::READY_CHECK, synapse_layer::READY_URL, "Synapse") {
+    match service_state(
+        w,
+        synapse_layer::SERVICE,
+        synapse_layer::READY_CHECK,
+        synapse_layer::READY_URL,
+        "Synapse",
+    ) {
         Err(e @ pebble::Error::Change { .. }) => synapse_start_failure(e),
         other => other,
     }
@@ -705,14 +719,22 @@ fn reconcile_nginx(w: &dyn Workload) -> Result<Progress, ReconcileError> {
     };
     let failed = |msg: &str| {
         tracing::error!("NGINX failed to start: {msg}");
-        Progress::Blocked("NGINX failed to start; see the synapse-nginx container's Pebble logs".into())
+        Progress::Blocked(
+            "NGINX failed to start; see the synapse-nginx container's Pebble logs".into(),
+        )
     };
     match apply_layer(w, &plan, nginx::LAYER_LABEL, &nginx::layer()) {
         Ok(_) => {}
         Err(pebble::Error::Change { err: msg, .. }) => return Ok(failed(&msg)),
         Err(e) => return Err(err(e)),
     }
-    match service_state(w, nginx::SERVICE, nginx::READY_CHECK, nginx::READY_URL, "NGINX") {
+    match service_state(
+        w,
+        nginx::SERVICE,
+        nginx::READY_CHECK,
+        nginx::READY_URL,
+        "NGINX",
+    ) {
         Err(pebble::Error::Change { err: msg, .. }) => Ok(failed(&msg)),
         other => other.map_err(&err),
     }
@@ -725,7 +747,7 @@ fn reconcile_nginx(w: &dyn Workload) -> Result<Progress, ReconcileError> {
 fn database_relation(
     ctx: &HookContext,
     tools: &dyn HookTools,
-    leader: bool,
+    leader: &dyn Fn() -> Result<bool, ReconcileError>,
     hints: &mut UnitHints,
 ) -> Result<Db, ReconcileError> {
     use crate::juju::{Event, RelationHook};
@@ -755,7 +777,7 @@ fn database_relation(
     else {
         return Ok(Db::None);
     };
-    if leader && (db_event || matches!(ctx.event, Event::LeaderElected | Event::UpgradeCharm)) {
+    if (db_event || matches!(ctx.event, Event::LeaderElected | Event::UpgradeCharm)) && leader()? {
         let own = tools.relation_get(&relation, &ctx.app_name, true)?;
         let request = crate::database::relation::request();
         let missing: Databag = request
@@ -780,15 +802,17 @@ pub fn reconcile(
         Ok(c) => c,
         Err(e) => return Ok(Status::blocked(e.to_string())),
     };
-    let leader = tools.is_leader()?;
+    // Leadership is read only where it matters (the cache makes repeated asks free):
+    // a steady-state dispatch of the main unit does not need it.
+    let leader = || -> Result<bool, ReconcileError> { Ok(tools.is_leader()?) };
     let known = hints.peer_relation.as_deref().and_then(RelationId::parse);
     let peers = Peers::gather(tools, &ctx.app_name, known.as_ref())?;
     hints.peer_relation = peers.relation.as_ref().map(|r| r.to_string());
     // The leader makes the keys as early as it can (the other units need them).
-    if leader && !peers.app_data.contains_key(KEYS_SECRET_KEY) {
-        synapse_keys(tools, leader, &peers)?;
+    if !peers.app_data.contains_key(KEYS_SECRET_KEY) && leader()? {
+        synapse_keys(tools, true, &peers)?;
     }
-    match is_main_unit(ctx, tools, leader, &peers)? {
+    match is_main_unit(ctx, tools, &leader, &peers)? {
         None => {
             return Ok(Status::waiting(
                 "Waiting for the leader to choose the unit that runs Synapse",
@@ -807,8 +831,8 @@ pub fn reconcile(
         }
         Some(true) => {}
     }
-    let keys = || synapse_keys(tools, leader, &peers);
-    let db = database_relation(ctx, tools, leader, hints)?;
+    let keys = || synapse_keys(tools, leader()?, &peers);
+    let db = database_relation(ctx, tools, &leader, hints)?;
     let synapse = workloads.container(synapse_layer::CONTAINER);
     let nginx_w = workloads.container(nginx::CONTAINER);
     let results = [
@@ -822,7 +846,8 @@ pub fn reconcile(
         ctx,
         tools,
         &crate::observability::ObservabilityInputs {
-            leader,
+            // Observability acts on relation, leadership and lifecycle events only.
+            leader: !matches!(ctx.event, crate::juju::Event::UpdateStatus) && leader()?,
             exporter,
             synapse: synapse.as_ref(),
             nginx: nginx_w.as_ref(),
@@ -929,17 +954,18 @@ mod tests {
         reconcile(&ctx(), &t, &p, &mut hints).unwrap();
         assert_eq!(hints.peer_relation.as_deref(), Some("synapse-peers:0"));
         t.calls.borrow_mut().clear();
-        reconcile(&ctx(), &t, &p, &mut hints).unwrap();
+        let update_status = HookContext {
+            event: Event::UpdateStatus,
+            ..ctx()
+        };
+        reconcile(&update_status, &t, &p, &mut hints).unwrap();
         assert_eq!(p.synapse.pushes.borrow().len(), 3, "no new pushes");
         assert_eq!(*p.synapse.layers_added.borrow(), 1);
         assert_eq!(*p.nginx.layers_added.borrow(), 1);
         assert_eq!(*p.synapse.restarts.borrow(), 1);
-        // Steady state: config, leadership and the peer bag, each read once; the keys
-        // secret is not read (the plan already names the keys) and nothing is written.
-        assert_eq!(
-            t.calls.borrow().clone(),
-            vec!["config-get", "is-leader", "relation-get"]
-        );
+        // Steady state: config and the peer bag, each read once; neither leadership nor
+        // the keys secret is read (the plan already carries the keys) and nothing is written.
+        assert_eq!(t.calls.borrow().clone(), vec!["config-get", "relation-get"]);
     }
 
     #[test]
