@@ -835,20 +835,26 @@ pub fn reconcile(
     let db = database_relation(ctx, tools, &leader, hints)?;
     let synapse = workloads.container(synapse_layer::CONTAINER);
     let nginx_w = workloads.container(nginx::CONTAINER);
+    let on_postgres = || {
+        std::fs::read_to_string(workloads.data_dir().join(BACKEND_MARKER))
+            .is_ok_and(|s| s.trim() == "postgresql")
+    };
+    let was_on_postgres = on_postgres();
     let results = [
         reconcile_synapse(ctx, tools, synapse.as_ref(), workloads, &config, &db, &keys)?,
         reconcile_nginx(nginx_w.as_ref())?,
     ];
-    let exporter = matches!(db, Db::Related { .. })
-        && std::fs::read_to_string(workloads.data_dir().join(BACKEND_MARKER))
-            .is_ok_and(|s| s.trim() == "postgresql");
+    let exporter = matches!(db, Db::Related { .. }) && on_postgres();
+    let exporter_changed = on_postgres() != was_on_postgres;
+    let acts = crate::observability::acts_on(&ctx.event, exporter_changed);
     crate::observability::reconcile(
         ctx,
         tools,
         &crate::observability::ObservabilityInputs {
-            // Observability acts on relation, leadership and lifecycle events only.
-            leader: !matches!(ctx.event, crate::juju::Event::UpdateStatus) && leader()?,
+            // Leadership is asked only when the observability relations have work.
+            leader: acts && leader()?,
             exporter,
+            exporter_changed,
             synapse: synapse.as_ref(),
             nginx: nginx_w.as_ref(),
         },
