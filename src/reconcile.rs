@@ -451,7 +451,10 @@ fn reconcile_synapse(
             .cloned()
             .unwrap_or_default()
     };
-    let steady = !database_may_have_changed(ctx) && {
+    // Related but not yet on PostgreSQL is a transition, never a steady state: keep
+    // trying (and reporting why not) on every dispatch.
+    let moving = relation.is_some() && !ran_on_postgres;
+    let steady = !moving && !database_may_have_changed(ctx) && {
         let exporter_plan = plan.services.get(synapse_layer::EXPORTER);
         let mut same = synapse_layer::layer(
             config,
@@ -634,6 +637,22 @@ fn check_switch_to_postgres(
     workloads: &dyn Workloads,
     info: &DatabaseInfo,
 ) -> Result<Option<Progress>, ReconcileError> {
+    // The locale first: an empty database gets `C` even if SQLite still holds data, so
+    // that synapse_port_db can migrate into it.
+    match crate::database::postgres::prepare(info) {
+        Ok(Locale::Ready) => {}
+        Ok(Locale::Switched { from }) => {
+            tracing::info!(%from, "gave the empty database the C locale Synapse requires");
+        }
+        Ok(Locale::Unsafe { collate, ctype, tables }) => {
+            return Ok(Some(Progress::Blocked(format!(
+                "database {:?} has collation {collate:?} and ctype {ctype:?} and already holds {tables} tables; Synapse needs \"C\": recreate it with LC_COLLATE and LC_CTYPE \"C\" (see docs/how-to/postgresql.md)",
+                info.database
+            ))))
+        }
+        Err(e @ DbError::Query(_)) => return Ok(Some(Progress::Blocked(format!("preparing the database failed: {e}")))),
+        Err(e) => return Ok(Some(Progress::Waiting(format!("{e}")))),
+    }
     let sqlite = workloads.data_dir().join("homeserver.db");
     match crate::database::sqlite::contents(&sqlite) {
         Ok(Some(c)) if !c.is_empty() => {
@@ -645,19 +664,7 @@ fn check_switch_to_postgres(
         Ok(_) => {}
         Err(e) => return Ok(Some(Progress::Blocked(format!("cannot read the SQLite database to check for data: {e}")))),
     }
-    match crate::database::postgres::prepare(info) {
-        Ok(Locale::Ready) => Ok(None),
-        Ok(Locale::Switched { from }) => {
-            tracing::info!(%from, "gave the empty database the C locale Synapse requires");
-            Ok(None)
-        }
-        Ok(Locale::Unsafe { collate, ctype, tables }) => Ok(Some(Progress::Blocked(format!(
-            "database {:?} has collation {collate:?} and ctype {ctype:?} and already holds {tables} tables; Synapse needs \"C\": recreate it with LC_COLLATE and LC_CTYPE \"C\" (see docs/how-to/postgresql.md)",
-            info.database
-        )))),
-        Err(e @ DbError::Query(_)) => Ok(Some(Progress::Blocked(format!("preparing the database failed: {e}")))),
-        Err(e) => Ok(Some(Progress::Waiting(format!("{e}")))),
-    }
+    Ok(None)
 }
 
 /// Applies the desired layer (if any) and reports the service state.

@@ -9,7 +9,10 @@ fn main() {
     };
     let c = pebble::Client::new(socket);
     for (name, f) in [
-        ("plan", Box::new(|| c.plan().map(drop)) as Box<dyn Fn() -> pebble::Result<()>>),
+        (
+            "plan",
+            Box::new(|| c.plan().map(drop)) as Box<dyn Fn() -> pebble::Result<()>>,
+        ),
         ("services", Box::new(|| c.services(&[]).map(drop))),
         ("checks", Box::new(|| c.checks(None, &[]).map(drop))),
     ] {
@@ -21,6 +24,9 @@ fn main() {
                 std::process::exit(1);
             }
         }
-        println!("{name}: {:.3} ms per call", start.elapsed().as_secs_f64() * 1000.0 / n as f64);
+        println!(
+            "{name}: {:.3} ms per call",
+            start.elapsed().as_secs_f64() * 1000.0 / n as f64
+        );
     }
 }
