@@ -50,7 +50,8 @@ cat <<MSG
 
 Synapse ($SERVER_NAME) answers on http://localhost:8080
   curl http://localhost:8080/_matrix/client/versions
-Create a user:   $J run synapse/0 register-user username=alice   (JUJULOCAL_HOME=$JUJULOCAL_HOME)
+Create a user:   JUJULOCAL_HOME=$JUJULOCAL_HOME $J run synapse/0 register-user username=alice
+                 then read its password: JUJULOCAL_HOME=$JUJULOCAL_HOME $J show-secret <password-secret-id> --reveal
 Logs:            $J debug-log ; Synapse: $JUJULOCAL_HOME/pods/synapse-0/synapse.log
 Stop it:         make stop
 MSG
