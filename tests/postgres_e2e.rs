@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::{TestModel, UNIT};
-use jujulocal::meta::Role;
 use postgresql::provide;
 
 const URL: &str = "http://localhost:8080";
@@ -48,19 +47,7 @@ fn synapse_moves_to_postgresql_and_never_falls_back_to_sqlite() {
     m.deploy(&[("server_name", "example.com")]);
     m.wait_ready();
 
-    m.c.add_played(
-        "postgresql-k8s",
-        &[(
-            "database".into(),
-            "postgresql_client".into(),
-            Role::Provides,
-        )],
-        1,
-    )
-    .unwrap();
-    let rel =
-        m.c.integrate("synapse:database", "postgresql-k8s:database")
-            .unwrap();
+    let rel = postgresql::integrate(&mut m);
     // Until the provider answers, Synapse keeps serving from SQLite.
     let (s, msg) = m.status();
     assert_eq!(s, "waiting", "{msg}");
@@ -198,9 +185,7 @@ fn synapse_moves_to_postgresql_and_never_falls_back_to_sqlite() {
     );
 
     // Integrating again resumes with all the data.
-    let rel2 =
-        m.c.integrate("synapse:database", "postgresql-k8s:database")
-            .unwrap();
+    let rel2 = postgresql::integrate(&mut m);
     provide(&mut m, &pg, rel2, false);
     m.wait_ready();
     assert_eq!(m.status(), ("active".into(), String::new()));
@@ -223,19 +208,7 @@ fn sqlite_with_data_is_not_abandoned() {
     m.wait_ready();
     let secret = m.registration_secret();
     m.matrix(&["register", URL, &secret, "carol", "correct horse battery"]);
-    m.c.add_played(
-        "postgresql-k8s",
-        &[(
-            "database".into(),
-            "postgresql_client".into(),
-            Role::Provides,
-        )],
-        1,
-    )
-    .unwrap();
-    let rel =
-        m.c.integrate("synapse:database", "postgresql-k8s:database")
-            .unwrap();
+    let rel = postgresql::integrate(&mut m);
     let starts = m.starts("synapse", "synapse");
     provide(&mut m, &pg, rel, true);
     let (s, msg) = m.status();

@@ -230,19 +230,7 @@ fn prometheus_scrapes_synapse_and_the_exporter_from_the_databags() {
     let mut m = TestModel::with_host_network_pods();
     m.deploy(&[("server_name", "example.com")]);
     m.wait_ready();
-    m.c.add_played(
-        "postgresql-k8s",
-        &[(
-            "database".into(),
-            "postgresql_client".into(),
-            Role::Provides,
-        )],
-        1,
-    )
-    .unwrap();
-    let db =
-        m.c.integrate("synapse:database", "postgresql-k8s:database")
-            .unwrap();
+    let db = postgresql::integrate(&mut m);
     postgresql::provide(&mut m, &pg, db, true);
     m.wait_ready();
     assert_eq!(m.status(), ("active".into(), String::new()));

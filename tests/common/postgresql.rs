@@ -86,3 +86,22 @@ pub fn provide(m: &mut TestModel, pg: &postgres::Pg, rel: u64, create: bool) -> 
     .unwrap();
     (uri, password)
 }
+
+/// Adds the played postgresql-k8s and integrates it: the charm's request is then in
+/// the relation, waiting for [`provide`]. Returns the relation id.
+pub fn integrate(m: &mut TestModel) -> u64 {
+    if !m.c.model.applications.contains_key("postgresql-k8s") {
+        m.c.add_played(
+            "postgresql-k8s",
+            &[(
+                "database".into(),
+                "postgresql_client".into(),
+                jujulocal::meta::Role::Provides,
+            )],
+            1,
+        )
+        .unwrap();
+    }
+    m.c.integrate("synapse:database", "postgresql-k8s:database")
+        .unwrap()
+}
