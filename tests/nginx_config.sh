@@ -78,18 +78,19 @@ finish() {
 VIEW_SCRIPT='
     set -e
     conf=$1 static=$2; shift 2
+    # Sources first: the repository may itself live under /tmp, which is replaced below.
     mount --bind "$conf" /etc/nginx
     mount -o remount,ro,bind /etc/nginx
-    mount -t tmpfs -o mode=1777 tmpfs /tmp
-    for d in /run /var/lib/nginx /var/log/nginx; do
-        mount -t tmpfs -o mode=0755 tmpfs "$d"
-    done
     if [ -n "$static" ]; then
         mount -t tmpfs -o mode=0755 tmpfs /srv
         mkdir /srv/synapse-static
         mount --bind "$static" /srv/synapse-static
         mount -o remount,ro,bind /srv/synapse-static
     fi
+    mount -t tmpfs -o mode=1777 tmpfs /tmp
+    for d in /run /var/lib/nginx /var/log/nginx; do
+        mount -t tmpfs -o mode=0755 tmpfs "$d"
+    done
     exec "$@"
 '
 IN_CONTAINER_VIEW=(unshare --mount --propagation private -- "$BASH" -c "$VIEW_SCRIPT" view "$CONF_SRC" "")
