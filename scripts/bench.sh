@@ -48,7 +48,7 @@ inside = [float(re.search(r"tools=([0-9.]+)ms", l).group(1)) for l in rows]
 ms.sort()
 print(f"{hook}: wall median {statistics.median(ms):.2f} ms, p95 {ms[int(len(ms)*0.95)-1]:.2f} ms (target < 10 ms); "
       f"peak RSS {max(rss)/1024:.1f} MiB (target < 10 MiB); hook-tool calls {calls[-1]} ({tools}), "
-      f"time inside the stand-in's tools {statistics.median(inside):.2f} ms")
+      f"time inside the stand-in tools {statistics.median(inside):.2f} ms")
 ' "$hook"
 done
 echo "(wall time: from spawning the charm to its exit, as the unit agent sees it; RSS: the charm"

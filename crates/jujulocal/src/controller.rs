@@ -1529,6 +1529,17 @@ impl Controller {
     /// New revision of a played application's secret; consumers get secret-changed.
     pub fn played_secret_set(&mut self, uri: &str, content: &Bag) -> Result<(), Error> {
         let id = crate::util::secret_id(uri).to_string();
+        let owner = self
+            .model
+            .secrets
+            .get(&id)
+            .map(|s| app_of(&s.owner).to_string())
+            .ok_or_else(|| Error::NotFound(format!("secret {uri} not found")))?;
+        if !self.model.app(&owner)?.is_played() {
+            return Err(Error::Usage(format!(
+                "{owner} runs a charm: its secrets are set by its charm, not the CLI"
+            )));
+        }
         let s = self
             .model
             .secrets
