@@ -183,6 +183,21 @@ fn admin_token(
     Ok(token)
 }
 
+/// The user named by the `username` parameter, which must exist, with the admin token
+/// to act on it and the admin API's view of the user.
+fn existing_user(
+    ctx: &HookContext,
+    tools: &dyn HookTools,
+    api: &SynapseApi,
+    server_name: &str,
+    params: &serde_json::Map<String, Value>,
+) -> Result<(String, String, Value), Failure> {
+    let user_id = user_id(&param_str(params, "username")?, server_name)?;
+    let token = admin_token(ctx, tools, api)?;
+    let user = user_exists(api, &token, &user_id)?;
+    Ok((user_id, token, user))
+}
+
 fn user_exists(api: &SynapseApi, token: &str, user_id: &str) -> Result<Value, Failure> {
     match api.call(
         "GET",
@@ -258,9 +273,7 @@ fn promote_user_admin(
     server_name: &str,
     params: &serde_json::Map<String, Value>,
 ) -> ActionResult {
-    let user_id = user_id(&param_str(params, "username")?, server_name)?;
-    let token = admin_token(ctx, tools, api)?;
-    user_exists(api, &token, &user_id)?;
+    let (user_id, token, _) = existing_user(ctx, tools, api, server_name, params)?;
     api.call(
         "PUT",
         &format!("/_synapse/admin/v1/users/{}/admin", encode_path(&user_id)),
@@ -281,9 +294,7 @@ fn anonymize_user(
     server_name: &str,
     params: &serde_json::Map<String, Value>,
 ) -> ActionResult {
-    let user_id = user_id(&param_str(params, "username")?, server_name)?;
-    let token = admin_token(ctx, tools, api)?;
-    let user = user_exists(api, &token, &user_id)?;
+    let (user_id, token, user) = existing_user(ctx, tools, api, server_name, params)?;
     if user["deactivated"].as_bool() == Some(true) && user["erased"].as_bool() == Some(true) {
         return Err(Failure(format!(
             "user {user_id} is already deactivated and erased"

@@ -149,6 +149,15 @@ fn context_dir() -> Result<PathBuf, Error> {
 }
 
 const FORMAT: Flag = val(&["format"]);
+/// Flags shared by `secret-add` and `secret-set`.
+const SECRET_FLAGS: &[Flag] = &[
+    val(&["label"]),
+    val(&["description"]),
+    val(&["expire"]),
+    val(&["rotate"]),
+    val(&["owner"]),
+    val(&["file"]),
+];
 
 /// Formats output: `json`, `yaml`, or Juju's default "smart" format.
 fn output(p: &Parsed, v: &Value) -> Result<String, Error> {
@@ -935,17 +944,7 @@ fn secret_for_owner<'a>(env: &'a Env, uri: &str) -> Result<&'a Secret, Error> {
 }
 
 fn secret_add(env: &mut Env, args: &[String]) -> Result<String, Error> {
-    let p = flags::parse(
-        args,
-        &[
-            val(&["label"]),
-            val(&["description"]),
-            val(&["expire"]),
-            val(&["rotate"]),
-            val(&["owner"]),
-            val(&["file"]),
-        ],
-    )?;
+    let p = flags::parse(args, SECRET_FLAGS)?;
     let mut content = secret_content(&p.args)?;
     if let Some(f) = p.get("file") {
         let text = std::fs::read_to_string(f).map_err(|e| Error::Failed(format!("{f}: {e}")))?;
@@ -1110,17 +1109,7 @@ fn secret_get(env: &mut Env, args: &[String]) -> Result<String, Error> {
 }
 
 fn secret_set(env: &mut Env, args: &[String]) -> Result<String, Error> {
-    let p = flags::parse(
-        args,
-        &[
-            val(&["label"]),
-            val(&["description"]),
-            val(&["expire"]),
-            val(&["rotate"]),
-            val(&["owner"]),
-            val(&["file"]),
-        ],
-    )?;
+    let p = flags::parse(args, SECRET_FLAGS)?;
     let Some((uri, rest)) = p.args.split_first() else {
         return Err(Error::Usage("missing secret URI".into()));
     };
