@@ -118,13 +118,7 @@ impl<T: HookTools> HookTools for CachedTools<T> {
         let mut cache = self.cache.borrow_mut();
         for ((rel, _, is_app), bag) in cache.relation_data.iter_mut() {
             if rel == relation && *is_app == app {
-                for (k, v) in data {
-                    if v.is_empty() {
-                        bag.remove(k);
-                    } else {
-                        bag.insert(k.clone(), v.clone());
-                    }
-                }
+                merge_databag(bag, data);
             }
         }
         Ok(())

@@ -9,6 +9,18 @@ use super::event::RelationId;
 
 pub type Databag = BTreeMap<String, String>;
 
+/// Applies a `relation-set` to a bag the way Juju does: keys are merged and an empty
+/// value deletes the key.
+pub fn merge_databag(bag: &mut Databag, data: &Databag) {
+    for (k, v) in data {
+        if v.is_empty() {
+            bag.remove(k);
+        } else {
+            bag.insert(k.clone(), v.clone());
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum StatusKind {
     Maintenance,

@@ -139,13 +139,7 @@ impl HookTools for Tools {
         let who = if app { APP } else { UNIT };
         let mut bags = self.bags.borrow_mut();
         let bag = bags.entry((r.clone(), who.to_string(), app)).or_default();
-        for (k, v) in data {
-            if v.is_empty() {
-                bag.remove(k);
-            } else {
-                bag.insert(k.clone(), v.clone());
-            }
-        }
+        crate::juju::tools::merge_databag(bag, data);
         Ok(())
     }
     fn status_set(&self, _: &Status, _: bool) -> ToolResult<()> {
