@@ -873,9 +873,7 @@ impl Controller {
         }
         self.records.push(record);
         let _ = std::fs::remove_dir_all(&ctx_dir);
-        for op in journal.ops.iter().filter(|o| o.is_immediate() || code == 0) {
-            journal::apply(&mut self.model, &ctx, op);
-        }
+        journal::commit(&mut self.model, &ctx, &journal, code == 0);
         if let Some(a) = spec.action {
             if let Some(action) = self.model.actions.iter_mut().find(|x| x.id == a) {
                 action

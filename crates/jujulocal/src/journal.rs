@@ -160,6 +160,14 @@ pub fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<(), Error> {
     std::fs::rename(&tmp, path).map_err(|e| Error::Model(format!("{}: {e}", path.display())))
 }
 
+/// Applies a finished hook's journal to the model as the unit agent does: immediate
+/// operations always, queued ones only when the hook exited 0.
+pub fn commit(model: &mut Model, ctx: &HookCtx, journal: &Journal, succeeded: bool) {
+    for op in journal.ops.iter().filter(|o| o.is_immediate() || succeeded) {
+        apply(model, ctx, op);
+    }
+}
+
 fn status_entry(status: &str, message: &str) -> StatusEntry {
     StatusEntry::new(status, message)
 }

@@ -56,6 +56,8 @@ struct Env {
     view: Model,
     journal: Journal,
     dir: PathBuf,
+    /// Standard input for `--file -`; `None` reads the process's own.
+    stdin: Option<String>,
 }
 
 impl Env {
@@ -93,6 +95,7 @@ pub fn main(tool: &str, args: Vec<String>) -> i32 {
             view,
             journal,
             dir: dir.clone(),
+            stdin: None,
         })
     };
     let mut env = match load() {
@@ -125,6 +128,59 @@ pub fn main(tool: &str, args: Vec<String>) -> i32 {
     }
     print!("{out}");
     code
+}
+
+/// Hook tools run in this process against an in-memory model: the same checks, outputs
+/// and journal as the executables, for unit tests that must not allow what Juju forbids.
+pub struct Session {
+    env: Env,
+}
+
+impl Session {
+    /// A hook running for `ctx` on `model` (the model as committed before the hook).
+    pub fn new(ctx: HookCtx, model: Model) -> Self {
+        Self {
+            env: Env {
+                ctx,
+                view: model,
+                journal: Journal::default(),
+                dir: PathBuf::new(),
+                stdin: None,
+            },
+        }
+    }
+
+    /// Runs one tool with `args` (and `stdin` for `--file -`): its output, or the error
+    /// the executable would print. The call is recorded in the journal.
+    pub fn call(&mut self, tool: &str, args: &[String], stdin: Option<&[u8]>) -> Result<String, Error> {
+        self.env.stdin = stdin.map(|b| String::from_utf8_lossy(b).into_owned());
+        let result = if TOOLS.contains(&tool) {
+            run(&mut self.env, tool, args)
+        } else {
+            Err(Error::Usage(format!("{tool}: command not found")))
+        };
+        self.env.stdin = None;
+        self.env.journal.calls.push(Call {
+            tool: tool.to_string(),
+            args: args.to_vec(),
+            exit: match &result {
+                Ok(_) => 0,
+                Err(Error::Usage(_)) => 2,
+                Err(_) => 1,
+            },
+            ms: 0.0,
+        });
+        result
+    }
+
+    /// What the hook has written so far, and the calls it made.
+    pub fn journal(&self) -> &Journal {
+        &self.env.journal
+    }
+
+    pub fn ctx(&self) -> &HookCtx {
+        &self.env.ctx
+    }
 }
 
 fn context_dir() -> Result<PathBuf, Error> {
@@ -271,7 +327,7 @@ fn run(env: &mut Env, tool: &str, args: &[String]) -> Result<String, Error> {
             }
         }
         "state-set" => {
-            let data = read_settings(args, "state-set")?;
+            let data = read_settings(env, args, "state-set")?;
             for k in data.keys() {
                 if k.len() > 256 {
                     return Err(Error::Failed(format!("key {k:?} longer than 256 bytes")));
@@ -713,19 +769,24 @@ fn relation_get(env: &mut Env, args: &[String]) -> Result<String, Error> {
 }
 
 /// Reads `--file path|-` (YAML or JSON map) and `key=value` args into a settings map.
-fn read_settings(args: &[String], tool: &str) -> Result<Bag, Error> {
+fn read_settings(env: &mut Env, args: &[String], tool: &str) -> Result<Bag, Error> {
     let p = flags::parse(args, &[val(&["file"])])?;
-    read_settings_parsed(&p, tool)
+    read_settings_parsed(env, &p, tool)
 }
 
-fn read_settings_parsed(p: &Parsed, tool: &str) -> Result<Bag, Error> {
+fn read_settings_parsed(env: &mut Env, p: &Parsed, tool: &str) -> Result<Bag, Error> {
     let mut data = Bag::new();
     if let Some(file) = p.get("file") {
         let mut text = String::new();
         if file == "-" {
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .map_err(|e| Error::Failed(format!("reading stdin: {e}")))?;
+            match env.stdin.take() {
+                Some(given) => text = given,
+                None => {
+                    std::io::stdin()
+                        .read_to_string(&mut text)
+                        .map_err(|e| Error::Failed(format!("reading stdin: {e}")))?;
+                }
+            }
         } else {
             text =
                 std::fs::read_to_string(file).map_err(|e| Error::Failed(format!("{file}: {e}")))?;
@@ -784,7 +845,7 @@ fn relation_set(env: &mut Env, args: &[String]) -> Result<String, Error> {
         ],
     )?;
     let id = relation_arg(env, &p)?;
-    let data = read_settings_parsed(&p, "relation-set")?;
+    let data = read_settings_parsed(env, &p, "relation-set")?;
     let application = p.bool("app");
     if application && !env.is_leader() {
         return Err(Error::Failed("cannot write relation settings".into()));
