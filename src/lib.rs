@@ -1,13 +1,20 @@
 //! The Synapse charm as a library: a pure core (state → desired files, layers, status)
 //! and a thin effectful shell that talks to Juju (hook tools) and Pebble.
+//!
+//! Rooms: [`charm`] (dispatch, the event table, the reconcile), [`juju`] (hook context
+//! and tools), [`workload`] (Pebble), one per concern ([`peers`], [`keys`], [`synapse`],
+//! [`nginx`]), [`relations`] (one module per integration), [`actions`]. See
+//! `docs/explanation/architecture.md`.
 
 pub mod actions;
 pub mod charm;
-pub mod database;
+pub mod error;
 pub mod juju;
+pub mod keys;
 pub mod nginx;
-pub mod observability;
-pub mod reconcile;
+pub mod peers;
+pub mod relations;
+pub mod status;
 pub mod synapse;
 #[cfg(test)]
 pub mod testing;

@@ -5,7 +5,11 @@ use std::process::ExitCode;
 use tracing_subscriber::fmt::writer::MakeWriterExt;
 
 use synapse_k8s_charm::charm;
-use synapse_k8s_charm::juju::{event::ProcessEnv, process::ProcessTools, CachedTools, HookContext};
+use synapse_k8s_charm::juju::{
+    event::ProcessEnv,
+    process::{ProcessTools, Spawn},
+    CachedTools, HookContext,
+};
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -29,8 +33,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let tools = CachedTools::new(ProcessTools);
-    match charm::dispatch(&ctx, &tools, &charm::PodWorkloads::default()) {
+    let tools = CachedTools::new(ProcessTools::new(Spawn));
+    let charm_dir = std::env::current_dir().unwrap_or_default();
+    match charm::dispatch(&ctx, &tools, &charm::PodWorkloads::default(), &charm_dir) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             // Unexpected: exit non-zero so Juju retries; print the whole chain.

@@ -108,3 +108,48 @@ pub fn http_ok(url: &str, timeout: Duration) -> bool {
     }
     matches!(pebble::http::read_response(&mut BufReader::new(stream)), Ok(r) if (200..300).contains(&r.status))
 }
+
+mod service;
+pub use service::{apply_layer, layer_in_plan, service_state, unreachable};
+
+/// Access to the workload containers and the shared `/data` volume.
+pub trait Workloads {
+    fn container(&self, name: &str) -> Box<dyn Workload + '_>;
+    /// Makes the data volume (mounted in the charm container too) owned by Synapse's user.
+    fn own_data_dir(&self, uid: u32) -> std::io::Result<()>;
+    /// Where the charm container sees the data volume (`/data` in production).
+    fn data_dir(&self) -> PathBuf;
+}
+
+/// The production workloads: Pebble sockets under /charm/containers and the `data`
+/// storage mounted in the charm container at /data.
+pub struct PodWorkloads {
+    pub data_dir: PathBuf,
+}
+
+impl Default for PodWorkloads {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("/data"),
+        }
+    }
+}
+
+impl Workloads for PodWorkloads {
+    fn container(&self, name: &str) -> Box<dyn Workload + '_> {
+        Box::new(PebbleWorkload::new(name))
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone()
+    }
+
+    fn own_data_dir(&self, uid: u32) -> std::io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(&self.data_dir)?;
+        if meta.uid() != uid || meta.gid() != uid {
+            std::os::unix::fs::chown(&self.data_dir, Some(uid), Some(uid))?;
+        }
+        Ok(())
+    }
+}

@@ -4,8 +4,8 @@
 #[path = "../crates/stats-exporter/tests/common/postgres.rs"]
 mod postgres;
 
-use synapse_k8s_charm::database::postgres::{prepare, DbError, Locale};
-use synapse_k8s_charm::database::DatabaseInfo;
+use synapse_k8s_charm::relations::database::postgres::{prepare, DbError, Locale};
+use synapse_k8s_charm::relations::database::DatabaseInfo;
 
 fn info(pg: &postgres::Pg, db: &str, user: &str, password: &str) -> DatabaseInfo {
     DatabaseInfo {

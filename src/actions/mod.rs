@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::juju::tools::{SecretOwner, SecretRead};
 use crate::juju::{HookContext, HookTools, RelationId, ToolErrorKind};
-use crate::reconcile::{self, PEER_ENDPOINT};
+use crate::peers::ENDPOINT as PEER_ENDPOINT;
 use crate::synapse::admin::{encode_path, ApiError, SynapseApi};
 use crate::util::random;
 
@@ -150,7 +150,7 @@ fn admin_token(
         }
     }
     // Leader, first use: create a dedicated admin account.
-    let keys = reconcile::current_keys(ctx, tools)?.ok_or_else(|| {
+    let keys = crate::keys::current(ctx, tools)?.ok_or_else(|| {
         Failure(
             "Synapse's keys do not exist yet; wait for the charm to finish configuring Synapse"
                 .into(),
@@ -230,7 +230,7 @@ fn register_user(
         .next()
         .unwrap_or_default()
         .to_string();
-    let keys = reconcile::current_keys(ctx, tools)?.ok_or_else(|| {
+    let keys = crate::keys::current(ctx, tools)?.ok_or_else(|| {
         Failure(
             "Synapse's keys do not exist yet; wait for the charm to finish configuring Synapse"
                 .into(),

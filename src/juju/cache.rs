@@ -42,6 +42,10 @@ impl<T: HookTools> CachedTools<T> {
     pub fn inner(&self) -> &T {
         &self.inner
     }
+
+    pub fn into_inner(self) -> T {
+        self.inner
+    }
 }
 
 macro_rules! cached {

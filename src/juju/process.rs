@@ -9,12 +9,53 @@ use serde_json::Value;
 use super::event::RelationId;
 use super::tools::*;
 
+/// Runs one hook tool: its standard output, or the error it reported.
+pub trait ToolRunner {
+    fn run(&self, tool: &'static str, args: &[&str], stdin: Option<&[u8]>) -> ToolResult<Vec<u8>>;
+}
+
 /// Runs hook tools as child processes that inherit the whole environment
 /// (they need `JUJU_CONTEXT_ID` and the agent socket variables).
-#[derive(Debug, Default)]
-pub struct ProcessTools;
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Spawn;
 
-fn run(tool: &'static str, args: &[&str], stdin: Option<&[u8]>) -> ToolResult<Vec<u8>> {
+impl ToolRunner for Spawn {
+    fn run(&self, tool: &'static str, args: &[&str], stdin: Option<&[u8]>) -> ToolResult<Vec<u8>> {
+        spawn(tool, args, stdin)
+    }
+}
+
+/// [`HookTools`] over hook-tool command lines: the arguments and formats Juju's tools
+/// take, run by `R` (child processes in production; JujuLocal's tools in-process in
+/// unit tests, so both go through the very same command lines).
+#[derive(Debug, Default)]
+pub struct ProcessTools<R = Spawn> {
+    runner: R,
+}
+
+impl<R: ToolRunner> ProcessTools<R> {
+    pub fn new(runner: R) -> Self {
+        Self { runner }
+    }
+
+    pub fn into_runner(self) -> R {
+        self.runner
+    }
+
+    fn run(&self, tool: &'static str, args: &[&str], stdin: Option<&[u8]>) -> ToolResult<Vec<u8>> {
+        self.runner.run(tool, args, stdin)
+    }
+
+    fn run_json<T: serde::de::DeserializeOwned>(
+        &self,
+        tool: &'static str,
+        args: &[&str],
+    ) -> ToolResult<T> {
+        parse_json(tool, &self.run(tool, args, None)?)
+    }
+}
+
+fn spawn(tool: &'static str, args: &[&str], stdin: Option<&[u8]>) -> ToolResult<Vec<u8>> {
     tracing::trace!(tool, ?args, "hook tool");
     let mut cmd = Command::new(tool);
     cmd.args(args)
@@ -54,9 +95,8 @@ fn run(tool: &'static str, args: &[&str], stdin: Option<&[u8]>) -> ToolResult<Ve
     Ok(out.stdout)
 }
 
-fn run_json<T: serde::de::DeserializeOwned>(tool: &'static str, args: &[&str]) -> ToolResult<T> {
-    let out = run(tool, args, None)?;
-    let text = String::from_utf8_lossy(&out);
+fn parse_json<T: serde::de::DeserializeOwned>(tool: &'static str, out: &[u8]) -> ToolResult<T> {
+    let text = String::from_utf8_lossy(out);
     let text = text.trim();
     // Juju 4 may print nothing or `null` for an empty map.
     let text = if text.is_empty() { "null" } else { text };
@@ -126,17 +166,17 @@ impl Drop for SecretFiles {
     }
 }
 
-impl HookTools for ProcessTools {
+impl<R: ToolRunner> HookTools for ProcessTools<R> {
     fn config_get(&self) -> ToolResult<serde_json::Map<String, Value>> {
-        run_json("config-get", &["--format=json"])
+        self.run_json("config-get", &["--format=json"])
     }
 
     fn is_leader(&self) -> ToolResult<bool> {
-        run_json("is-leader", &["--format=json"])
+        self.run_json("is-leader", &["--format=json"])
     }
 
     fn relation_ids(&self, endpoint: &str) -> ToolResult<Vec<RelationId>> {
-        let ids: Vec<String> = run_json("relation-ids", &[endpoint, "--format=json"])?;
+        let ids: Vec<String> = self.run_json("relation-ids", &[endpoint, "--format=json"])?;
         ids.iter()
             .map(|s| {
                 RelationId::parse(s).ok_or_else(|| {
@@ -152,12 +192,12 @@ impl HookTools for ProcessTools {
 
     fn relation_list(&self, relation: &RelationId) -> ToolResult<Vec<String>> {
         let r = relation.to_string();
-        run_json("relation-list", &["--format=json", "-r", &r])
+        self.run_json("relation-list", &["--format=json", "-r", &r])
     }
 
     fn relation_remote_app(&self, relation: &RelationId) -> ToolResult<Option<String>> {
         let r = relation.to_string();
-        let v: Value = run_json("relation-list", &["--format=json", "-r", &r, "--app"])?;
+        let v: Value = self.run_json("relation-list", &["--format=json", "-r", &r, "--app"])?;
         Ok(v.as_str().filter(|s| !s.is_empty()).map(str::to_string))
     }
 
@@ -168,7 +208,7 @@ impl HookTools for ProcessTools {
             args.push("--app");
         }
         args.extend(["-", target]);
-        run_json("relation-get", &args)
+        self.run_json("relation-get", &args)
     }
 
     fn relation_set(&self, relation: &RelationId, app: bool, data: &Databag) -> ToolResult<()> {
@@ -178,7 +218,7 @@ impl HookTools for ProcessTools {
             args.push("--app");
         }
         args.extend(["--file", "-"]);
-        run(
+        self.run(
             "relation-set",
             &args,
             Some(&json_bytes("relation-set", data)?),
@@ -192,7 +232,7 @@ impl HookTools for ProcessTools {
         } else {
             "--application=False"
         };
-        run(
+        self.run(
             "status-set",
             &[app, status.kind.as_str(), "--", &status.message],
             None,
@@ -201,15 +241,16 @@ impl HookTools for ProcessTools {
     }
 
     fn application_version_set(&self, version: &str) -> ToolResult<()> {
-        run("application-version-set", &["--", version], None).map(drop)
+        self.run("application-version-set", &["--", version], None)
+            .map(drop)
     }
 
     fn state_get(&self) -> ToolResult<Databag> {
-        run_json("state-get", &["--format=json"])
+        self.run_json("state-get", &["--format=json"])
     }
 
     fn state_set(&self, data: &Databag) -> ToolResult<()> {
-        run(
+        self.run(
             "state-set",
             &["--file", "-"],
             Some(&json_bytes("state-set", data)?),
@@ -218,7 +259,7 @@ impl HookTools for ProcessTools {
     }
 
     fn state_delete(&self, key: &str) -> ToolResult<()> {
-        run("state-delete", &["--", key], None).map(drop)
+        self.run("state-delete", &["--", key], None).map(drop)
     }
 
     fn secret_get(
@@ -239,7 +280,7 @@ impl HookTools for ProcessTools {
             SecretRead::Refresh => args.push("--refresh"),
             SecretRead::Peek => args.push("--peek"),
         }
-        run_json("secret-get", &args)
+        self.run_json("secret-get", &args)
     }
 
     fn secret_info_by_label(&self, label: &str) -> ToolResult<Option<SecretInfo>> {
@@ -249,7 +290,7 @@ impl HookTools for ProcessTools {
             revision: u64,
             label: Option<String>,
         }
-        match run_json::<std::collections::BTreeMap<String, Info>>(
+        match self.run_json::<std::collections::BTreeMap<String, Info>>(
             "secret-info-get",
             &["--format=json", "--label", label],
         ) {
@@ -284,7 +325,7 @@ impl HookTools for ProcessTools {
             owner,
         ];
         args.extend(files.args.iter().map(String::as_str));
-        let out = run("secret-add", &args, None)?;
+        let out = self.run("secret-add", &args, None)?;
         let uri = String::from_utf8_lossy(&out).trim().to_string();
         if uri.is_empty() {
             return Err(ToolError::new(
@@ -300,11 +341,11 @@ impl HookTools for ProcessTools {
         let files = SecretFiles::new("secret-set", content)?;
         let mut args = vec![id];
         args.extend(files.args.iter().map(String::as_str));
-        run("secret-set", &args, None).map(drop)
+        self.run("secret-set", &args, None).map(drop)
     }
 
     fn network_get(&self, binding: &str) -> ToolResult<NetworkInfo> {
-        let v: Value = run_json("network-get", &["--format=json", binding])?;
+        let v: Value = self.run_json("network-get", &["--format=json", binding])?;
         let bind_address = v["bind-addresses"]
             .get(0)
             .and_then(|b| b["addresses"].get(0))
@@ -325,28 +366,29 @@ impl HookTools for ProcessTools {
     }
 
     fn open_port(&self, port: u16) -> ToolResult<()> {
-        run("open-port", &[&format!("{port}/tcp")], None).map(drop)
+        self.run("open-port", &[&format!("{port}/tcp")], None)
+            .map(drop)
     }
 
     fn opened_ports(&self) -> ToolResult<Vec<String>> {
-        run_json("opened-ports", &["--format=json"])
+        self.run_json("opened-ports", &["--format=json"])
     }
 
     fn action_get(&self) -> ToolResult<serde_json::Map<String, Value>> {
-        run_json("action-get", &["--format=json"])
+        self.run_json("action-get", &["--format=json"])
     }
 
     fn action_set(&self, results: &Databag) -> ToolResult<()> {
         let args: Vec<String> = results.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        run("action-set", &args, None).map(drop)
+        self.run("action-set", &args, None).map(drop)
     }
 
     fn action_fail(&self, message: &str) -> ToolResult<()> {
-        run("action-fail", &["--", message], None).map(drop)
+        self.run("action-fail", &["--", message], None).map(drop)
     }
 
     fn action_log(&self, message: &str) -> ToolResult<()> {
-        run("action-log", &["--", message], None).map(drop)
+        self.run("action-log", &["--", message], None).map(drop)
     }
 }

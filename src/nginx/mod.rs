@@ -5,6 +5,10 @@ use std::collections::BTreeMap;
 
 use pebble::{Check, CheckLevel, GoDuration, Layer, Override, Service, ServiceAction, Startup};
 
+use crate::error::{pebble_err, CharmResult};
+use crate::status::Progress;
+use crate::workload::{apply_layer, service_state, unreachable, Workload};
+
 pub const CONTAINER: &str = "synapse-nginx";
 pub const LAYER_LABEL: &str = "synapse-nginx";
 pub const SERVICE: &str = "nginx";
@@ -35,5 +39,30 @@ pub fn layer() -> Layer {
         services: BTreeMap::from([(SERVICE.to_string(), service)]),
         checks: BTreeMap::from([(READY_CHECK.to_string(), ready)]),
         log_targets: BTreeMap::new(),
+    }
+}
+
+/// Applies NGINX's layer where it differs and reports NGINX's state.
+pub fn reconcile(w: &dyn Workload) -> CharmResult<Progress> {
+    let err = pebble_err(CONTAINER);
+    let plan = match w.plan() {
+        Ok(p) => p,
+        Err(e) if e.is_connect() => return Ok(unreachable(CONTAINER)),
+        Err(e) => return Err(err(e)),
+    };
+    let failed = |msg: &str| {
+        tracing::error!("NGINX failed to start: {msg}");
+        Progress::Blocked(
+            "NGINX failed to start; see the synapse-nginx container's Pebble logs".into(),
+        )
+    };
+    match apply_layer(w, &plan, LAYER_LABEL, &layer()) {
+        Ok(_) => {}
+        Err(pebble::Error::Change { err: msg, .. }) => return Ok(failed(&msg)),
+        Err(e) => return Err(err(e)),
+    }
+    match service_state(w, SERVICE, READY_CHECK, READY_URL, "NGINX") {
+        Err(pebble::Error::Change { err: msg, .. }) => Ok(failed(&msg)),
+        other => other.map_err(&err),
     }
 }

@@ -20,7 +20,7 @@ pub enum Database {
     /// The embedded default while no PostgreSQL is related.
     Sqlite,
     /// The database provided over the `database` relation.
-    Postgres(crate::database::DatabaseInfo),
+    Postgres(crate::relations::database::DatabaseInfo),
 }
 
 /// Everything homeserver.yaml depends on.
@@ -360,7 +360,7 @@ mod tests {
     fn postgres_database() {
         let c = config(json!({}));
         let k = keys();
-        let db = crate::database::DatabaseInfo {
+        let db = crate::relations::database::DatabaseInfo {
             host: "fd00::1".into(),
             port: 5433,
             database: "synapse".into(),

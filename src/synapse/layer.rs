@@ -27,7 +27,7 @@ pub const UID: u32 = 584792;
 /// The stats exporter, when Synapse is on PostgreSQL: connection details in its
 /// environment, the password in a file (never in the plan).
 pub struct Exporter<'a> {
-    pub db: &'a crate::database::DatabaseInfo,
+    pub db: &'a crate::relations::database::DatabaseInfo,
     pub password_hash: &'a str,
 }
 

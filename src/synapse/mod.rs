@@ -3,6 +3,8 @@
 
 pub mod admin;
 pub mod config;
+pub mod desired;
 pub mod homeserver;
 pub mod keys;
 pub mod layer;
+pub mod reconcile;

@@ -2,11 +2,22 @@ pub mod base64;
 pub mod hash;
 pub mod random;
 
-/// Whether two secret references name the same secret (`secret:ID`, `secret://model/ID`, `ID`).
+/// The bare ID of a secret reference (`secret:ID`, `secret://model/ID` or `ID`).
+pub fn secret_id(s: &str) -> &str {
+    let s = s.strip_prefix("secret:").unwrap_or(s);
+    s.rsplit('/').next().unwrap_or(s)
+}
+
+/// Whether two secret references name the same secret.
 pub fn same_secret(a: &str, b: &str) -> bool {
-    fn id(s: &str) -> &str {
-        let s = s.strip_prefix("secret:").unwrap_or(s);
-        s.rsplit('/').next().unwrap_or(s)
+    secret_id(a) == secret_id(b)
+}
+
+/// A secret reference as a URI: `secret-info-get` prints bare IDs, `secret-add` URIs.
+pub fn secret_uri(id: &str) -> String {
+    if id.starts_with("secret:") {
+        id.to_string()
+    } else {
+        format!("secret:{id}")
     }
-    id(a) == id(b)
 }

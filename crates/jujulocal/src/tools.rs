@@ -152,7 +152,12 @@ impl Session {
 
     /// Runs one tool with `args` (and `stdin` for `--file -`): its output, or the error
     /// the executable would print. The call is recorded in the journal.
-    pub fn call(&mut self, tool: &str, args: &[String], stdin: Option<&[u8]>) -> Result<String, Error> {
+    pub fn call(
+        &mut self,
+        tool: &str,
+        args: &[String],
+        stdin: Option<&[u8]>,
+    ) -> Result<String, Error> {
         self.env.stdin = stdin.map(|b| String::from_utf8_lossy(b).into_owned());
         let result = if TOOLS.contains(&tool) {
             run(&mut self.env, tool, args)

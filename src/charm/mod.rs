@@ -1,58 +1,37 @@
-//! One dispatch: route the event, reconcile, report the status.
+//! One dispatch: route the event to an action or to the reconcile, then report the
+//! status. [`work`] says which event calls for which work; [`reconcile`] runs the
+//! concerns in order.
 
-use std::path::PathBuf;
+pub mod reconcile;
+pub mod work;
 
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+
+use crate::error::CharmError;
 use crate::juju::hints::UnitHints;
 use crate::juju::{Event, HookContext, HookTools};
-use crate::reconcile::{self, ReconcileError, Workloads};
-use crate::workload::{PebbleWorkload, Workload};
+use crate::workload::Workloads;
 
-/// The production workloads: Pebble sockets under /charm/containers and the `data`
-/// storage mounted in the charm container at /data.
-pub struct PodWorkloads {
-    pub data_dir: PathBuf,
-}
-
-impl Default for PodWorkloads {
-    fn default() -> Self {
-        Self {
-            data_dir: PathBuf::from("/data"),
-        }
-    }
-}
-
-impl Workloads for PodWorkloads {
-    fn container(&self, name: &str) -> Box<dyn Workload + '_> {
-        Box::new(PebbleWorkload::new(name))
-    }
-
-    fn data_dir(&self) -> PathBuf {
-        self.data_dir.clone()
-    }
-
-    fn own_data_dir(&self, uid: u32) -> std::io::Result<()> {
-        use std::os::unix::fs::MetadataExt;
-        let meta = std::fs::metadata(&self.data_dir)?;
-        if meta.uid() != uid || meta.gid() != uid {
-            std::os::unix::fs::chown(&self.data_dir, Some(uid), Some(uid))?;
-        }
-        Ok(())
-    }
-}
+pub use crate::workload::PodWorkloads;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DispatchError {
     #[error(transparent)]
     Tool(#[from] crate::juju::ToolError),
     #[error(transparent)]
-    Reconcile(#[from] ReconcileError),
+    Charm(#[from] CharmError),
 }
 
-/// Runs one dispatch against the given hook tools and workloads.
+/// Runs one dispatch against the given hook tools and workloads. `charm_dir` is where
+/// the unit keeps its hints between dispatches (the hook's working directory).
 pub fn dispatch(
     ctx: &HookContext,
     tools: &dyn HookTools,
     workloads: &dyn Workloads,
+    charm_dir: &Path,
 ) -> Result<(), DispatchError> {
     tracing::debug!(event = %ctx.event.name(), unit = %ctx.unit_name, "dispatch");
     match &ctx.event {
@@ -74,14 +53,11 @@ pub fn dispatch(
         Event::Stop | Event::Remove => return Ok(()),
         _ => {}
     }
-    if matches!(
-        ctx.event,
-        Event::Install | Event::UpgradeCharm | Event::Start
-    ) {
+    if work::Work::for_event(&ctx.event).open_port {
         // NGINX is the entry point: expose it on the application's Kubernetes service.
         tools.open_port(crate::nginx::PORT)?;
     }
-    let hints_path = UnitHints::path(&std::env::current_dir().unwrap_or_default(), &ctx.unit_name);
+    let hints_path = UnitHints::path(charm_dir, &ctx.unit_name);
     let mut hints = UnitHints::load(&hints_path);
     let before = hints.clone();
     let status = reconcile::reconcile(ctx, tools, workloads, &mut hints)?;

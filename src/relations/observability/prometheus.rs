@@ -44,11 +44,11 @@ pub const ALLOWED_JOB_KEYS: [&str; 17] = [
 pub const RULE_FILES: [(&str, &str); 2] = [
     (
         "stats_exporter.rules.yaml",
-        include_str!("../../observability/prometheus_alert_rules/stats_exporter.rules.yaml"),
+        include_str!("../../../observability/prometheus_alert_rules/stats_exporter.rules.yaml"),
     ),
     (
         "synapse.rules.yaml",
-        include_str!("../../observability/prometheus_alert_rules/synapse.rules.yaml"),
+        include_str!("../../../observability/prometheus_alert_rules/synapse.rules.yaml"),
     ),
 ];
 
@@ -199,7 +199,7 @@ pub fn unit_bag(topology: &Topology, bind_address: Option<&str>) -> Databag {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observability::topology::tests::topology;
+    use crate::relations::observability::topology::tests::topology;
 
     fn jobs(exporter: bool) -> Vec<Value> {
         serde_json::from_str::<Value>(&scrape_jobs(exporter))

@@ -95,7 +95,7 @@ pub fn differs(plan: &Layer, desired: &Layer) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observability::topology::tests::topology;
+    use crate::relations::observability::topology::tests::topology;
 
     const URL0: &str =
         "http://loki-k8s-0.loki-k8s-endpoints.cos.svc.cluster.local:3100/loki/api/v1/push";

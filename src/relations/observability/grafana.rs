@@ -21,11 +21,11 @@ pub const DASHBOARDS: &str = "dashboards";
 pub const DASHBOARD_FILES: [(&str, &str); 2] = [
     (
         "synapse_overview",
-        include_str!("../../observability/grafana_dashboards/synapse_overview.json"),
+        include_str!("../../../observability/grafana_dashboards/synapse_overview.json"),
     ),
     (
         "synapse_statistics",
-        include_str!("../../observability/grafana_dashboards/synapse_statistics.json"),
+        include_str!("../../../observability/grafana_dashboards/synapse_statistics.json"),
     ),
 ];
 
@@ -195,7 +195,7 @@ pub fn same_templates(existing: Option<&str>, wanted: &Map<String, Value>) -> bo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observability::topology::tests::topology;
+    use crate::relations::observability::topology::tests::topology;
 
     #[test]
     fn base64_round_trip_and_rejects() {
@@ -330,7 +330,7 @@ mod tests {
     /// An independent decoder: Python's `base64` + `lzma` read what the charm writes.
     #[test]
     fn python_decodes_the_dashboards() {
-        let py = crate::observability::tests::test_python();
+        let py = crate::relations::observability::tests::test_python();
         let dir = tempfile::tempdir().unwrap();
         let doc = dir.path().join("dashboards.json");
         std::fs::write(&doc, dashboards(&topology()).unwrap()).unwrap();

@@ -1,167 +1,12 @@
-//! In-process fakes for unit tests: hook tools backed by a small in-memory model, and
-//! workloads backed by an in-memory Pebble. Real-component tests live in `tests/`.
+//! An in-memory Pebble for unit tests: plan, files, services; counts what the charm did.
+//! Real-Pebble tests live in `crates/pebble/tests` and `tests/`.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use pebble::{CheckInfo, CheckStatus, Layer, PushOptions, ServiceInfo, ServiceStatus, Startup};
-use serde_json::{Map, Value};
 
-use crate::juju::tools::*;
-use crate::juju::RelationId;
-use crate::reconcile::Workloads;
-use crate::workload::{PebbleResult, Workload};
-
-#[derive(Default)]
-pub struct FakeTools {
-    pub config: Map<String, Value>,
-    pub leader: bool,
-    pub relations: BTreeMap<RelationId, BTreeMap<String, Databag>>,
-    pub secrets: RefCell<BTreeMap<String, (String, Databag)>>,
-    pub status: RefCell<Option<Status>>,
-    pub calls: RefCell<Vec<String>>,
-    pub sets: RefCell<Vec<(RelationId, bool, Databag)>>,
-}
-
-impl FakeTools {
-    fn call(&self, name: &str) {
-        self.calls.borrow_mut().push(name.to_string());
-    }
-}
-
-impl HookTools for FakeTools {
-    fn config_get(&self) -> ToolResult<Map<String, Value>> {
-        self.call("config-get");
-        Ok(self.config.clone())
-    }
-    fn is_leader(&self) -> ToolResult<bool> {
-        self.call("is-leader");
-        Ok(self.leader)
-    }
-    fn relation_ids(&self, endpoint: &str) -> ToolResult<Vec<RelationId>> {
-        self.call("relation-ids");
-        Ok(self
-            .relations
-            .keys()
-            .filter(|r| r.endpoint == endpoint)
-            .cloned()
-            .collect())
-    }
-    fn relation_list(&self, _: &RelationId) -> ToolResult<Vec<String>> {
-        self.call("relation-list");
-        Ok(vec![])
-    }
-    fn relation_remote_app(&self, _: &RelationId) -> ToolResult<Option<String>> {
-        self.call("relation-list");
-        Ok(None)
-    }
-    fn relation_get(&self, r: &RelationId, target: &str, _app: bool) -> ToolResult<Databag> {
-        self.call("relation-get");
-        let mut bag = self
-            .relations
-            .get(r)
-            .and_then(|b| b.get(target))
-            .cloned()
-            .unwrap_or_default();
-        for (rel, _, data) in self.sets.borrow().iter().filter(|(rel, _, _)| rel == r) {
-            let _ = rel;
-            bag.extend(data.clone());
-        }
-        Ok(bag)
-    }
-    fn relation_set(&self, r: &RelationId, app: bool, data: &Databag) -> ToolResult<()> {
-        self.call("relation-set");
-        self.sets.borrow_mut().push((r.clone(), app, data.clone()));
-        Ok(())
-    }
-    fn status_set(&self, status: &Status, _: bool) -> ToolResult<()> {
-        self.call("status-set");
-        *self.status.borrow_mut() = Some(status.clone());
-        Ok(())
-    }
-    fn application_version_set(&self, _: &str) -> ToolResult<()> {
-        Ok(())
-    }
-    fn state_get(&self) -> ToolResult<Databag> {
-        Ok(Databag::new())
-    }
-    fn state_set(&self, _: &Databag) -> ToolResult<()> {
-        Ok(())
-    }
-    fn state_delete(&self, _: &str) -> ToolResult<()> {
-        Ok(())
-    }
-    fn secret_get(
-        &self,
-        id: Option<&str>,
-        label: Option<&str>,
-        _: SecretRead,
-    ) -> ToolResult<Databag> {
-        self.call("secret-get");
-        let secrets = self.secrets.borrow();
-        secrets
-            .iter()
-            .find(|(uri, (l, _))| Some(uri.as_str()) == id || Some(l.as_str()) == label)
-            .map(|(_, (_, c))| c.clone())
-            .ok_or_else(|| {
-                ToolError::new("secret-get", ToolErrorKind::NotFound, "secret not found")
-            })
-    }
-    fn secret_info_by_label(&self, label: &str) -> ToolResult<Option<SecretInfo>> {
-        self.call("secret-info-get");
-        Ok(self
-            .secrets
-            .borrow()
-            .iter()
-            .find(|(_, (l, _))| l == label)
-            .map(|(id, _)| SecretInfo {
-                id: id.clone(),
-                label: Some(label.into()),
-                revision: 1,
-            }))
-    }
-    fn secret_add(
-        &self,
-        content: &Databag,
-        label: &str,
-        _: &str,
-        _: SecretOwner,
-    ) -> ToolResult<String> {
-        self.call("secret-add");
-        let uri = format!("secret:fake{}", self.secrets.borrow().len());
-        self.secrets
-            .borrow_mut()
-            .insert(uri.clone(), (label.to_string(), content.clone()));
-        Ok(uri)
-    }
-    fn secret_set(&self, _: &str, _: &Databag) -> ToolResult<()> {
-        Ok(())
-    }
-    fn network_get(&self, _: &str) -> ToolResult<NetworkInfo> {
-        Ok(NetworkInfo {
-            bind_address: Some("10.1.1.1".into()),
-            ingress_addresses: vec![],
-        })
-    }
-    fn open_port(&self, _: u16) -> ToolResult<()> {
-        Ok(())
-    }
-    fn opened_ports(&self) -> ToolResult<Vec<String>> {
-        Ok(vec![])
-    }
-    fn action_get(&self) -> ToolResult<Map<String, Value>> {
-        Ok(Map::new())
-    }
-    fn action_set(&self, _: &Databag) -> ToolResult<()> {
-        Ok(())
-    }
-    fn action_fail(&self, _: &str) -> ToolResult<()> {
-        Ok(())
-    }
-    fn action_log(&self, _: &str) -> ToolResult<()> {
-        Ok(())
-    }
-}
+use crate::workload::{PebbleResult, Workload, Workloads};
 
 /// An in-memory Pebble: plan, files, services; counts what the charm did.
 #[derive(Default)]
@@ -175,6 +20,8 @@ pub struct FakePebble {
     pub layers_added: RefCell<u32>,
     /// Services (re)started by replan because their spec changed.
     pub restarts: RefCell<u32>,
+    /// Every request, in order (`plan`, `add-layer <label>`, `replan`, ...).
+    pub calls: RefCell<Vec<String>>,
     started_specs: RefCell<BTreeMap<String, pebble::Service>>,
 }
 
@@ -186,6 +33,15 @@ impl FakePebble {
             ..Default::default()
         }
     }
+    /// The requests since the last take.
+    pub fn take_calls(&self) -> Vec<String> {
+        std::mem::take(&mut *self.calls.borrow_mut())
+    }
+
+    fn call(&self, what: impl Into<String>) {
+        self.calls.borrow_mut().push(what.into());
+    }
+
     fn check(&self) -> PebbleResult<()> {
         if self.reachable {
             Ok(())
@@ -203,18 +59,22 @@ impl Workload for FakePebble {
         "fake"
     }
     fn plan(&self) -> PebbleResult<Layer> {
+        self.call("plan");
         self.check()?;
         Ok(self.plan.borrow().clone())
     }
-    fn add_layer(&self, _: &str, layer: &Layer) -> PebbleResult<()> {
+    fn add_layer(&self, label: &str, layer: &Layer) -> PebbleResult<()> {
+        self.call(format!("add-layer {label}"));
         self.check()?;
         *self.layers_added.borrow_mut() += 1;
         let mut plan = self.plan.borrow_mut();
         plan.services.extend(layer.services.clone());
         plan.checks.extend(layer.checks.clone());
+        plan.log_targets.extend(layer.log_targets.clone());
         Ok(())
     }
     fn replan(&self) -> PebbleResult<()> {
+        self.call("replan");
         self.check()?;
         for (name, svc) in self.plan.borrow().services.iter() {
             let changed = self.started_specs.borrow().get(name) != Some(svc);
@@ -230,16 +90,19 @@ impl Workload for FakePebble {
         Ok(())
     }
     fn stop(&self, services: &[&str]) -> PebbleResult<()> {
+        self.call("stop");
         for s in services {
             self.running.borrow_mut().insert(s.to_string(), false);
         }
         Ok(())
     }
     fn pull(&self, path: &str) -> PebbleResult<Option<Vec<u8>>> {
+        self.call("pull");
         self.check()?;
         Ok(self.files.borrow().get(path).cloned())
     }
     fn push(&self, path: &str, content: &[u8], _: &PushOptions) -> PebbleResult<()> {
+        self.call("push");
         self.check()?;
         self.pushes.borrow_mut().push(path.to_string());
         self.files
@@ -248,6 +111,7 @@ impl Workload for FakePebble {
         Ok(())
     }
     fn services(&self) -> PebbleResult<Vec<ServiceInfo>> {
+        self.call("services");
         self.check()?;
         Ok(self
             .plan
@@ -270,6 +134,7 @@ impl Workload for FakePebble {
         self.ready
     }
     fn checks(&self) -> PebbleResult<Vec<CheckInfo>> {
+        self.call("checks");
         self.check()?;
         Ok(self
             .plan
@@ -288,6 +153,24 @@ impl Workload for FakePebble {
                 prev_change_id: None,
             })
             .collect())
+    }
+}
+
+impl FakePod {
+    /// Both containers up and ready, with an empty data volume.
+    pub fn up() -> Self {
+        Self {
+            synapse: FakePebble::up(),
+            nginx: FakePebble::up(),
+            data: tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}")),
+        }
+    }
+
+    /// The requests to both containers since the last take, synapse's first.
+    pub fn take_calls(&self) -> Vec<String> {
+        let mut c = self.synapse.take_calls();
+        c.extend(self.nginx.take_calls());
+        c
     }
 }
 

@@ -1,0 +1,233 @@
+//! The reconcile, state in → event → state out, against the one in-memory Juju model
+//! (JujuLocal's model and hook tools) and the in-memory Pebble.
+
+use serde_json::json;
+
+use super::reconcile::reconcile;
+use crate::juju::hints::UnitHints;
+use crate::juju::{Event, RelationId, Status, StatusKind};
+use crate::peers::{ENDPOINT as PEERS, KEYS_SECRET_KEY, MAIN_UNIT_KEY};
+use crate::synapse::keys::{self, SynapseKeys};
+use crate::testing::juju::{APP, UNIT};
+use crate::testing::{FakePebble, FakePod, Juju};
+
+fn peer() -> RelationId {
+    RelationId {
+        endpoint: PEERS.into(),
+        id: 0,
+    }
+}
+
+fn juju(config: serde_json::Value) -> Juju {
+    Juju::new().with_config(config)
+}
+
+/// One hook of `unit` running the reconcile for `event`; its writes are committed.
+fn run(j: &mut Juju, unit: &str, event: Event, pod: &FakePod, hints: &mut UnitHints) -> Status {
+    j.hook(unit, event, |ctx, tools| reconcile(ctx, tools, pod, hints))
+        .unwrap()
+}
+
+fn config_changed(j: &mut Juju, pod: &FakePod) -> Status {
+    run(
+        j,
+        UNIT,
+        Event::ConfigChanged,
+        pod,
+        &mut UnitHints::default(),
+    )
+}
+
+#[test]
+fn first_reconcile_creates_keys_writes_files_and_starts_both() {
+    let mut j = juju(json!({"server_name": "example.com"}));
+    let p = FakePod::up();
+    assert_eq!(config_changed(&mut j, &p), Status::active());
+    let secrets = j.secrets_owned_by(APP);
+    assert_eq!(
+        secrets.len(),
+        1,
+        "keys secret created, owned by the application"
+    );
+    assert_eq!(secrets[0].label.as_deref(), Some(keys::SECRET_LABEL));
+    assert_eq!(
+        j.app_data(&peer(), APP).get(KEYS_SECRET_KEY),
+        Some(&secrets[0].uri()),
+        "URI shared with peers"
+    );
+    assert_eq!(
+        j.app_data(&peer(), APP)
+            .get(MAIN_UNIT_KEY)
+            .map(String::as_str),
+        Some(UNIT)
+    );
+    let pushes = p.synapse.pushes.borrow().clone();
+    assert_eq!(
+        pushes,
+        vec![
+            "/data/homeserver.yaml",
+            "/data/log.config",
+            "/data/example.com.signing.key"
+        ]
+    );
+    assert_eq!(*p.synapse.restarts.borrow(), 1);
+    assert_eq!(*p.nginx.restarts.borrow(), 1);
+}
+
+#[test]
+fn unchanged_state_means_no_writes_no_layers_no_restarts() {
+    let mut j = juju(json!({"server_name": "example.com"}));
+    let p = FakePod::up();
+    let mut hints = UnitHints::default();
+    run(&mut j, UNIT, Event::ConfigChanged, &p, &mut hints);
+    assert_eq!(hints.peer_relation.as_deref(), Some("synapse-peers:0"));
+    j.take_tool_names();
+    run(&mut j, UNIT, Event::UpdateStatus, &p, &mut hints);
+    assert_eq!(p.synapse.pushes.borrow().len(), 3, "no new pushes");
+    assert_eq!(*p.synapse.layers_added.borrow(), 1);
+    assert_eq!(*p.nginx.layers_added.borrow(), 1);
+    assert_eq!(*p.synapse.restarts.borrow(), 1);
+    // Steady state: config and the peer bag, each read once; neither leadership nor
+    // the keys secret is read (the plan already carries the keys) and nothing is written.
+    assert_eq!(j.take_tool_names(), vec!["config-get", "relation-get"]);
+}
+
+#[test]
+fn a_config_change_rewrites_homeserver_yaml_and_restarts_once() {
+    let mut j = juju(json!({"server_name": "example.com"}));
+    let p = FakePod::up();
+    config_changed(&mut j, &p);
+    j.set_config("enable_room_list_search", json!(false));
+    config_changed(&mut j, &p);
+    let pushes = p.synapse.pushes.borrow().clone();
+    assert_eq!(pushes.len(), 4);
+    assert_eq!(pushes[3], "/data/homeserver.yaml", "only the changed file");
+    assert_eq!(*p.synapse.restarts.borrow(), 2);
+    assert_eq!(*p.nginx.restarts.borrow(), 1);
+    assert!(
+        String::from_utf8_lossy(&p.synapse.files.borrow()["/data/homeserver.yaml"])
+            .contains("enable_room_list_search: false")
+    );
+}
+
+#[test]
+fn changing_server_name_blocks_and_changes_nothing() {
+    let mut j = juju(json!({"server_name": "example.com"}));
+    let p = FakePod::up();
+    config_changed(&mut j, &p);
+    j.set_config("server_name", json!("other.org"));
+    let status = config_changed(&mut j, &p);
+    assert_eq!(status.kind, StatusKind::Blocked);
+    assert!(
+        status
+            .message
+            .contains("server_name cannot change from \"example.com\" to \"other.org\""),
+        "{}",
+        status.message
+    );
+    assert!(status
+        .message
+        .contains("juju config synapse server_name=example.com"));
+    assert_eq!(p.synapse.pushes.borrow().len(), 3);
+    assert_eq!(*p.synapse.restarts.borrow(), 1);
+}
+
+#[test]
+fn unreachable_containers_wait() {
+    let mut j = juju(json!({"server_name": "example.com"}));
+    let p = FakePod {
+        synapse: FakePebble::default(),
+        ..FakePod::up()
+    };
+    assert_eq!(
+        config_changed(&mut j, &p),
+        Status::waiting("Waiting for Pebble in the synapse container")
+    );
+}
+
+#[test]
+fn starting_synapse_is_reported_as_waiting() {
+    let mut j = juju(json!({"server_name": "example.com"}));
+    let mut p = FakePod::up();
+    p.synapse.ready = false;
+    assert_eq!(
+        config_changed(&mut j, &p),
+        Status::waiting("Synapse is starting (waiting for its ready check)")
+    );
+}
+
+#[test]
+fn non_leader_waits_for_keys_then_uses_the_leaders() {
+    let mut j = juju(json!({"server_name": "example.com"}));
+    let leader = j.add_unit();
+    j.set_leader(Some(&leader));
+    let p = FakePod::up();
+    assert_eq!(
+        config_changed(&mut j, &p),
+        Status::waiting("Waiting for the leader to choose the unit that runs Synapse")
+    );
+    // The leader chose another unit: this one stays idle and says why.
+    j.set_app_data(&peer(), APP, &[(MAIN_UNIT_KEY, &leader)]);
+    let status = config_changed(&mut j, &p);
+    assert_eq!(status.kind, StatusKind::Blocked);
+    assert!(
+        status.message.starts_with("Synapse runs on synapse/1 only"),
+        "{}",
+        status.message
+    );
+    assert!(
+        p.synapse.pushes.borrow().is_empty(),
+        "an idle unit writes nothing"
+    );
+    // This is the main unit, but the leader has not published the keys yet.
+    j.set_app_data(&peer(), APP, &[(MAIN_UNIT_KEY, UNIT)]);
+    assert_eq!(
+        config_changed(&mut j, &p),
+        Status::waiting("Waiting for the leader to create Synapse's keys")
+    );
+    // Then it runs Synapse with the leader's keys.
+    let keys = SynapseKeys::generate().unwrap();
+    let content: Vec<(String, String)> = keys.to_content().into_iter().collect();
+    let content: Vec<(&str, &str)> = content
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let uri = j.add_secret(APP, Some(keys::SECRET_LABEL), &content, None);
+    j.set_app_data(&peer(), APP, &[(KEYS_SECRET_KEY, &uri)]);
+    assert_eq!(config_changed(&mut j, &p), Status::active());
+    assert_eq!(
+        p.synapse.files.borrow()["/data/example.com.signing.key"],
+        keys.signing_key.as_bytes()
+    );
+    // A unit that does not lead cannot have written the application's databags.
+    assert!(j.take_sets().iter().all(|(_, app, _)| !app));
+}
+
+#[test]
+fn invalid_config_touches_nothing() {
+    let mut j = juju(json!({}));
+    let p = FakePod::up();
+    let status = config_changed(&mut j, &p);
+    assert_eq!(status.kind, StatusKind::Blocked);
+    assert!(p.synapse.pushes.borrow().is_empty());
+    assert_eq!(*p.nginx.layers_added.borrow(), 0);
+}
+
+#[test]
+fn dispatch_sets_the_status_once_and_opens_the_port_on_start() {
+    let mut j = juju(json!({"server_name": "example.com"}));
+    let p = FakePod::up();
+    j.dispatch(UNIT, Event::Start, &p).unwrap();
+    assert_eq!(j.status(UNIT), Some(Status::active()));
+    let names = j.take_tool_names();
+    assert!(names.contains(&"open-port".to_string()), "{names:?}");
+    assert!(names.contains(&"status-set".to_string()), "{names:?}");
+    // The same status again is not set again.
+    j.dispatch(UNIT, Event::UpdateStatus, &p).unwrap();
+    assert_eq!(j.take_tool_names(), vec!["config-get", "relation-get"]);
+    assert_eq!(
+        j.model.applications[APP].units[UNIT].state.len(),
+        0,
+        "the charm keeps no state in Juju"
+    );
+}

@@ -1,0 +1,142 @@
+//! Which event calls for which work: the one table of the charm.
+//!
+//! Synapse and NGINX are reconciled on every event: their steady state is checked
+//! against the Pebble plan, which costs no hook-tool call. Everything else acts only
+//! on the events after which its inputs can differ, so that a steady-state
+//! `update-status` costs two hook-tool calls (config-get, and relation-get of the peer
+//! application databag).
+//!
+//! | Event | port | database | observability |
+//! |---|---|---|---|
+//! | `install` | open 8080 | look up the relation; answer may change | |
+//! | `start` | open 8080 | look up the relation; answer may change | everything |
+//! | `upgrade-charm` | open 8080 | look up; leader re-sends the request; answer may change | everything |
+//! | `leader-elected` | | leader re-sends the request | everything |
+//! | `synapse`/`synapse-nginx-pebble-ready` | | | everything (Pebble lost its log targets) |
+//! | `database-relation-*` | | look up; leader sends the request; answer may change | leader: `scrape_jobs` |
+//! | `secret-*` | | answer may change | leader: `scrape_jobs` |
+//! | `metrics-endpoint-relation-*` | | | that relation (all if broken): app and unit keys |
+//! | `grafana-dashboard-relation-*` | | | that relation (all if broken): leader `dashboards` |
+//! | `logging-relation-*` | | | log targets of both containers; leader `metadata` |
+//! | anything else (`update-status`, `config-changed`, …) | | | |
+//!
+//! Adding an integration: one module under [`crate::relations`], one field here, one
+//! arm in [`Work::for_event`] for its endpoint, one line in [`super::reconcile`].
+
+use crate::juju::Event;
+use crate::relations::observability::{self, grafana, loki, prometheus};
+use crate::relations::{database, Scope};
+
+/// The work one event calls for, per concern.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Work {
+    /// Expose NGINX on the application's Kubernetes service.
+    pub open_port: bool,
+    pub database: database::Work,
+    pub observability: observability::Work,
+}
+
+impl Work {
+    pub fn for_event(event: &Event) -> Self {
+        match event {
+            Event::Install => Self {
+                open_port: true,
+                database: database::Work {
+                    lookup: true,
+                    request: false,
+                    answer_may_change: true,
+                },
+                ..Default::default()
+            },
+            Event::Start => Self {
+                open_port: true,
+                database: database::Work {
+                    lookup: true,
+                    request: false,
+                    answer_may_change: true,
+                },
+                observability: observability::Work::everything(),
+            },
+            Event::UpgradeCharm => Self {
+                open_port: true,
+                database: database::Work {
+                    lookup: true,
+                    request: true,
+                    answer_may_change: true,
+                },
+                observability: observability::Work::everything(),
+            },
+            Event::LeaderElected => Self {
+                database: database::Work {
+                    request: true,
+                    ..Default::default()
+                },
+                observability: observability::Work::everything(),
+                ..Default::default()
+            },
+            Event::PebbleReady { container }
+                if container == crate::synapse::layer::CONTAINER
+                    || container == crate::nginx::CONTAINER =>
+            {
+                Self {
+                    observability: observability::Work::everything(),
+                    ..Default::default()
+                }
+            }
+            Event::Secret { .. } => Self {
+                database: database::Work {
+                    answer_may_change: true,
+                    ..Default::default()
+                },
+                observability: scrape_jobs(),
+                ..Default::default()
+            },
+            Event::Relation { hook, relation, .. } => {
+                let scope = Scope::of(*hook, relation);
+                match relation.endpoint.as_str() {
+                    database::ENDPOINT => Self {
+                        database: database::Work {
+                            lookup: true,
+                            request: true,
+                            answer_may_change: true,
+                        },
+                        observability: scrape_jobs(),
+                        ..Default::default()
+                    },
+                    prometheus::ENDPOINT => Self {
+                        observability: observability::Work {
+                            metrics: Some(scope),
+                            metrics_unit: true,
+                            ..Default::default()
+                        },
+                        ..Default::default()
+                    },
+                    grafana::ENDPOINT => Self {
+                        observability: observability::Work {
+                            dashboards: Some(scope),
+                            ..Default::default()
+                        },
+                        ..Default::default()
+                    },
+                    loki::ENDPOINT => Self {
+                        observability: observability::Work {
+                            logging: true,
+                            ..Default::default()
+                        },
+                        ..Default::default()
+                    },
+                    _ => Self::default(),
+                }
+            }
+            _ => Self::default(),
+        }
+    }
+}
+
+/// The leader's scrape jobs: the exporter may have started or stopped.
+fn scrape_jobs() -> observability::Work {
+    observability::Work {
+        metrics: Some(Scope::All),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,211 @@
+//! What the `synapse` container should hold (pure): the files Synapse reads, its
+//! layer, and whether the plan already runs this configuration.
+//!
+//! Two hashes go into the service's environment, so that Pebble's replan restarts
+//! Synapse exactly when something it reads changed: the *shape* (what the charm
+//! renders, secrets and credentials replaced by placeholders) and the *content* (the
+//! files as written). The shape alone answers "is anything to do?" in the steady
+//! state without reading a secret.
+
+use std::collections::BTreeMap;
+
+use pebble::Layer;
+
+use super::config::SynapseConfig;
+use super::homeserver::{self, Database, HomeserverInputs};
+use super::keys::SynapseKeys;
+use super::layer as synapse_layer;
+use crate::juju::HookContext;
+use crate::relations::database::DatabaseInfo;
+use crate::status::Progress;
+use crate::util::hash::fnv1a_hex;
+use crate::workload::layer_in_plan;
+
+/// The model's proxy settings, for Synapse's outgoing requests.
+pub fn proxy_env(ctx: &HookContext) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    for (names, value) in [
+        (["HTTP_PROXY", "http_proxy"], &ctx.http_proxy),
+        (["HTTPS_PROXY", "https_proxy"], &ctx.https_proxy),
+        (["NO_PROXY", "no_proxy"], &ctx.no_proxy),
+    ] {
+        if let Some(v) = value {
+            for n in names {
+                env.insert(n.to_string(), v.clone());
+            }
+        }
+    }
+    env
+}
+
+fn placeholder_db() -> DatabaseInfo {
+    DatabaseInfo {
+        host: "<host>".into(),
+        port: 0,
+        database: "<database>".into(),
+        user: "<user>".into(),
+        password: "<password>".into(),
+    }
+}
+
+/// The hash of what the charm renders for `config`, secrets left out.
+pub fn shape_hash(config: &SynapseConfig, postgres: bool) -> String {
+    let placeholder = SynapseKeys::placeholder();
+    let database = if postgres {
+        Database::Postgres(placeholder_db())
+    } else {
+        Database::Sqlite
+    };
+    let shape = homeserver::render(&HomeserverInputs {
+        config,
+        keys: &placeholder,
+        database,
+        ingress_url: None,
+    });
+    fnv1a_hex([
+        shape.as_bytes(),
+        homeserver::log_config().as_bytes(),
+        homeserver::signing_key_path(&config.server_name).as_bytes(),
+    ])
+}
+
+/// Whether the plan already runs this configuration's shape on this backend, so that
+/// nothing (no secret, no database answer, no file) needs reading.
+pub fn steady(
+    plan: &Layer,
+    config: &SynapseConfig,
+    proxy: &BTreeMap<String, String>,
+    postgres: bool,
+) -> bool {
+    let running_env = |k: &str| {
+        plan.services
+            .get(synapse_layer::SERVICE)
+            .and_then(|s| s.environment.get(k))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let exporter_plan = plan.services.get(synapse_layer::EXPORTER);
+    let mut same = synapse_layer::layer(
+        config,
+        &shape_hash(config, postgres),
+        &running_env(synapse_layer::CONTENT_ENV),
+        None,
+        proxy,
+    );
+    if let Some(e) = exporter_plan.filter(|_| postgres) {
+        same.services
+            .insert(synapse_layer::EXPORTER.into(), e.clone());
+    }
+    layer_in_plan(plan, &same)
+        && (postgres || exporter_plan.is_none_or(|e| e.startup != Some(pebble::Startup::Enabled)))
+}
+
+/// Everything the `synapse` container should hold.
+#[derive(Debug, Clone)]
+pub struct Desired {
+    /// Path and content of each file, all private to Synapse's user.
+    pub files: Vec<(String, String)>,
+    pub layer: Layer,
+    /// The PostgreSQL details when Synapse is to run on PostgreSQL (the exporter runs).
+    pub postgres: Option<DatabaseInfo>,
+}
+
+/// Renders the files and the layer. `plan` is the current plan: an exporter service
+/// that PostgreSQL no longer backs is replaced by its disabled form (Pebble cannot
+/// delete a service).
+pub fn desired(
+    config: &SynapseConfig,
+    keys: &SynapseKeys,
+    database: Database,
+    proxy: &BTreeMap<String, String>,
+    plan: &Layer,
+) -> Desired {
+    let postgres = match &database {
+        Database::Postgres(info) => Some(info.clone()),
+        Database::Sqlite => None,
+    };
+    let shape = shape_hash(config, postgres.is_some());
+    let mut files = vec![
+        (
+            homeserver::CONFIG_PATH.to_string(),
+            homeserver::render(&HomeserverInputs {
+                config,
+                keys,
+                database,
+                ingress_url: None,
+            }),
+        ),
+        (
+            homeserver::LOG_CONFIG_PATH.to_string(),
+            homeserver::log_config(),
+        ),
+        (
+            homeserver::signing_key_path(&config.server_name),
+            keys.signing_key.clone(),
+        ),
+    ];
+    if let Some(db) = &postgres {
+        files.push((
+            synapse_layer::EXPORTER_PASSWORD_PATH.to_string(),
+            db.password.clone(),
+        ));
+    }
+    // Synapse's own files only: the exporter's password has its own hash.
+    let content = fnv1a_hex(
+        files
+            .iter()
+            .take(3)
+            .flat_map(|(p, c)| [p.as_bytes(), c.as_bytes()]),
+    );
+    let password_hash = postgres
+        .as_ref()
+        .map(|d| fnv1a_hex([d.password.as_bytes()]))
+        .unwrap_or_default();
+    let exporter = postgres.as_ref().map(|db| synapse_layer::Exporter {
+        db,
+        password_hash: &password_hash,
+    });
+    let mut layer = synapse_layer::layer(config, &shape, &content, exporter.as_ref(), proxy);
+    if exporter.is_none() && plan.services.contains_key(synapse_layer::EXPORTER) {
+        layer.services.insert(
+            synapse_layer::EXPORTER.into(),
+            synapse_layer::exporter_service(None),
+        );
+    }
+    Desired {
+        files,
+        layer,
+        postgres,
+    }
+}
+
+/// Synapse's database is bound to its server name: a change is refused, with the way back.
+pub fn server_name_guard(
+    existing_config: Option<&[u8]>,
+    config: &SynapseConfig,
+    app: &str,
+) -> Option<Progress> {
+    let old = existing_config
+        .and_then(|b| homeserver::existing_server_name(&String::from_utf8_lossy(b)))?;
+    (old != config.server_name).then(|| {
+        Progress::Blocked(format!(
+            "server_name cannot change from {old:?} to {:?}: Synapse's database is bound to it; restore it with `juju config {app} server_name={old}`",
+            config.server_name
+        ))
+    })
+}
+
+/// The layer that holds Synapse (and the exporter) back: not started by a replan, not
+/// restarted by checks. Empty when the plan already holds them.
+pub fn held(plan: &Layer) -> Layer {
+    let mut held = Layer::default();
+    for name in [synapse_layer::SERVICE, synapse_layer::EXPORTER] {
+        if let Some(svc) = plan.services.get(name) {
+            let h = synapse_layer::held_service(svc.clone());
+            if Some(&h) != plan.services.get(name) {
+                held.services.insert(name.to_string(), h);
+            }
+        }
+    }
+    held
+}

@@ -1,0 +1,226 @@
+//! The Synapse concern's shell: reads the plan (and, only when the configuration's
+//! shape or the database may have changed, the keys and the database answer), lets
+//! [`super::desired`] decide, and applies the differences to the `synapse` container.
+
+use pebble::{Layer, PushOptions};
+
+use super::config::SynapseConfig;
+use super::desired::{self, Desired};
+use super::homeserver::{self, Database};
+use super::layer as synapse_layer;
+use crate::error::{pebble_err, CharmError, CharmResult};
+use crate::juju::{HookContext, HookTools};
+use crate::peers::Peers;
+use crate::relations::database::{self, Db, Provided};
+use crate::status::Progress;
+use crate::workload::{apply_layer, service_state, unreachable, Workload, Workloads};
+
+/// What the Synapse step is given.
+pub struct Inputs<'a> {
+    pub ctx: &'a HookContext,
+    pub tools: &'a dyn HookTools,
+    pub workloads: &'a dyn Workloads,
+    pub config: &'a SynapseConfig,
+    pub db: &'a Db,
+    pub peers: &'a Peers,
+    pub database_work: &'a database::Work,
+}
+
+pub fn reconcile(inp: &Inputs, w: &dyn Workload) -> CharmResult<Progress> {
+    let err = pebble_err(synapse_layer::CONTAINER);
+    let plan = match w.plan() {
+        Ok(p) => p,
+        Err(e) if e.is_connect() => return Ok(unreachable(synapse_layer::CONTAINER)),
+        Err(e) => return Err(err(e)),
+    };
+    let data_dir = inp.workloads.data_dir();
+    let ran_on_postgres = database::ran_on_postgres(&data_dir);
+    let relation = match inp.db {
+        Db::None if ran_on_postgres => {
+            // Never start Synapse on an empty SQLite database after it ran on PostgreSQL.
+            hold(w, &plan).map_err(&err)?;
+            return Ok(Progress::Blocked(format!(
+                "the database integration was removed; Synapse's data is in PostgreSQL, so Synapse is stopped: restore it with `juju integrate {} postgresql-k8s`",
+                inp.ctx.app_name
+            )));
+        }
+        Db::None => None,
+        Db::Related { relation } => Some(relation),
+    };
+    let proxy = desired::proxy_env(inp.ctx);
+    // Related but not yet on PostgreSQL is a transition, never a steady state: keep
+    // trying (and reporting why not) on every dispatch.
+    let moving = relation.is_some() && !ran_on_postgres;
+    let postgres_shape = relation.is_some() && ran_on_postgres;
+    if !moving
+        && !inp.database_work.answer_may_change
+        && desired::steady(&plan, inp.config, &proxy, postgres_shape)
+    {
+        return finish(w, &plan, None).map_err(&err);
+    }
+
+    // Full path: read what the files are made of.
+    let leader = inp.tools.is_leader()?;
+    let source = crate::keys::source(leader, inp.peers);
+    let Some(keys) = crate::keys::read(inp.tools, inp.peers, &source)? else {
+        return Ok(Progress::Waiting(
+            "Waiting for the leader to create Synapse's keys".into(),
+        ));
+    };
+    let database = match relation {
+        None => Database::Sqlite,
+        Some(rel) => match database::read_provided(inp.ctx, inp.tools, rel)? {
+            Provided::Pending(what) => {
+                let msg = format!("Waiting for PostgreSQL to provide the database ({what})");
+                if !ran_on_postgres && plan.services.contains_key(synapse_layer::SERVICE) {
+                    // Keep serving from SQLite meanwhile.
+                    return Ok(match finish(w, &plan, None).map_err(&err)? {
+                        Progress::Ready => Progress::Waiting(msg),
+                        other => other,
+                    });
+                }
+                return Ok(Progress::Waiting(msg));
+            }
+            Provided::Invalid(reason) => {
+                return Ok(Progress::Blocked(format!(
+                    "the database integration sent invalid data: {reason}"
+                )))
+            }
+            Provided::Ready(info) => {
+                if !ran_on_postgres {
+                    if let Some(p) = database::check_switch_to_postgres(&data_dir, &info) {
+                        return Ok(p);
+                    }
+                }
+                Database::Postgres(info)
+            }
+        },
+    };
+    let want = desired::desired(inp.config, &keys, database, &proxy, &plan);
+    let changed = want
+        .layer
+        .services
+        .iter()
+        .any(|(n, svc)| plan.services.get(n) != Some(svc));
+    if changed {
+        // Something Synapse reads will change: first make sure the server name is not.
+        let existing = w.pull(homeserver::CONFIG_PATH).map_err(&err)?;
+        if let Some(p) =
+            desired::server_name_guard(existing.as_deref(), inp.config, &inp.ctx.app_name)
+        {
+            return Ok(p);
+        }
+        inp.workloads
+            .own_data_dir(synapse_layer::UID)
+            .map_err(CharmError::Data)?;
+        write_files(w, &want, existing).map_err(&err)?;
+    }
+    let progress = finish(w, &plan, Some(&want.layer)).map_err(&err)?;
+    if want.postgres.is_some()
+        && !ran_on_postgres
+        && matches!(progress, Progress::Ready | Progress::Waiting(_))
+    {
+        database::mark_postgres(&data_dir).map_err(CharmError::Data)?;
+        tracing::info!("Synapse now runs on PostgreSQL");
+    }
+    if want.postgres.is_none() {
+        // The exporter only makes sense with PostgreSQL: make sure it is not running.
+        if w.services()
+            .map_err(&err)?
+            .iter()
+            .any(|s| s.name == synapse_layer::EXPORTER && s.is_running())
+        {
+            w.stop(&[synapse_layer::EXPORTER]).map_err(&err)?;
+        }
+    }
+    Ok(progress)
+}
+
+/// Pushes the files whose content differs (`config` is homeserver.yaml as already read).
+fn write_files(w: &dyn Workload, want: &Desired, config: Option<Vec<u8>>) -> pebble::Result<()> {
+    let private = PushOptions {
+        permissions: Some(0o600),
+        user: Some(synapse_layer::USER.into()),
+        group: Some(synapse_layer::USER.into()),
+        make_dirs: true,
+        ..Default::default()
+    };
+    for (path, content) in &want.files {
+        let current = if path == homeserver::CONFIG_PATH {
+            config.clone()
+        } else {
+            w.pull(path)?
+        };
+        if current.as_deref() != Some(content.as_bytes()) {
+            tracing::info!(path, "writing");
+            w.push(path, content.as_bytes(), &private)?;
+        }
+    }
+    Ok(())
+}
+
+/// Stops Synapse (and the exporter) and keeps them from being started again.
+fn hold(w: &dyn Workload, plan: &Layer) -> pebble::Result<()> {
+    let held = desired::held(plan);
+    if !held.services.is_empty() {
+        w.add_layer(synapse_layer::LAYER_LABEL, &held)?;
+    }
+    let to_stop: Vec<String> = w
+        .services()?
+        .into_iter()
+        .filter(|s| s.is_running())
+        .map(|s| s.name)
+        .filter(|n| n == synapse_layer::SERVICE || n == synapse_layer::EXPORTER)
+        .collect();
+    if !to_stop.is_empty() {
+        let names: Vec<&str> = to_stop.iter().map(String::as_str).collect();
+        w.stop(&names)?;
+    }
+    Ok(())
+}
+
+/// Applies the desired layer (if any) and reports the service state.
+fn finish(w: &dyn Workload, plan: &Layer, desired: Option<&Layer>) -> pebble::Result<Progress> {
+    if let Some(desired) = desired {
+        match apply_layer(w, plan, synapse_layer::LAYER_LABEL, desired) {
+            Ok(true) => tracing::info!("Synapse's layer changed: replanned"),
+            Ok(false) => {}
+            Err(e) => return start_failure(e),
+        }
+    }
+    match service_state(
+        w,
+        synapse_layer::SERVICE,
+        synapse_layer::READY_CHECK,
+        synapse_layer::READY_URL,
+        "Synapse",
+    ) {
+        Err(e @ pebble::Error::Change { .. }) => start_failure(e),
+        other => other,
+    }
+}
+
+/// A failed start is the workload's problem (bad configuration, crash at start):
+/// report it; anything else is unexpected.
+fn start_failure(e: pebble::Error) -> pebble::Result<Progress> {
+    match e {
+        pebble::Error::Change {
+            err: msg,
+            task_logs,
+            ..
+        } => {
+            let only_exporter = msg.contains(&format!("service \"{}\"", synapse_layer::EXPORTER))
+                && !msg.contains(&format!("service \"{}\"", synapse_layer::SERVICE));
+            let what = if only_exporter {
+                "the stats exporter"
+            } else {
+                "Synapse"
+            };
+            tracing::error!("{what} failed to start: {msg}\n{}", task_logs.join("\n"));
+            Ok(Progress::Blocked(format!(
+                "{what} failed to start; see `juju debug-log` and the synapse container's Pebble logs"
+            )))
+        }
+        e => Err(e),
+    }
+}
