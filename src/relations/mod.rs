@@ -60,6 +60,27 @@ pub fn publish(
     Ok(true)
 }
 
+/// A typed value an integration publishes in one databag. It owns `KEYS`: a key it
+/// no longer sets is deleted (Juju keeps databag keys until they are set empty).
+pub trait Publish {
+    const KEYS: &'static [&'static str];
+    fn to_databag(&self) -> Databag;
+}
+
+/// Publishes `value`: writes what differs and deletes the owned keys it dropped.
+pub fn publish_value<P: Publish>(
+    tools: &dyn HookTools,
+    relation: &RelationId,
+    app: bool,
+    current: &Databag,
+    value: &P,
+) -> ToolResult<bool> {
+    let mut desired = value.to_databag();
+    let gone = stale(current, &desired, P::KEYS);
+    desired.extend(gone);
+    publish(tools, relation, app, current, &desired)
+}
+
 /// Which relations of an endpoint an event calls for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {

@@ -79,7 +79,7 @@ pub fn relation(
     };
     if work.request && tools.is_leader()? {
         let own = tools.relation_get(&relation, &ctx.app_name, true)?;
-        if crate::relations::publish(tools, &relation, true, &own, &relation::request())? {
+        if crate::relations::publish_value(tools, &relation, true, &own, &relation::request())? {
             tracing::info!("asked the database integration for a database");
         }
     }
@@ -144,5 +144,83 @@ pub fn check_switch_to_postgres(data_dir: &Path, info: &DatabaseInfo) -> Option<
         Err(e) => Some(Progress::Blocked(format!(
             "cannot read the SQLite database to check for data: {e}"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::charm::work::Work as EventWork;
+    use crate::juju::RelationHook;
+    use crate::relations::Publish;
+    use crate::testing::juju::{APP, UNIT};
+    use crate::testing::Juju;
+
+    fn db() -> RelationId {
+        RelationId {
+            endpoint: ENDPOINT.into(),
+            id: 1,
+        }
+    }
+
+    fn joined() -> Event {
+        Event::Relation {
+            hook: RelationHook::Joined,
+            relation: db(),
+            remote_app: Some("postgresql-k8s".into()),
+            remote_unit: Some("postgresql-k8s/0".into()),
+            departing_unit: None,
+        }
+    }
+
+    fn run(j: &mut Juju, unit: &str, event: Event, hints: &mut UnitHints) -> Db {
+        j.hook(unit, event, |ctx, tools| {
+            relation(
+                ctx,
+                tools,
+                &EventWork::for_event(&ctx.event).database,
+                hints,
+            )
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn the_leader_asks_once_and_other_units_never() {
+        let mut j = Juju::new();
+        let other = j.add_unit();
+        j.relate(&db(), "postgresql-k8s", &["postgresql-k8s/0"]);
+        let mut hints = UnitHints::default();
+        assert_eq!(
+            run(&mut j, UNIT, joined(), &mut hints),
+            Db::Related { relation: db() }
+        );
+        assert_eq!(j.app_data(&db(), APP), relation::request().to_databag());
+        j.take_sets();
+        // Again: already there, nothing written; another unit writes nothing either.
+        run(&mut j, UNIT, joined(), &mut hints);
+        run(&mut j, &other, joined(), &mut UnitHints::default());
+        assert!(j.take_sets().is_empty());
+    }
+
+    #[test]
+    fn a_relation_being_broken_counts_as_gone_and_is_remembered() {
+        let mut j = Juju::new();
+        j.relate(&db(), "postgresql-k8s", &["postgresql-k8s/0"]);
+        let mut hints = UnitHints::default();
+        run(&mut j, UNIT, joined(), &mut hints);
+        let broken = Event::Relation {
+            hook: RelationHook::Broken,
+            relation: db(),
+            remote_app: Some("postgresql-k8s".into()),
+            remote_unit: None,
+            departing_unit: None,
+        };
+        assert_eq!(run(&mut j, UNIT, broken, &mut hints), Db::None);
+        j.remove_relation(&db());
+        j.take_tool_names();
+        // Remembered: a quiet event does not look the relation up again.
+        assert_eq!(run(&mut j, UNIT, Event::UpdateStatus, &mut hints), Db::None);
+        assert!(j.take_tool_names().is_empty());
     }
 }

@@ -1,26 +1,51 @@
 //! The `database` relation (requirer side of `postgresql_client`): what the charm asks
 //! for, and the connection details the provider (postgresql-k8s) answers with.
 
-use std::collections::BTreeMap;
-
 use crate::juju::Databag;
+use crate::relations::Publish;
 
 pub const ENDPOINT: &str = "database";
 /// Database name the charm requests (the provider answers with the one it created).
 pub const DATABASE_NAME: &str = "synapse";
 pub const DEFAULT_PORT: u16 = 5432;
 
-/// The requirer's application databag: the database, credentials as Juju secrets,
-/// and a superuser role so the charm can give an empty database the `C` locale.
-pub fn request() -> Databag {
-    BTreeMap::from([
-        ("database".to_string(), DATABASE_NAME.to_string()),
-        (
-            "requested-secrets".to_string(),
-            r#"["username","password","tls","tls-ca","uris"]"#.to_string(),
-        ),
-        ("extra-user-roles".to_string(), "SUPERUSER".to_string()),
-    ])
+/// What the requirer publishes in its application databag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub database: String,
+    /// Fields the provider is to send as Juju secrets rather than in the databag.
+    pub requested_secrets: Vec<String>,
+    pub extra_user_roles: String,
+}
+
+/// The database, credentials as Juju secrets, and a superuser role so the charm can
+/// give an empty database the `C` locale.
+pub fn request() -> Request {
+    Request {
+        database: DATABASE_NAME.into(),
+        requested_secrets: ["username", "password", "tls", "tls-ca", "uris"]
+            .map(String::from)
+            .to_vec(),
+        extra_user_roles: "SUPERUSER".into(),
+    }
+}
+
+impl Publish for Request {
+    const KEYS: &'static [&'static str] = &["database", "requested-secrets", "extra-user-roles"];
+
+    fn to_databag(&self) -> Databag {
+        Databag::from([
+            ("database".to_string(), self.database.clone()),
+            (
+                "requested-secrets".to_string(),
+                serde_json::to_string(&self.requested_secrets).unwrap_or_default(),
+            ),
+            (
+                "extra-user-roles".to_string(),
+                self.extra_user_roles.clone(),
+            ),
+        ])
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +153,22 @@ pub fn provided(app_data: &Databag, user_secret: Option<&Databag>) -> Provided {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_databag_is_what_postgresql_k8s_reads() {
+        let bag = request().to_databag();
+        assert_eq!(bag["database"], "synapse");
+        assert_eq!(
+            bag["requested-secrets"],
+            r#"["username","password","tls","tls-ca","uris"]"#
+        );
+        assert_eq!(bag["extra-user-roles"], "SUPERUSER");
+        assert_eq!(bag.keys().map(String::as_str).collect::<Vec<_>>(), {
+            let mut k = Request::KEYS.to_vec();
+            k.sort();
+            k
+        });
+    }
 
     fn bag(kv: &[(&str, &str)]) -> Databag {
         kv.iter()
