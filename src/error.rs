@@ -8,15 +8,15 @@ use crate::synapse::keys::KeysError;
 pub enum CharmError {
     #[error(transparent)]
     Tool(#[from] crate::juju::ToolError),
-    #[error("Pebble in the {container} container: {source}")]
+    #[error("Pebble in the {container} container")]
     Pebble {
         container: String,
         #[source]
         source: Box<pebble::Error>,
     },
-    #[error("Synapse keys: {0}")]
+    #[error("Synapse keys")]
     Keys(#[from] KeysError),
-    #[error("preparing /data: {0}")]
+    #[error("preparing /data")]
     Data(#[source] std::io::Error),
 }
 
@@ -29,3 +29,55 @@ pub fn pebble_err(container: &str) -> impl Fn(pebble::Error) -> CharmError + '_ 
 }
 
 pub type CharmResult<T> = Result<T, CharmError>;
+
+/// A container whose Pebble went away in the middle of a step is not an error of the
+/// hook: the step reports `waiting`, and its pebble-ready brings the work back.
+pub fn unreachable_is_waiting(
+    result: CharmResult<crate::status::Progress>,
+) -> CharmResult<crate::status::Progress> {
+    match result {
+        Err(CharmError::Pebble { container, source }) if source.is_connect() => {
+            tracing::warn!(%container, "Pebble went away during the hook: {source}");
+            Ok(crate::workload::unreachable(&container))
+        }
+        other => other,
+    }
+}
+
+/// An error and its causes on one line, each once: `a: b: c`.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let part = s.to_string();
+        // Some library errors already show their cause: do not repeat it.
+        if !msg.contains(&part) {
+            msg.push_str(": ");
+            msg.push_str(&part);
+        }
+        src = s.source();
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_cause_is_printed_once() {
+        let e = pebble_err("synapse")(pebble::Error::Connect {
+            socket: "/charm/containers/synapse/pebble.socket".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
+        let text = chain(&e);
+        assert!(
+            text.starts_with("Pebble in the synapse container: "),
+            "{text}"
+        );
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound).to_string();
+        assert_eq!(text.matches(&io).count(), 1, "{text}");
+        let e = CharmError::Data(std::io::Error::other("permission denied"));
+        assert_eq!(chain(&e), "preparing /data: permission denied");
+    }
+}

@@ -38,14 +38,12 @@ fn main() -> ExitCode {
     match charm::dispatch(&ctx, &tools, &charm::PodWorkloads::default(), &charm_dir) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
-            // Unexpected: exit non-zero so Juju retries; print the whole chain.
-            let mut msg = format!("{} failed: {e}", ctx.event.name());
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                msg.push_str(&format!(": {s}"));
-                src = s.source();
-            }
-            tracing::error!("{msg}");
+            // Unexpected: exit non-zero so Juju retries; print the whole chain once.
+            tracing::error!(
+                "{} failed: {}",
+                ctx.event.name(),
+                synapse_k8s_charm::error::chain(&e)
+            );
             ExitCode::FAILURE
         }
     }

@@ -231,3 +231,22 @@ fn dispatch_sets_the_status_once_and_opens_the_port_on_start() {
         "the charm keeps no state in Juju"
     );
 }
+
+#[test]
+fn pebble_going_away_mid_hook_is_waiting_not_an_error() {
+    let mut j = juju(json!({"server_name": "example.com"}));
+    for n in 1..6 {
+        let p = FakePod {
+            synapse: FakePebble {
+                vanish_after: Some(n),
+                ..FakePebble::up()
+            },
+            ..FakePod::up()
+        };
+        assert_eq!(
+            config_changed(&mut j, &p),
+            Status::waiting("Waiting for Pebble in the synapse container"),
+            "after {n} requests"
+        );
+    }
+}

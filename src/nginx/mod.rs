@@ -44,6 +44,10 @@ pub fn layer() -> Layer {
 
 /// Applies NGINX's layer where it differs and reports NGINX's state.
 pub fn reconcile(w: &dyn Workload) -> CharmResult<Progress> {
+    crate::error::unreachable_is_waiting(step(w))
+}
+
+fn step(w: &dyn Workload) -> CharmResult<Progress> {
     let err = pebble_err(CONTAINER);
     let plan = match w.plan() {
         Ok(p) => p,

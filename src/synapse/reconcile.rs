@@ -27,6 +27,10 @@ pub struct Inputs<'a> {
 }
 
 pub fn reconcile(inp: &Inputs, w: &dyn Workload) -> CharmResult<Progress> {
+    crate::error::unreachable_is_waiting(step(inp, w))
+}
+
+fn step(inp: &Inputs, w: &dyn Workload) -> CharmResult<Progress> {
     let err = pebble_err(synapse_layer::CONTAINER);
     let plan = match w.plan() {
         Ok(p) => p,

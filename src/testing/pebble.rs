@@ -22,7 +22,9 @@ pub struct FakePebble {
     pub restarts: RefCell<u32>,
     /// Every request, in order (`plan`, `add-layer <label>`, `replan`, ...).
     pub calls: RefCell<Vec<String>>,
-    started_specs: RefCell<BTreeMap<String, pebble::Service>>,
+    /// Pebble goes away after answering this many requests (a container restart).
+    pub vanish_after: Option<usize>,
+    pub started_specs: RefCell<BTreeMap<String, pebble::Service>>,
 }
 
 impl FakePebble {
@@ -43,7 +45,10 @@ impl FakePebble {
     }
 
     fn check(&self) -> PebbleResult<()> {
-        if self.reachable {
+        let gone = self
+            .vanish_after
+            .is_some_and(|n| self.calls.borrow().len() > n);
+        if self.reachable && !gone {
             Ok(())
         } else {
             Err(pebble::Error::Connect {

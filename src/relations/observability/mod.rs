@@ -230,5 +230,12 @@ fn apply_log_targets(
     );
     // Log targets take effect when the layer is added: no replan (which would also
     // start or restart services this module does not own).
-    w.add_layer(loki::LAYER_LABEL, &desired).map_err(&err)
+    match w.add_layer(loki::LAYER_LABEL, &desired) {
+        // Gone mid-hook: its pebble-ready will bring the log targets.
+        Err(e) if e.is_connect() => {
+            tracing::warn!(container, "Pebble went away: log targets later");
+            Ok(())
+        }
+        other => other.map_err(&err),
+    }
 }
