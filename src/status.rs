@@ -31,6 +31,16 @@ pub fn aggregate(results: &[Progress]) -> Status {
     Status::active()
 }
 
+/// As [`aggregate`]; an active unit names the options it cannot honour.
+pub fn aggregate_with_notes(results: &[Progress], notes: &[String]) -> Status {
+    match aggregate(results) {
+        s if s.kind == crate::juju::StatusKind::Active && !notes.is_empty() => {
+            Status::new(s.kind, notes.join("; "))
+        }
+        s => s,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,6 +56,15 @@ mod tests {
         assert_eq!(
             aggregate(&[Waiting("a".into()), Blocked("x".into())]),
             Status::blocked("x")
+        );
+        let notes = ["a has no effect".to_string()];
+        assert_eq!(
+            aggregate_with_notes(&[Ready], &notes),
+            Status::new(crate::juju::StatusKind::Active, "a has no effect")
+        );
+        assert_eq!(
+            aggregate_with_notes(&[Waiting("w".into())], &notes),
+            Status::waiting("w")
         );
     }
 }

@@ -61,6 +61,8 @@ pub struct SynapseConfig {
     pub invite_checker_policy_rooms: Vec<String>,
     pub limit_remote_rooms_complexity: Option<f64>,
     pub notif_from: String,
+    /// `notif_from` was set by the operator (not defaulted from `server_name`).
+    pub notif_from_set: bool,
     pub experimental_alive_check: AliveCheck,
     pub rc_joins_remote_burst_count: u64,
     pub rc_joins_remote_per_second: f64,
@@ -256,7 +258,25 @@ fn check_room_id(item: &str) -> Result<String, String> {
     }
 }
 
+/// An http(s) URL whose host is valid and that has no fragment (`#...`); with
+/// `query = false`, no query either (a base URL that other paths are appended to).
+fn check_url_parts(item: &str, query: bool) -> Result<String, String> {
+    let url = check_url(item)?;
+    if item.contains('#') {
+        return Err(format!("{item:?} must not have a fragment (#...)"));
+    }
+    if !query && item.contains('?') {
+        return Err(format!(
+            "{item:?} must not have a query (?...): paths are appended to it"
+        ));
+    }
+    Ok(url)
+}
+
 fn check_url(item: &str) -> Result<String, String> {
+    if item.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("{item:?} must not contain spaces or control characters"));
+    }
     let rest = item
         .strip_prefix("https://")
         .or_else(|| item.strip_prefix("http://"))
@@ -287,12 +307,23 @@ fn parse_alive_check(s: &str) -> Result<AliveCheck, String> {
         ));
     };
     let duration = |what: &str, v: &str| -> Result<GoDuration, String> {
-        if !v.ends_with(['s', 'm', 'h']) {
+        // Whole seconds, minutes or hours: Pebble's checks run no faster than that
+        // (`500ms` also ends in `s`).
+        let unit_ok = v.ends_with(['s', 'm', 'h'])
+            && !["ms", "us", "µs", "ns"].iter().any(|u| v.ends_with(u));
+        if !unit_ok {
             return Err(format!("{what} {v:?} must end in s, m or h"));
         }
         let d: GoDuration = v.parse().map_err(|e| format!("{what} {v:?}: {e}"))?;
-        if d.as_duration().is_zero() {
-            return Err(format!("{what} {v:?} must be greater than zero"));
+        let d_std = d.as_duration();
+        if d_std.as_secs() == 0 {
+            return Err(format!("{what} {v:?} must be at least 1s"));
+        }
+        if d_std.subsec_nanos() != 0 {
+            return Err(format!("{what} {v:?} must be a whole number of seconds"));
+        }
+        if d_std.as_secs() > 24 * 3600 {
+            return Err(format!("{what} {v:?} must not be longer than 24h"));
         }
         Ok(d)
     };
@@ -316,6 +347,36 @@ fn parse_alive_check(s: &str) -> Result<AliveCheck, String> {
 }
 
 pub const DEFAULT_ALIVE_CHECK: &str = "2m,5,20s";
+
+impl SynapseConfig {
+    /// Options that are set but that the charm cannot honour in this deployment (pure):
+    /// never silent, they are named in the status.
+    pub fn unhonoured(&self) -> Vec<String> {
+        let mut notes = vec![];
+        if self.enable_email_notifs {
+            notes.push(
+                "enable_email_notifs has no effect: the charm sends no mail without an smtp integration".to_string(),
+            );
+        } else if self.notif_from_set {
+            notes.push(
+                "notif_from has no effect: the charm sends no mail without an smtp integration"
+                    .to_string(),
+            );
+        }
+        if self.enable_mjolnir {
+            notes.push("enable_mjolnir has no effect: the charm does not run Mjolnir".to_string());
+        }
+        if self.backup_passphrase.is_some() {
+            notes.push(
+                "backup_passphrase has no effect: the charm makes no backups without a backup integration".to_string(),
+            );
+        }
+        if !self.workers_ignore_list.is_empty() {
+            notes.push("workers_ignore_list has no effect: the charm runs no workers".to_string());
+        }
+        notes
+    }
+}
 
 impl SynapseConfig {
     /// Validates `config-get --format=json` output.
@@ -343,7 +404,7 @@ impl SynapseConfig {
         };
         let public_baseurl = r
             .string("public_baseurl")
-            .and_then(|u| match check_url(&u) {
+            .and_then(|u| match check_url_parts(&u, false) {
                 Ok(u) => Some(u.trim_end_matches('/').to_string()),
                 Err(reason) => {
                     r.problem("public_baseurl", reason);
@@ -389,14 +450,32 @@ impl SynapseConfig {
         }
         let invite_checker_blocklist_allowlist_url = r
             .string("invite_checker_blocklist_allowlist_url")
-            .and_then(|u| match check_url(&u) {
+            .and_then(|u| match check_url_parts(&u, true) {
                 Ok(u) => Some(u),
                 Err(reason) => {
                     r.problem("invite_checker_blocklist_allowlist_url", reason);
                     None
                 }
             });
+        let invite_rooms = r.list("invite_checker_policy_rooms", check_room_id);
+        // The invite checker module takes both: a list URL without policy rooms (or
+        // the reverse) is a half-configured module.
+        match (
+            invite_checker_blocklist_allowlist_url.is_some(),
+            invite_rooms.is_empty(),
+        ) {
+            (true, true) => r.problem(
+                "invite_checker_policy_rooms",
+                "must be set too when invite_checker_blocklist_allowlist_url is set",
+            ),
+            (false, false) => r.problem(
+                "invite_checker_blocklist_allowlist_url",
+                "must be set too when invite_checker_policy_rooms is set",
+            ),
+            _ => {}
+        }
         let notif_from = r.string("notif_from");
+        let notif_from_set = notif_from.is_some();
         if let Some(n) = &notif_from {
             if n.chars().any(char::is_control) {
                 r.problem("notif_from", "must not contain control characters");
@@ -414,9 +493,10 @@ impl SynapseConfig {
             federation_domain_whitelist: r.list("federation_domain_whitelist", check_host),
             ip_range_whitelist: r.list("ip_range_whitelist", check_cidr),
             invite_checker_blocklist_allowlist_url,
-            invite_checker_policy_rooms: r.list("invite_checker_policy_rooms", check_room_id),
+            invite_checker_policy_rooms: invite_rooms,
             limit_remote_rooms_complexity,
             notif_from: notif_from.unwrap_or_else(|| server_name.clone()),
+            notif_from_set,
             experimental_alive_check,
             rc_joins_remote_burst_count: burst.max(0) as u64,
             rc_joins_remote_per_second: per_second.max(0.0),
@@ -537,11 +617,25 @@ mod tests {
 
     #[test]
     fn invite_checker_rooms_prefix_bang() {
-        let c = parse(with(
-            json!({"invite_checker_policy_rooms": "abc:example.com"}),
-        ))
+        let c = parse(with(json!({"invite_checker_policy_rooms": "abc:example.com",
+            "invite_checker_blocklist_allowlist_url": "https://lists.example.com/a.json"})))
         .unwrap();
         assert_eq!(c.invite_checker_policy_rooms, vec!["!abc:example.com"]);
+        // Set together or not at all.
+        assert!(
+            err(with(json!({"invite_checker_policy_rooms": "abc:example.com"}))).contains(
+                "invite_checker_blocklist_allowlist_url: must be set too when invite_checker_policy_rooms is set"
+            )
+        );
+        assert!(err(with(
+            json!({"invite_checker_blocklist_allowlist_url": "https://lists.example.com/a.json"})
+        ))
+        .contains(
+            "invite_checker_policy_rooms: must be set too when invite_checker_blocklist_allowlist_url is set"
+        ));
+        assert!(err(with(json!({"invite_checker_policy_rooms": "abc:example.com",
+            "invite_checker_blocklist_allowlist_url": "https://lists.example.com/a.json#top"})))
+        .contains("must not have a fragment"));
         assert!(
             err(with(json!({"invite_checker_policy_rooms": "no-server"})))
                 .contains("invite_checker_policy_rooms")
@@ -567,6 +661,14 @@ mod tests {
         assert!(
             err(with(json!({"public_baseurl": "matrix.example.com"}))).contains("public_baseurl")
         );
+        for (bad, needle) in [
+            ("https://matrix.example.com/?a=b", "must not have a query"),
+            ("https://matrix.example.com/#x", "must not have a fragment"),
+            ("https://matrix.example.com/a b", "must not contain spaces"),
+        ] {
+            let e = err(with(json!({ "public_baseurl": bad })));
+            assert!(e.contains("public_baseurl") && e.contains(needle), "{bad}: {e}");
+        }
     }
 
     #[test]
@@ -579,7 +681,10 @@ mod tests {
             ("1m,0,10s", "threshold \"0\""),
             ("60,3,10s", "period \"60\" must end in s, m or h"),
             ("1m,3,2m", "must not be longer than the period"),
-            ("0s,3,0s", "greater than zero"),
+            ("0s,3,0s", "must be at least 1s"),
+            ("500ms,3,100ms", "period \"500ms\" must end in s, m or h"),
+            ("1m,3,1.5s", "must be a whole number of seconds"),
+            ("48h,3,10s", "must not be longer than 24h"),
         ] {
             let e = err(with(json!({"experimental_alive_check": bad})));
             assert!(
@@ -587,6 +692,29 @@ mod tests {
                 "{bad}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn options_without_effect_are_named() {
+        let c = parse(with(json!({}))).unwrap();
+        assert!(c.unhonoured().is_empty());
+        let c = parse(with(json!({"enable_email_notifs": true, "notif_from": "a@example.com",
+            "enable_mjolnir": true, "backup_passphrase": "x", "workers_ignore_list": "w1"})))
+        .unwrap();
+        let notes = c.unhonoured().join("; ");
+        for option in [
+            "enable_email_notifs",
+            "enable_mjolnir",
+            "backup_passphrase",
+            "workers_ignore_list",
+        ] {
+            assert!(notes.contains(option), "{notes}");
+        }
+        let c = parse(with(json!({"notif_from": "a@example.com"}))).unwrap();
+        assert_eq!(
+            c.unhonoured(),
+            vec!["notif_from has no effect: the charm sends no mail without an smtp integration"]
+        );
     }
 
     #[test]
