@@ -83,30 +83,7 @@ impl Workload for PebbleWorkload {
 
 /// A plain HTTP GET of `http://host:port/path`; true on a 2xx answer.
 pub fn http_ok(url: &str, timeout: Duration) -> bool {
-    use std::io::{BufReader, Write};
-    use std::net::{TcpStream, ToSocketAddrs};
-    let Some(rest) = url.strip_prefix("http://") else {
-        return false;
-    };
-    let (authority, path) = rest
-        .split_once('/')
-        .map(|(a, p)| (a, format!("/{p}")))
-        .unwrap_or((rest, "/".into()));
-    let Some(addr) = authority.to_socket_addrs().ok().and_then(|mut a| a.next()) else {
-        return false;
-    };
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, timeout) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(timeout));
-    let _ = stream.set_write_timeout(Some(timeout));
-    if stream
-        .write_all(&pebble::http::Request::new("GET", path).to_bytes())
-        .is_err()
-    {
-        return false;
-    }
-    matches!(pebble::http::read_response(&mut BufReader::new(stream)), Ok(r) if (200..300).contains(&r.status))
+    matches!(http1::get(url, timeout), Ok(r) if (200..300).contains(&r.status))
 }
 
 mod service;

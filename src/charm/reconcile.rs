@@ -65,7 +65,10 @@ pub fn reconcile(
             nginx: nginx_w.as_ref(),
         },
     )?;
-    Ok(status::aggregate_with_notes(&[synapse, nginx], &config.unhonoured()))
+    Ok(status::aggregate_with_notes(
+        &[synapse, nginx],
+        &config.unhonoured(),
+    ))
 }
 
 /// The peer databag, through the relation id remembered from earlier dispatches.

@@ -135,7 +135,7 @@ impl SecretFiles {
         use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         let err = |e: std::io::Error| ToolError::new(tool, ToolErrorKind::Failed, e.to_string());
         let mut rand = [0u8; 8];
-        crate::util::random::fill(&mut rand).map_err(err)?;
+        getrandom::fill(&mut rand).map_err(|e| err(e.into()))?;
         let dir = std::env::temp_dir().join(format!(
             "synapse-charm-secret-{}",
             rand.iter().map(|b| format!("{b:02x}")).collect::<String>()

@@ -2,12 +2,11 @@
 //! localhost:8008): shared-secret registration, login, whoami and the admin API.
 //! Every call has a timeout, and Synapse's own error message is passed on.
 
-use std::io::{BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use hmac::{KeyInit, Mac};
-use pebble::http::{read_response, Request};
+use http1::{Request, TcpError};
 use serde_json::{json, Value};
 
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -94,21 +93,14 @@ impl SynapseApi {
                 ApiError::Protocol(e.to_string())
             }
         };
-        let mut stream =
-            TcpStream::connect_timeout(&self.addr, self.timeout).map_err(|source| {
-                ApiError::Unreachable {
-                    addr: self.addr.to_string(),
-                    source,
-                }
-            })?;
-        stream
-            .set_read_timeout(Some(self.timeout))
-            .map_err(map_io)?;
-        stream
-            .set_write_timeout(Some(self.timeout))
-            .map_err(map_io)?;
-        stream.write_all(&req.to_bytes()).map_err(map_io)?;
-        let resp = read_response(&mut BufReader::new(stream)).map_err(map_io)?;
+        let resp = http1::tcp_round_trip(self.addr, &req, self.timeout).map_err(|e| match e {
+            TcpError::Connect { source, .. } => ApiError::Unreachable {
+                addr: self.addr.to_string(),
+                source,
+            },
+            TcpError::Exchange { source, .. } => map_io(source),
+            other => ApiError::Protocol(other.to_string()),
+        })?;
         let value: Value = if resp.body.is_empty() {
             Value::Null
         } else {

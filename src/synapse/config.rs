@@ -275,7 +275,9 @@ fn check_url_parts(item: &str, query: bool) -> Result<String, String> {
 
 fn check_url(item: &str) -> Result<String, String> {
     if item.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("{item:?} must not contain spaces or control characters"));
+        return Err(format!(
+            "{item:?} must not contain spaces or control characters"
+        ));
     }
     let rest = item
         .strip_prefix("https://")
@@ -402,15 +404,15 @@ impl SynapseConfig {
             }
             Some(s) => s,
         };
-        let public_baseurl = r
-            .string("public_baseurl")
-            .and_then(|u| match check_url_parts(&u, false) {
-                Ok(u) => Some(u.trim_end_matches('/').to_string()),
-                Err(reason) => {
-                    r.problem("public_baseurl", reason);
-                    None
-                }
-            });
+        let public_baseurl =
+            r.string("public_baseurl")
+                .and_then(|u| match check_url_parts(&u, false) {
+                    Ok(u) => Some(u.trim_end_matches('/').to_string()),
+                    Err(reason) => {
+                        r.problem("public_baseurl", reason);
+                        None
+                    }
+                });
         let alive_raw = r
             .string("experimental_alive_check")
             .unwrap_or_else(|| DEFAULT_ALIVE_CHECK.to_string());
@@ -617,8 +619,10 @@ mod tests {
 
     #[test]
     fn invite_checker_rooms_prefix_bang() {
-        let c = parse(with(json!({"invite_checker_policy_rooms": "abc:example.com",
-            "invite_checker_blocklist_allowlist_url": "https://lists.example.com/a.json"})))
+        let c = parse(with(
+            json!({"invite_checker_policy_rooms": "abc:example.com",
+            "invite_checker_blocklist_allowlist_url": "https://lists.example.com/a.json"}),
+        ))
         .unwrap();
         assert_eq!(c.invite_checker_policy_rooms, vec!["!abc:example.com"]);
         // Set together or not at all.
@@ -633,8 +637,10 @@ mod tests {
         .contains(
             "invite_checker_policy_rooms: must be set too when invite_checker_blocklist_allowlist_url is set"
         ));
-        assert!(err(with(json!({"invite_checker_policy_rooms": "abc:example.com",
-            "invite_checker_blocklist_allowlist_url": "https://lists.example.com/a.json#top"})))
+        assert!(err(with(
+            json!({"invite_checker_policy_rooms": "abc:example.com",
+            "invite_checker_blocklist_allowlist_url": "https://lists.example.com/a.json#top"})
+        ))
         .contains("must not have a fragment"));
         assert!(
             err(with(json!({"invite_checker_policy_rooms": "no-server"})))
@@ -667,7 +673,10 @@ mod tests {
             ("https://matrix.example.com/a b", "must not contain spaces"),
         ] {
             let e = err(with(json!({ "public_baseurl": bad })));
-            assert!(e.contains("public_baseurl") && e.contains(needle), "{bad}: {e}");
+            assert!(
+                e.contains("public_baseurl") && e.contains(needle),
+                "{bad}: {e}"
+            );
         }
     }
 
@@ -698,8 +707,10 @@ mod tests {
     fn options_without_effect_are_named() {
         let c = parse(with(json!({}))).unwrap();
         assert!(c.unhonoured().is_empty());
-        let c = parse(with(json!({"enable_email_notifs": true, "notif_from": "a@example.com",
-            "enable_mjolnir": true, "backup_passphrase": "x", "workers_ignore_list": "w1"})))
+        let c = parse(with(
+            json!({"enable_email_notifs": true, "notif_from": "a@example.com",
+            "enable_mjolnir": true, "backup_passphrase": "x", "workers_ignore_list": "w1"}),
+        ))
         .unwrap();
         let notes = c.unhonoured().join("; ");
         for option in [

@@ -3,7 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::util::{base64, random};
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use base64::Engine;
+
+use crate::util::random;
 
 /// Label of the application secret that holds the keys.
 pub const SECRET_LABEL: &str = "synapse-keys";
@@ -37,13 +40,13 @@ const FIELDS: [&str; 4] = [
 impl SynapseKeys {
     pub fn generate() -> Result<Self, KeysError> {
         let mut seed = [0u8; 32];
-        random::fill(&mut seed)?;
+        getrandom::fill(&mut seed).map_err(std::io::Error::from)?;
         let key_id = format!("a_{}", random::alphanumeric(4)?);
         Ok(Self {
             registration_shared_secret: random::alphanumeric(48)?,
             macaroon_secret_key: random::alphanumeric(48)?,
             form_secret: random::alphanumeric(48)?,
-            signing_key: format!("ed25519 {key_id} {}\n", base64::encode(&seed, false)),
+            signing_key: format!("ed25519 {key_id} {}\n", STANDARD_NO_PAD.encode(seed)),
         })
     }
 

@@ -1,5 +1,8 @@
 //! A stable content hash for change detection (FNV-1a, 64 bit): the same bytes give the
 //! same hash in every build, so an upgrade of the charm alone never restarts Synapse.
+//! Hand-written on purpose: the hash is stored in Pebble plans and decides restarts, so it
+//! must never change; std's `DefaultHasher` may change between Rust releases, and FNV-1a
+//! is fixed by definition and a few lines long.
 
 pub fn fnv1a_hex<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;

@@ -1,4 +1,3 @@
-pub mod base64;
 pub mod hash;
 pub mod random;
 

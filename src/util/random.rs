@@ -1,11 +1,4 @@
-//! Randomness from the kernel (`/dev/urandom`), for secrets and file names.
-
-use std::io::Read;
-
-/// Fills `buf` with cryptographically secure random bytes.
-pub fn fill(buf: &mut [u8]) -> std::io::Result<()> {
-    std::fs::File::open("/dev/urandom")?.read_exact(buf)
-}
+//! Random strings for secrets and names, from the OS generator (`getrandom`).
 
 /// A random string of `len` characters from `[A-Za-z0-9]`, without modulo bias.
 pub fn alphanumeric(len: usize) -> std::io::Result<String> {
@@ -13,7 +6,7 @@ pub fn alphanumeric(len: usize) -> std::io::Result<String> {
     let mut out = String::with_capacity(len);
     let mut buf = [0u8; 64];
     while out.len() < len {
-        fill(&mut buf)?;
+        getrandom::fill(&mut buf)?;
         for b in buf {
             // 62 * 4 = 248: reject 248..=255 to keep the distribution uniform.
             if b < 248 && out.len() < len {

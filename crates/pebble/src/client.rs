@@ -1,30 +1,26 @@
-//! The Pebble API calls.
+//! The Pebble API calls: the [`Client`], its request plumbing (JSON
+//! envelopes, sync and async calls), system info and layers. Services and
+//! changes, files, and checks and notices are in the submodules.
 
-use std::collections::BTreeMap;
+mod checks;
+mod files;
+mod services;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::duration::GoDuration;
 use crate::error::{Error, Result};
 use crate::http::{Request, Response, Transport, UnixTransport};
 use crate::layer::{CheckLevel, Layer};
-use crate::multipart::{self, Part};
-use crate::types::{
-    permissions_text, Change, CheckInfo, FileInfo, FileMeta, MakeDirOptions, Notice, PushOptions,
-    ServiceInfo, Status, SystemInfo,
-};
+use crate::types::SystemInfo;
 
 /// Per-call timeout unless changed with [`Client::with_timeout`].
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How often a change is polled when the daemon has no `/wait` endpoint.
-const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Synchronous client for one Pebble daemon.
 ///
@@ -46,22 +42,6 @@ struct Envelope {
     change: Option<String>,
     #[serde(default)]
     result: Option<Value>,
-}
-
-/// Per-path result of a file operation.
-#[derive(Debug, Deserialize)]
-struct FileResult {
-    path: String,
-    #[serde(default)]
-    error: Option<FileError>,
-}
-
-#[derive(Debug, Deserialize)]
-struct FileError {
-    #[serde(default)]
-    message: String,
-    #[serde(default)]
-    kind: Option<String>,
 }
 
 /// Percent-encodes a query value (keeps unreserved characters and `/`).
@@ -258,41 +238,6 @@ impl Client {
         }
     }
 
-    fn check_file_results(&self, results: Vec<FileResult>, path: &str) -> Result<()> {
-        let item = results
-            .into_iter()
-            .find(|r| r.path == path)
-            .ok_or_else(|| self.protocol(format!("no result for path {path:?}")))?;
-        match item.error {
-            None => Ok(()),
-            Some(err) => Err(Error::Path {
-                socket: self.socket.clone(),
-                path: item.path,
-                kind: err
-                    .kind
-                    .filter(|k| !k.is_empty())
-                    .unwrap_or_else(|| "generic-file-error".into()),
-                message: err.message,
-            }),
-        }
-    }
-
-    /// Turns a waited change that ended in error into [`Error::Change`].
-    fn ok_change(&self, change: Change) -> Result<Change> {
-        if change.err.is_none() && change.status != Status::Error {
-            return Ok(change);
-        }
-        Err(Error::Change {
-            socket: self.socket.clone(),
-            task_logs: change.failed_task_logs(),
-            err: change
-                .err
-                .unwrap_or_else(|| format!("change {} ended in Error", change.id)),
-            id: change.id,
-            kind: change.kind,
-        })
-    }
-
     // ----- system -----------------------------------------------------------
 
     /// `GET /v1/system-info`: the cheapest "is Pebble up" probe.
@@ -351,363 +296,13 @@ impl Client {
     pub fn plan_yaml(&self) -> Result<String> {
         self.get("/v1/plan?format=yaml".into())
     }
-
-    // ----- services ---------------------------------------------------------
-
-    /// `GET /v1/services`: all services (empty `names`) or the named ones.
-    pub fn services(&self, names: &[&str]) -> Result<Vec<ServiceInfo>> {
-        self.get(target("/v1/services", &[("names", list(names))]))
-    }
-
-    fn service_action(&self, action: &str, names: &[&str], timeout: Duration) -> Result<Change> {
-        let id = self.post_async(
-            "/v1/services",
-            &json!({"action": action, "services": names}),
-        )?;
-        let change = self.wait_change(&id, timeout)?;
-        self.ok_change(change)
-    }
-
-    /// Starts services (and their `requires`) and waits for the change.
-    pub fn start(&self, names: &[&str], timeout: Duration) -> Result<Change> {
-        self.service_action("start", names, timeout)
-    }
-
-    /// Stops services (and their dependants) and waits for the change.
-    pub fn stop(&self, names: &[&str], timeout: Duration) -> Result<Change> {
-        self.service_action("stop", names, timeout)
-    }
-
-    /// Stops (if running) and starts services, even if nothing changed.
-    pub fn restart(&self, names: &[&str], timeout: Duration) -> Result<Change> {
-        self.service_action("restart", names, timeout)
-    }
-
-    /// Restarts services whose spec changed and starts enabled ones.
-    pub fn replan(&self, timeout: Duration) -> Result<Change> {
-        self.service_action("replan", &[], timeout)
-    }
-
-    /// Starts all `startup: enabled` services (error kind
-    /// `no-default-services` if there are none).
-    pub fn autostart(&self, timeout: Duration) -> Result<Change> {
-        self.service_action("autostart", &[], timeout)
-    }
-
-    /// `POST /v1/signals`: signal (e.g. `SIGHUP`) the services' main processes.
-    pub fn send_signal(&self, signal: &str, services: &[&str]) -> Result<()> {
-        let _: Value = self.post(
-            "/v1/signals",
-            &json!({"signal": signal, "services": services}),
-        )?;
-        Ok(())
-    }
-
-    // ----- changes ----------------------------------------------------------
-
-    /// `GET /v1/changes/{id}`.
-    pub fn change(&self, id: &str) -> Result<Change> {
-        self.get(format!("/v1/changes/{}", encode(id)))
-    }
-
-    /// Waits until the change is ready (Done, Error, Undone, Hold) or
-    /// `timeout` passes ([`Error::WaitTimeout`]). The change is returned
-    /// whatever its final status.
-    ///
-    /// Uses `/v1/changes/{id}/wait` in slices shorter than the per-call
-    /// timeout; falls back to polling when the daemon has no such endpoint.
-    pub fn wait_change(&self, id: &str, timeout: Duration) -> Result<Change> {
-        let deadline = Instant::now() + timeout;
-        let slice_max = self
-            .timeout
-            .saturating_sub(Duration::from_secs(1))
-            .max(Duration::from_secs(1));
-        loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining < Duration::from_millis(1) {
-                return self.last_look(id, timeout);
-            }
-            let slice = remaining.min(slice_max);
-            let slice = GoDuration::from_millis(slice.as_millis().max(1) as u64);
-            let wait_target = format!("/v1/changes/{}/wait?timeout={slice}", encode(id));
-            let call_timeout = self
-                .timeout
-                .max(slice.as_duration() + Duration::from_secs(1));
-            match self.sync::<Change>("GET", wait_target, None, call_timeout) {
-                Ok(change) if change.ready => return Ok(change),
-                Ok(_) => continue,
-                Err(Error::Api { status: 504, .. }) => continue,
-                // No /wait endpoint (very old Pebble), or an unknown id:
-                // polling tells the two apart.
-                Err(Error::Api { status: 404, .. }) => {
-                    return self.poll_change(id, deadline, timeout)
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    fn poll_change(&self, id: &str, deadline: Instant, timeout: Duration) -> Result<Change> {
-        loop {
-            let change = self.change(id)?;
-            if change.ready {
-                return Ok(change);
-            }
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                return Err(Error::WaitTimeout {
-                    socket: self.socket.clone(),
-                    id: id.to_string(),
-                    timeout,
-                });
-            }
-            thread::sleep(remaining.min(POLL_INTERVAL));
-        }
-    }
-
-    /// At the deadline: one last look, so a change that just finished is
-    /// still returned.
-    fn last_look(&self, id: &str, timeout: Duration) -> Result<Change> {
-        let change = self.change(id)?;
-        if change.ready {
-            return Ok(change);
-        }
-        Err(Error::WaitTimeout {
-            socket: self.socket.clone(),
-            id: id.to_string(),
-            timeout,
-        })
-    }
-
-    // ----- checks -----------------------------------------------------------
-
-    /// `GET /v1/checks` (the level filter is exact here).
-    pub fn checks(&self, level: Option<CheckLevel>, names: &[&str]) -> Result<Vec<CheckInfo>> {
-        let checks: Option<Vec<CheckInfo>> = self.get(target(
-            "/v1/checks",
-            &[
-                (
-                    "level",
-                    level.map(|l| l.as_str().to_string()).unwrap_or_default(),
-                ),
-                ("names", list(names)),
-            ],
-        ))?;
-        Ok(checks.unwrap_or_default())
-    }
-
-    fn check_action(&self, action: &str, names: &[&str]) -> Result<Vec<String>> {
-        #[derive(Deserialize)]
-        struct Changed {
-            #[serde(default)]
-            changed: Option<Vec<String>>,
-        }
-        let changed: Changed =
-            self.post("/v1/checks", &json!({"action": action, "checks": names}))?;
-        Ok(changed.changed.unwrap_or_default())
-    }
-
-    /// Starts checks; returns the ones that were not already running.
-    pub fn start_checks(&self, names: &[&str]) -> Result<Vec<String>> {
-        self.check_action("start", names)
-    }
-
-    /// Stops checks; returns the ones that were running.
-    pub fn stop_checks(&self, names: &[&str]) -> Result<Vec<String>> {
-        self.check_action("stop", names)
-    }
-
-    // ----- files ------------------------------------------------------------
-
-    /// Writes `content` to the absolute `path` (atomically, via Pebble).
-    pub fn push(&self, path: &str, content: &[u8], opts: &PushOptions) -> Result<()> {
-        let meta = FileMeta {
-            path,
-            make_dirs: opts.make_dirs,
-            permissions: opts.permissions.map(permissions_text),
-            user_id: opts.user_id,
-            user: opts.user.as_deref(),
-            group_id: opts.group_id,
-            group: opts.group.as_deref(),
-            ..FileMeta::default()
-        };
-        let request = json!({"action": "write", "files": [meta]});
-        let mut boundary = multipart::new_boundary();
-        while multipart::contains(content, boundary.as_bytes()) {
-            boundary = multipart::new_boundary();
-        }
-        let body = multipart::build(
-            &boundary,
-            &[
-                Part::form_data(
-                    "request",
-                    None,
-                    "application/json",
-                    request.to_string().into_bytes(),
-                ),
-                Part::form_data(
-                    "files",
-                    Some(path),
-                    "application/octet-stream",
-                    content.to_vec(),
-                ),
-            ],
-        );
-        let req = Request::new("POST", "/v1/files")
-            .header("Accept", "application/json")
-            .header(
-                "Content-Type",
-                format!("multipart/form-data; boundary=\"{boundary}\""),
-            )
-            .body(body);
-        let what = req.describe();
-        let resp = self.send(req, self.timeout)?;
-        let env = self.envelope(&resp, &what)?;
-        let results: Vec<FileResult> = self.decode(env.result, &what)?;
-        self.check_file_results(results, path)
-    }
-
-    /// Reads the file at the absolute `path`.
-    pub fn pull(&self, path: &str) -> Result<Vec<u8>> {
-        let req = Request::new(
-            "GET",
-            target(
-                "/v1/files",
-                &[("action", "read".into()), ("path", encode(path))],
-            ),
-        )
-        .header("Accept", "multipart/form-data");
-        let what = req.describe();
-        let resp = self.send(req, self.timeout)?;
-        let boundary = match resp
-            .header("Content-Type")
-            .and_then(multipart::boundary_from_content_type)
-        {
-            Some(b) => b,
-            None => {
-                // Request-level errors come back as a plain JSON envelope.
-                self.envelope(&resp, &what)?;
-                return Err(self.protocol(format!("{what}: reply is not multipart")));
-            }
-        };
-        let parts = multipart::parse(&boundary, &resp.body)
-            .map_err(|e| self.protocol(format!("{what}: {e}")))?;
-        let response = parts
-            .iter()
-            .find(|p| p.name().as_deref() == Some("response"))
-            .ok_or_else(|| self.protocol(format!("{what}: no \"response\" part")))?;
-        let env = self.envelope(
-            &Response {
-                status: resp.status,
-                headers: Vec::new(),
-                body: response.body.clone(),
-            },
-            &what,
-        )?;
-        let results: Vec<FileResult> = self.decode(env.result, &what)?;
-        self.check_file_results(results, path)?;
-        parts
-            .into_iter()
-            .find(|p| p.name().as_deref() == Some("files") && p.filename().as_deref() == Some(path))
-            .map(|p| p.body)
-            .ok_or_else(|| self.protocol(format!("{what}: no file content for {path:?}")))
-    }
-
-    /// Lists a directory (or, with `itself` or a file path, the path
-    /// itself). A missing path is an [`Error::Path`] with kind `not-found`.
-    pub fn list_files(
-        &self,
-        path: &str,
-        pattern: Option<&str>,
-        itself: bool,
-    ) -> Result<Vec<FileInfo>> {
-        let query = [
-            ("action", "list".to_string()),
-            ("path", encode(path)),
-            ("pattern", pattern.map(encode).unwrap_or_default()),
-            ("itself", if itself { "true".into() } else { String::new() }),
-        ];
-        let files: Result<Option<Vec<FileInfo>>> = self.get(target("/v1/files", &query));
-        match files {
-            Ok(files) => Ok(files.unwrap_or_default()),
-            Err(Error::Api {
-                kind: Some(kind),
-                message,
-                ..
-            }) if matches!(
-                kind.as_str(),
-                "not-found" | "permission-denied" | "generic-file-error"
-            ) =>
-            {
-                Err(Error::Path {
-                    socket: self.socket.clone(),
-                    path: path.to_string(),
-                    kind,
-                    message,
-                })
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Creates a directory.
-    pub fn make_dir(&self, path: &str, opts: &MakeDirOptions) -> Result<()> {
-        let meta = FileMeta {
-            path,
-            make_parents: opts.make_parents,
-            permissions: opts.permissions.map(permissions_text),
-            user_id: opts.user_id,
-            user: opts.user.as_deref(),
-            group_id: opts.group_id,
-            group: opts.group.as_deref(),
-            ..FileMeta::default()
-        };
-        let results: Vec<FileResult> =
-            self.post("/v1/files", &json!({"action": "make-dirs", "dirs": [meta]}))?;
-        self.check_file_results(results, path)
-    }
-
-    /// Removes a file or empty directory, or with `recursive` a whole tree
-    /// (no error if it does not exist).
-    pub fn remove_path(&self, path: &str, recursive: bool) -> Result<()> {
-        let mut item = json!({"path": path});
-        if recursive {
-            item["recursive"] = Value::Bool(true);
-        }
-        let results: Vec<FileResult> =
-            self.post("/v1/files", &json!({"action": "remove", "paths": [item]}))?;
-        self.check_file_results(results, path)
-    }
-
-    // ----- notices ----------------------------------------------------------
-
-    /// Records a custom notice (key like `example.com/thing`); returns its id.
-    pub fn notify(&self, key: &str, data: &BTreeMap<String, String>) -> Result<String> {
-        #[derive(Deserialize)]
-        struct Added {
-            id: String,
-        }
-        let mut body = json!({"action": "add", "type": "custom", "key": key});
-        if !data.is_empty() {
-            body["data"] = json!(data);
-        }
-        let added: Added = self.post("/v1/notices", &body)?;
-        Ok(added.id)
-    }
-
-    /// Lists notices, optionally filtered by types and keys.
-    pub fn notices(&self, types: &[&str], keys: &[&str]) -> Result<Vec<Notice>> {
-        let notices: Option<Vec<Notice>> = self.get(target(
-            "/v1/notices",
-            &[("types", list(types)), ("keys", list(keys))],
-        ))?;
-        Ok(notices.unwrap_or_default())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::multipart::{self, Part};
+    use crate::types::{PushOptions, Status};
     use std::collections::VecDeque;
     use std::sync::Mutex;
 

@@ -4,6 +4,10 @@
 //! `1h2m3.5s`, `1.5µs`); formatting reproduces Go's `time.Duration.String()`
 //! (`2m0s`, `1h0m0s`, `300ms`), which is what `GET /v1/plan` prints. Equality
 //! compares the length, so `2m` and `2m0s` are equal.
+//!
+//! Hand-written on purpose: plans are compared with what Pebble prints, so
+//! this must be Go's exact syntax both ways, which general-purpose duration
+//! crates (their own human-readable formats) do not read and print.
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,4 +1,8 @@
 //! `multipart/form-data` bodies for file push (request) and pull (response).
+//!
+//! Hand-written on purpose: Pebble needs one fixed two-part request shape and
+//! a parser of buffered replies, a few hundred lines, while multipart crates
+//! are built around server frameworks or async streams and would pull those in.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};

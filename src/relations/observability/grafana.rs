@@ -8,6 +8,9 @@
 
 use std::io::{Read, Write};
 
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64::Engine;
 use serde_json::{json, Map, Value};
 
 use super::topology::{Topology, CHARM_NAME};
@@ -37,44 +40,22 @@ pub enum DashboardError {
     Io(#[from] std::io::Error),
 }
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+/// Standard alphabet; decoding takes padding or not, and rejects non-zero
+/// bits after the last byte, which no encoder writes.
+const B64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 
 /// Standard base64 with padding.
 pub fn b64_encode(data: &[u8]) -> String {
-    crate::util::base64::encode(data, true)
+    B64.encode(data)
 }
 
 /// Standard base64 (padding optional, whitespace ignored); `None` if malformed.
 pub fn b64_decode(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() / 4 * 3);
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    let mut padding = 0;
-    for c in text.bytes() {
-        if c.is_ascii_whitespace() {
-            continue;
-        }
-        if c == b'=' {
-            padding += 1;
-            continue;
-        }
-        if padding > 0 {
-            return None; // data after padding
-        }
-        let v = B64.iter().position(|&a| a == c)? as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    // Leftover bits must be zero padding of the last byte (at most 4 bits).
-    if bits >= 6 || acc != 0 || padding > 2 {
-        return None;
-    }
-    Some(out)
+    let compact: Vec<u8> = text.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
+    B64.decode(compact).ok()
 }
 
 /// xz container (CRC64, like Python's default), LZMA2 preset 6 with a 1 MiB dictionary
@@ -106,7 +87,7 @@ pub fn decode_content(content: &str) -> Option<Vec<u8>> {
 /// A random (version 4) UUID.
 pub fn uuid4() -> std::io::Result<String> {
     let mut b = [0u8; 16];
-    crate::util::random::fill(&mut b)?;
+    getrandom::fill(&mut b)?;
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();

@@ -15,6 +15,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use pebble::Client;
+use pebble::{Error, GoDuration, Layer, Service, Startup};
 use tempfile::TempDir;
 
 /// Locates the Pebble binary or panics with instructions.
@@ -154,5 +155,59 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
             return false;
         }
         thread::sleep(Duration::from_millis(50));
+    }
+}
+
+// ----- helpers shared by the test files ---------------------------------------
+
+pub const WAIT: Duration = Duration::from_secs(30);
+
+pub fn layer_with(name: &str, service: Service) -> Layer {
+    let mut layer = Layer::default();
+    layer.services.insert(name.into(), service);
+    layer
+}
+
+/// A long-running service that stops promptly.
+pub fn sleeper() -> Service {
+    let mut s = Service::new("/bin/sleep 1000");
+    s.kill_delay = Some(GoDuration::from_secs(1));
+    s
+}
+
+/// A service that appends a line to `counter` each time it starts, then
+/// sleeps; `extra` runs first (e.g. reading a config file).
+pub fn counting_service(counter: &Path, extra: &str) -> Service {
+    let mut s = Service::new(format!(
+        "/bin/sh -c '{extra} echo start >> {}; exec sleep 1000'",
+        counter.display()
+    ));
+    s.startup = Some(Startup::Enabled);
+    s.kill_delay = Some(GoDuration::from_secs(1));
+    s
+}
+
+pub fn starts(counter: &Path) -> usize {
+    fs::read_to_string(counter)
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+}
+
+pub fn api_error(e: Error) -> (u16, Option<String>, String) {
+    match e {
+        Error::Api {
+            status,
+            kind,
+            message,
+            ..
+        } => (status, kind, message),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+pub fn path_error(e: Error) -> (String, String) {
+    match e {
+        Error::Path { kind, message, .. } => (kind, message),
+        other => panic!("expected a path error, got {other:?}"),
     }
 }
