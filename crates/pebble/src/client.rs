@@ -3,8 +3,11 @@
 //! changes, files, and checks and notices are in the submodules.
 
 mod checks;
+mod exec;
 mod files;
 mod services;
+
+pub use exec::{ExecOptions, ExecOutput, LogEntry};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -225,12 +228,19 @@ impl Client {
 
     /// An asynchronous call; returns the change id.
     fn post_async(&self, path: &str, body: &Value) -> Result<String> {
+        self.post_async_full(path, body).map(|(id, _)| id)
+    }
+
+    /// An asynchronous call; returns the change id and the reply's `result`.
+    fn post_async_full(&self, path: &str, body: &Value) -> Result<(String, Option<Value>)> {
         let req = self.json_request("POST", path.to_string(), Some(body));
         let what = req.describe();
         let resp = self.send(req, self.timeout)?;
         let env = self.envelope(&resp, &what)?;
         match env.change {
-            Some(id) if env.kind == "async" && resp.status == 202 && !id.is_empty() => Ok(id),
+            Some(id) if env.kind == "async" && resp.status == 202 && !id.is_empty() => {
+                Ok((id, env.result))
+            }
             _ => Err(self.protocol(format!(
                 "{what}: expected an async reply with a change id, got {} (HTTP {})",
                 env.kind, resp.status

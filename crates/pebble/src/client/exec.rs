@@ -1,0 +1,247 @@
+//! Running a command in the container (`POST /v1/exec`) and reading services'
+//! logs (`GET /v1/logs`).
+//!
+//! Pebble starts an exec'd command only once the client has connected the task's
+//! `stdio` (and, with split stderr, `stderr`) WebSockets, within five seconds. Output
+//! arrives as binary messages; a text message `{"command":"end"}` ends a stream, and
+//! the client sends the same on `stdio` to close the command's standard input. The
+//! exit code is the `exit-code` of the task's data once the change is ready.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tungstenite::{Message, WebSocket};
+
+use super::{encode, Client};
+use crate::error::{Error, Result};
+use crate::types::Status;
+
+/// Output beyond this is dropped (the command keeps running): a check's output is
+/// small, and a hostile or runaway command must not exhaust the charm's memory.
+const MAX_OUTPUT: usize = 1 << 20;
+const END: &str = r#"{"command":"end"}"#;
+
+/// What to run, as whom, for how long.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    pub command: Vec<String>,
+    pub environment: BTreeMap<String, String>,
+    pub working_dir: Option<String>,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    /// Pebble kills the command after this long; the call gives up a little later.
+    pub timeout: Duration,
+    /// Standard input (closed after it is sent).
+    pub stdin: Vec<u8>,
+}
+
+/// A finished command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutput {
+    pub exit_code: i64,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// One line of a service's log.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct LogEntry {
+    #[serde(default)]
+    pub time: String,
+    #[serde(default)]
+    pub service: String,
+    #[serde(default)]
+    pub message: String,
+}
+
+impl Client {
+    /// Runs a command and waits for it: its exit code and output. A command that
+    /// cannot be started (missing executable, unknown user) is [`Error::Change`].
+    pub fn exec(&self, opts: &ExecOptions) -> Result<ExecOutput> {
+        let mut body = json!({
+            "command": opts.command,
+            "environment": opts.environment,
+            "timeout": format!("{}s", opts.timeout.as_secs().max(1)),
+            "split-stderr": true,
+        });
+        for (key, value) in [
+            ("working-dir", &opts.working_dir),
+            ("user", &opts.user),
+            ("group", &opts.group),
+        ] {
+            if let Some(v) = value {
+                body[key] = json!(v);
+            }
+        }
+        let (change, result) = self.post_async_full("/v1/exec", &body)?;
+        let task = result
+            .as_ref()
+            .and_then(|r| r.get("task-id"))
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| self.protocol("POST /v1/exec: no task-id in the reply"))?
+            .to_string();
+        let deadline = Instant::now() + opts.timeout + Duration::from_secs(5);
+        let mut stdio = self.task_websocket(&task, "stdio", deadline)?;
+        let stderr = self.task_websocket(&task, "stderr", deadline)?;
+        let stderr = thread::spawn(move || read_stream(stderr));
+        let what = || format!("exec {:?}: stdio", opts.command.first());
+        if !opts.stdin.is_empty() {
+            stdio
+                .send(Message::binary(opts.stdin.clone()))
+                .map_err(|e| self.ws_error(&what(), e))?;
+        }
+        stdio
+            .send(Message::text(END))
+            .map_err(|e| self.ws_error(&what(), e))?;
+        let stdout = read_stream(stdio).map_err(|e| self.ws_error(&what(), e))?;
+        let stderr = match stderr.join() {
+            Ok(r) => r.map_err(|e| self.ws_error("exec: stderr", e))?,
+            Err(_) => return Err(self.protocol("exec: the stderr reader panicked")),
+        };
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let change = self.wait_change(&change, remaining.max(Duration::from_secs(1)))?;
+        if change.status == Status::Error || change.err.is_some() {
+            return Err(Error::Change {
+                socket: self.socket.clone(),
+                task_logs: change.failed_task_logs(),
+                err: change
+                    .err
+                    .clone()
+                    .unwrap_or_else(|| format!("change {} ended in Error", change.id)),
+                id: change.id,
+                kind: change.kind,
+            });
+        }
+        let exit_code = change
+            .tasks
+            .iter()
+            .find(|t| t.id == task)
+            .and_then(|t| t.data.as_ref())
+            .and_then(|d| d.get("exit-code"))
+            .and_then(Value::as_i64)
+            .ok_or_else(|| self.protocol(format!("exec change {}: no exit code", change.id)))?;
+        Ok(ExecOutput {
+            exit_code,
+            stdout,
+            stderr,
+        })
+    }
+
+    /// The last `n` log lines of `services` (all services when empty), oldest first.
+    pub fn logs(&self, services: &[&str], n: usize) -> Result<Vec<LogEntry>> {
+        let mut target = format!("/v1/logs?n={n}");
+        if !services.is_empty() {
+            target.push_str("&services=");
+            target.push_str(&super::list(services));
+        }
+        let req = crate::http::Request::new("GET", target);
+        let what = req.describe();
+        let resp = self.send(req, self.timeout)?;
+        if resp.status != 200 {
+            // Errors come as the usual JSON envelope.
+            self.envelope(&resp, &what)?;
+            return Err(self.protocol(format!("{what}: HTTP {}", resp.status)));
+        }
+        // One JSON object per line.
+        let mut out = vec![];
+        for line in BufReader::new(resp.body.as_slice()).lines() {
+            let line = line.map_err(|e| self.protocol(format!("{what}: {e}")))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let entry: LogEntry = serde_json::from_str(&line)
+                .map_err(|e| self.protocol(format!("{what}: bad log line ({e})")))?;
+            out.push(entry);
+        }
+        Ok(out)
+    }
+
+    /// Connects one of a task's WebSockets over the Pebble socket.
+    fn task_websocket(
+        &self,
+        task: &str,
+        id: &str,
+        deadline: Instant,
+    ) -> Result<WebSocket<UnixStream>> {
+        let stream = UnixStream::connect(&self.socket).map_err(|source| Error::Connect {
+            socket: self.socket.clone(),
+            source,
+        })?;
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(100));
+        let what = format!("GET /v1/tasks/{task}/websocket/{id}");
+        for r in [
+            stream.set_read_timeout(Some(left)),
+            stream.set_write_timeout(Some(left)),
+        ] {
+            r.map_err(|source| Error::Io {
+                socket: self.socket.clone(),
+                request: what.clone(),
+                source,
+            })?;
+        }
+        let url = format!(
+            "ws://localhost/v1/tasks/{}/websocket/{}",
+            encode(task),
+            encode(id)
+        );
+        match tungstenite::client::client(url, stream) {
+            Ok((ws, _)) => Ok(ws),
+            Err(e) => Err(self.protocol(format!("{what}: WebSocket handshake failed: {e}"))),
+        }
+    }
+
+    fn ws_error(&self, what: &str, e: tungstenite::Error) -> Error {
+        match e {
+            tungstenite::Error::Io(source)
+                if matches!(
+                    source.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                Error::Timeout {
+                    socket: self.socket.clone(),
+                    request: what.to_string(),
+                    timeout: Duration::ZERO,
+                }
+            }
+            tungstenite::Error::Io(source) => Error::Io {
+                socket: self.socket.clone(),
+                request: what.to_string(),
+                source,
+            },
+            other => self.protocol(format!("{what}: {other}")),
+        }
+    }
+}
+
+/// Reads binary messages until the `end` command or the end of the connection.
+fn read_stream<S: Read + Write>(mut ws: WebSocket<S>) -> tungstenite::Result<Vec<u8>> {
+    let mut out = vec![];
+    loop {
+        match ws.read() {
+            Ok(Message::Binary(data)) => {
+                let room = MAX_OUTPUT.saturating_sub(out.len());
+                out.extend_from_slice(&data[..data.len().min(room)]);
+            }
+            Ok(Message::Text(t)) if t.as_str() == END => break,
+            Ok(Message::Close(_)) => break,
+            Ok(_) => {}
+            Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                break
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let _ = ws.close(None);
+    // Let the close handshake go out; errors here change nothing.
+    let _ = ws.flush();
+    Ok(out)
+}
