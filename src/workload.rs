@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use pebble::{CheckInfo, Client, Layer, PushOptions, ServiceInfo};
+use pebble::{
+    CheckInfo, Client, ExecOptions, ExecOutput, Layer, LogEntry, PushOptions, ServiceInfo,
+};
 
 /// Where Juju exposes each workload container's Pebble socket to the charm container.
 pub const SOCKETS_DIR: &str = "/charm/containers";
@@ -24,6 +26,12 @@ pub trait Workload {
     fn checks(&self) -> PebbleResult<Vec<CheckInfo>>;
     /// Whether an HTTP GET of `url` (in the pod's network) answers 2xx within a second.
     fn probe(&self, url: &str) -> bool;
+    /// Runs a command in the container and waits for it.
+    fn exec(&self, opts: &ExecOptions) -> PebbleResult<ExecOutput>;
+    /// The last `n` log lines of a service.
+    fn logs(&self, service: &str, n: usize) -> PebbleResult<Vec<LogEntry>>;
+    /// Removes a file; a file that is not there is not an error.
+    fn remove(&self, path: &str) -> PebbleResult<()>;
 }
 
 /// A container reached through its Pebble socket.
@@ -78,6 +86,18 @@ impl Workload for PebbleWorkload {
     }
     fn probe(&self, url: &str) -> bool {
         http_ok(url, Duration::from_secs(1))
+    }
+    fn exec(&self, opts: &ExecOptions) -> PebbleResult<ExecOutput> {
+        self.client.exec(opts)
+    }
+    fn logs(&self, service: &str, n: usize) -> PebbleResult<Vec<LogEntry>> {
+        self.client.logs(&[service], n)
+    }
+    fn remove(&self, path: &str) -> PebbleResult<()> {
+        match self.client.remove_path(path, false) {
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other,
+        }
     }
 }
 

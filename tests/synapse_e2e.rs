@@ -153,6 +153,48 @@ fn deploy_configure_chat_and_survive_churn() {
     );
     assert_eq!(m.starts("synapse", "synapse"), 2);
 
+    // A configuration the charm accepts but Synapse rejects (the invite-checker module
+    // in the image takes other options) is checked by Synapse and never reaches it.
+    m.config(&[
+        ("invite_checker_policy_rooms", "abc:chat.example.com"),
+        (
+            "invite_checker_blocklist_allowlist_url",
+            "https://lists.example.com/l.json",
+        ),
+    ]);
+    let (s, msg) = m.status();
+    assert_eq!(s, "blocked", "{msg}");
+    assert!(
+        msg.starts_with("Synapse rejects the new configuration (invite_checker_blocklist_allowlist_url, invite_checker_policy_rooms): "),
+        "{msg}"
+    );
+    assert!(msg.contains("Incomplete federation list config"), "{msg}");
+    assert!(
+        msg.ends_with("Synapse keeps its last good configuration"),
+        "{msg}"
+    );
+    assert_eq!(m.starts("synapse", "synapse"), 2, "no restart");
+    assert!(
+        !m.data("homeserver.yaml.candidate").exists(),
+        "no candidate left"
+    );
+    assert!(!std::fs::read_to_string(m.data("homeserver.yaml"))
+        .unwrap()
+        .contains("invite_checker"));
+    assert_eq!(
+        m.http_status(&format!("{URL}/_matrix/client/versions")),
+        200,
+        "Synapse keeps serving"
+    );
+    m.c.update_status().unwrap();
+    assert_eq!(m.status().1, msg, "still said on later hooks");
+    m.config(&[
+        ("invite_checker_policy_rooms", ""),
+        ("invite_checker_blocklist_allowlist_url", ""),
+    ]);
+    assert_eq!(m.status(), ("active".to_string(), String::new()));
+    assert_eq!(m.starts("synapse", "synapse"), 2, "back without a restart");
+
     // Pod churn: each container's Pebble restarts empty; pebble-ready restores it all.
     let key = std::fs::read_to_string(m.data("chat.example.com.signing.key")).unwrap();
     for container in ["synapse", "synapse-nginx"] {

@@ -46,6 +46,7 @@ pub fn reconcile(
             database_work: &work.database,
         },
         synapse_w.as_ref(),
+        hints,
     )?;
     let nginx = nginx::reconcile(nginx_w.as_ref())?;
     let on_postgres = database::ran_on_postgres(&workloads.data_dir());

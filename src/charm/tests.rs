@@ -61,15 +61,23 @@ fn first_reconcile_creates_keys_writes_files_and_starts_both() {
             .map(String::as_str),
         Some(UNIT)
     );
-    let pushes = p.synapse.pushes.borrow().clone();
+    // The files Synapse reads; the candidate Synapse checked first is gone.
+    let files: Vec<String> = p.synapse.files.borrow().keys().cloned().collect();
     assert_eq!(
-        pushes,
+        files,
         vec![
+            "/data/example.com.signing.key",
             "/data/homeserver.yaml",
-            "/data/log.config",
-            "/data/example.com.signing.key"
+            "/data/log.config"
         ]
     );
+    let pushes = p.synapse.pushes.borrow().clone();
+    assert_eq!(
+        pushes[2..],
+        ["/data/homeserver.yaml.candidate", "/data/homeserver.yaml"],
+        "checked before it is written"
+    );
+    assert_eq!(p.synapse.execs.borrow().len(), 1, "one check by Synapse");
     assert_eq!(*p.synapse.restarts.borrow(), 1);
     assert_eq!(*p.nginx.restarts.borrow(), 1);
 }
@@ -82,8 +90,10 @@ fn unchanged_state_means_no_writes_no_layers_no_restarts() {
     run(&mut j, UNIT, Event::ConfigChanged, &p, &mut hints);
     assert_eq!(hints.peer_relation.as_deref(), Some("synapse-peers:0"));
     j.take_tool_names();
+    let pushed = p.synapse.pushes.borrow().len();
     run(&mut j, UNIT, Event::UpdateStatus, &p, &mut hints);
-    assert_eq!(p.synapse.pushes.borrow().len(), 3, "no new pushes");
+    assert_eq!(p.synapse.pushes.borrow().len(), pushed, "no new pushes");
+    assert_eq!(p.synapse.execs.borrow().len(), 1, "no new check");
     assert_eq!(*p.synapse.layers_added.borrow(), 1);
     assert_eq!(*p.nginx.layers_added.borrow(), 1);
     assert_eq!(*p.synapse.restarts.borrow(), 1);
@@ -97,11 +107,15 @@ fn a_config_change_rewrites_homeserver_yaml_and_restarts_once() {
     let mut j = juju(json!({"server_name": "example.com"}));
     let p = FakePod::up();
     config_changed(&mut j, &p);
+    let pushed = p.synapse.pushes.borrow().len();
     j.set_config("enable_room_list_search", json!(false));
     config_changed(&mut j, &p);
     let pushes = p.synapse.pushes.borrow().clone();
-    assert_eq!(pushes.len(), 4);
-    assert_eq!(pushes[3], "/data/homeserver.yaml", "only the changed file");
+    assert_eq!(
+        pushes[pushed..],
+        ["/data/homeserver.yaml.candidate", "/data/homeserver.yaml"],
+        "only the changed file, checked first"
+    );
     assert_eq!(*p.synapse.restarts.borrow(), 2);
     assert_eq!(*p.nginx.restarts.borrow(), 1);
     assert!(
@@ -115,6 +129,7 @@ fn changing_server_name_blocks_and_changes_nothing() {
     let mut j = juju(json!({"server_name": "example.com"}));
     let p = FakePod::up();
     config_changed(&mut j, &p);
+    let pushed = p.synapse.pushes.borrow().len();
     j.set_config("server_name", json!("other.org"));
     let status = config_changed(&mut j, &p);
     assert_eq!(status.kind, StatusKind::Blocked);
@@ -128,7 +143,7 @@ fn changing_server_name_blocks_and_changes_nothing() {
     assert!(status
         .message
         .contains("juju config synapse server_name=example.com"));
-    assert_eq!(p.synapse.pushes.borrow().len(), 3);
+    assert_eq!(p.synapse.pushes.borrow().len(), pushed);
     assert_eq!(*p.synapse.restarts.borrow(), 1);
 }
 
@@ -249,4 +264,75 @@ fn pebble_going_away_mid_hook_is_waiting_not_an_error() {
             "after {n} requests"
         );
     }
+}
+
+#[test]
+fn a_configuration_synapse_rejects_never_reaches_it() {
+    let mut j = juju(json!({"server_name": "example.com"}));
+    let p = FakePod::up();
+    let mut hints = UnitHints::default();
+    run(&mut j, UNIT, Event::ConfigChanged, &p, &mut hints);
+    let good = p.synapse.files.borrow()["/data/homeserver.yaml"].clone();
+    let plan = p.synapse.plan.borrow().clone();
+    *p.synapse.exec_reply.borrow_mut() = Some(pebble::ExecOutput {
+        exit_code: 1,
+        stdout: br#"{"ok": false, "path": ["modules", "<item 0>", "config"], "error": "Failed to parse config for module 'synapse_invite_checker.InviteChecker': Incomplete federation list config"}"#.to_vec(),
+        stderr: vec![],
+    });
+    j.set_config("invite_checker_policy_rooms", json!("abc:example.com"));
+    j.set_config(
+        "invite_checker_blocklist_allowlist_url",
+        json!("https://lists.example.com/l.json"),
+    );
+    let status = run(&mut j, UNIT, Event::ConfigChanged, &p, &mut hints);
+    assert_eq!(
+        status,
+        Status::blocked(
+            "Synapse rejects the new configuration (invite_checker_blocklist_allowlist_url, invite_checker_policy_rooms): Failed to parse config for module 'synapse_invite_checker.InviteChecker': Incomplete federation list config; Synapse keeps its last good configuration"
+        )
+    );
+    assert_eq!(p.synapse.files.borrow()["/data/homeserver.yaml"], good);
+    assert!(!p
+        .synapse
+        .files
+        .borrow()
+        .contains_key("/data/homeserver.yaml.candidate"));
+    assert_eq!(*p.synapse.plan.borrow(), plan, "the layer is not touched");
+    assert_eq!(*p.synapse.restarts.borrow(), 1, "no restart");
+    // The same rejected configuration is not checked again on every hook.
+    let checks = p.synapse.execs.borrow().len();
+    let again = run(&mut j, UNIT, Event::UpdateStatus, &p, &mut hints);
+    assert_eq!(again, status);
+    assert_eq!(p.synapse.execs.borrow().len(), checks);
+    // Fixed: back to the last good configuration, active, still no restart.
+    j.set_config("invite_checker_policy_rooms", json!(""));
+    j.set_config("invite_checker_blocklist_allowlist_url", json!(""));
+    assert_eq!(
+        run(&mut j, UNIT, Event::ConfigChanged, &p, &mut hints),
+        Status::active()
+    );
+    assert_eq!(*p.synapse.restarts.borrow(), 1);
+}
+
+#[test]
+fn a_check_that_cannot_run_blocks_without_restarting() {
+    let mut j = juju(json!({"server_name": "example.com"}));
+    let p = FakePod::up();
+    config_changed(&mut j, &p);
+    *p.synapse.exec_reply.borrow_mut() = Some(pebble::ExecOutput {
+        exit_code: 2,
+        stdout: vec![],
+        stderr: b"cannot import Synapse: ImportError: nope\n".to_vec(),
+    });
+    j.set_config("enable_room_list_search", json!(false));
+    let status = config_changed(&mut j, &p);
+    assert_eq!(status.kind, StatusKind::Blocked);
+    assert!(
+        status.message.starts_with(
+            "cannot check the new configuration with Synapse (cannot import Synapse: ImportError: nope"
+        ),
+        "{}",
+        status.message
+    );
+    assert_eq!(*p.synapse.restarts.borrow(), 1);
 }

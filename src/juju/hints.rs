@@ -17,6 +17,17 @@ pub struct UnitHints {
     /// The `database` relation id; `Some("")` when known to be absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database_relation: Option<String>,
+    /// The configuration Synapse last rejected, so that it is not checked again on
+    /// every hook while it stays the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected_config: Option<RejectedConfig>,
+}
+
+/// A configuration Synapse rejected: its shape hash (no secrets) and the status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedConfig {
+    pub shape: String,
+    pub status: String,
 }
 
 impl UnitHints {
@@ -58,6 +69,10 @@ mod tests {
             database_relation: Some(String::new()),
             peer_relation: Some("synapse-peers:0".into()),
             status: Some("active: ".into()),
+            rejected_config: Some(RejectedConfig {
+                shape: "abc".into(),
+                status: "blocked".into(),
+            }),
         };
         h.save(&p);
         assert_eq!(UnitHints::load(&p), h);

@@ -2,6 +2,7 @@
 //! layer, and Synapse's HTTP APIs (used by the actions).
 
 pub mod admin;
+pub mod check;
 pub mod config;
 pub mod desired;
 pub mod homeserver;

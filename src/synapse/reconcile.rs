@@ -2,13 +2,17 @@
 //! shape or the database may have changed, the keys and the database answer), lets
 //! [`super::desired`] decide, and applies the differences to the `synapse` container.
 
-use pebble::{Layer, PushOptions};
+use std::time::Duration;
 
+use pebble::{ExecOptions, Layer, PushOptions};
+
+use super::check::{self, Verdict};
 use super::config::SynapseConfig;
 use super::desired::{self, Desired};
 use super::homeserver::{self, Database};
 use super::layer as synapse_layer;
 use crate::error::{pebble_err, CharmError, CharmResult};
+use crate::juju::hints::{RejectedConfig, UnitHints};
 use crate::juju::{HookContext, HookTools};
 use crate::peers::Peers;
 use crate::relations::database::{self, Db, Provided};
@@ -26,11 +30,14 @@ pub struct Inputs<'a> {
     pub database_work: &'a database::Work,
 }
 
-pub fn reconcile(inp: &Inputs, w: &dyn Workload) -> CharmResult<Progress> {
-    crate::error::unreachable_is_waiting(step(inp, w))
+/// How long Synapse may take to check a configuration.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(90);
+
+pub fn reconcile(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Progress> {
+    crate::error::unreachable_is_waiting(step(inp, w, hints))
 }
 
-fn step(inp: &Inputs, w: &dyn Workload) -> CharmResult<Progress> {
+fn step(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Progress> {
     let err = pebble_err(synapse_layer::CONTAINER);
     let plan = match w.plan() {
         Ok(p) => p,
@@ -117,7 +124,36 @@ fn step(inp: &Inputs, w: &dyn Workload) -> CharmResult<Progress> {
         inp.workloads
             .own_data_dir(synapse_layer::UID)
             .map_err(CharmError::Data)?;
-        write_files(w, &want, existing).map_err(&err)?;
+        let candidate = want
+            .files
+            .iter()
+            .find(|(p, _)| p == homeserver::CONFIG_PATH)
+            .map(|(_, c)| c.as_bytes());
+        if candidate.is_some() && candidate != existing.as_deref() {
+            // A new homeserver.yaml: Synapse checks it before the running one sees it.
+            let shape = desired::shape_hash(inp.config, want.postgres.is_some());
+            if let Some(r) = hints.rejected_config.as_ref().filter(|r| r.shape == shape) {
+                return Ok(Progress::Blocked(r.status.clone()));
+            }
+            match check_candidate(w, &want).map_err(&err)? {
+                Verdict::Accepted => hints.rejected_config = None,
+                Verdict::Rejected { options, message } => {
+                    let status = check::rejected_message(&options, &message);
+                    tracing::warn!("{status}");
+                    hints.rejected_config = Some(RejectedConfig {
+                        shape,
+                        status: status.clone(),
+                    });
+                    return Ok(Progress::Blocked(status));
+                }
+                Verdict::Failed(why) => {
+                    return Ok(Progress::Blocked(format!(
+                        "cannot check the new configuration with Synapse ({why}); Synapse keeps its last good configuration"
+                    )))
+                }
+            }
+        }
+        write_files(w, &want.files, existing).map_err(&err)?;
     }
     let progress = finish(w, &plan, Some(&want.layer)).map_err(&err)?;
     if want.postgres.is_some()
@@ -140,16 +176,64 @@ fn step(inp: &Inputs, w: &dyn Workload) -> CharmResult<Progress> {
     Ok(progress)
 }
 
-/// Pushes the files whose content differs (`config` is homeserver.yaml as already read).
-fn write_files(w: &dyn Workload, want: &Desired, config: Option<Vec<u8>>) -> pebble::Result<()> {
-    let private = PushOptions {
+fn private() -> PushOptions {
+    PushOptions {
         permissions: Some(0o600),
         user: Some(synapse_layer::USER.into()),
         group: Some(synapse_layer::USER.into()),
         make_dirs: true,
         ..Default::default()
+    }
+}
+
+/// Writes the candidate beside the live homeserver.yaml (and the other files it
+/// references, which the running Synapse does not read again) and has Synapse load it.
+fn check_candidate(w: &dyn Workload, want: &Desired) -> pebble::Result<Verdict> {
+    let others: Vec<(String, String)> = want
+        .files
+        .iter()
+        .filter(|(p, _)| p != homeserver::CONFIG_PATH)
+        .cloned()
+        .collect();
+    write_files(w, &others, None)?;
+    let Some((_, candidate)) = want
+        .files
+        .iter()
+        .find(|(p, _)| p == homeserver::CONFIG_PATH)
+    else {
+        return Ok(Verdict::Accepted);
     };
-    for (path, content) in &want.files {
+    w.push(check::CANDIDATE_PATH, candidate.as_bytes(), &private())?;
+    let ran = w.exec(&ExecOptions {
+        command: check::command(),
+        working_dir: Some(check::working_dir().into()),
+        user: Some(synapse_layer::USER.into()),
+        group: Some(synapse_layer::USER.into()),
+        timeout: CHECK_TIMEOUT,
+        ..Default::default()
+    });
+    // The candidate holds secrets: it does not stay behind, whatever the outcome.
+    w.remove(check::CANDIDATE_PATH)?;
+    let out = match ran {
+        Ok(out) => out,
+        Err(e @ pebble::Error::Change { .. }) => {
+            return Ok(Verdict::Failed(check::bounded(&e.to_string())))
+        }
+        Err(e) => return Err(e),
+    };
+    let verdict = check::verdict(out.exit_code, &out.stdout, &out.stderr);
+    tracing::info!(?verdict, "Synapse checked the new configuration");
+    Ok(verdict)
+}
+
+/// Pushes the files whose content differs (`config` is homeserver.yaml as already read).
+fn write_files(
+    w: &dyn Workload,
+    files: &[(String, String)],
+    config: Option<Vec<u8>>,
+) -> pebble::Result<()> {
+    let private = private();
+    for (path, content) in files {
         let current = if path == homeserver::CONFIG_PATH {
             config.clone()
         } else {

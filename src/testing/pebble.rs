@@ -4,7 +4,10 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
-use pebble::{CheckInfo, CheckStatus, Layer, PushOptions, ServiceInfo, ServiceStatus, Startup};
+use pebble::{
+    CheckInfo, CheckStatus, ExecOptions, ExecOutput, Layer, LogEntry, PushOptions, ServiceInfo,
+    ServiceStatus, Startup,
+};
 
 use crate::workload::{PebbleResult, Workload, Workloads};
 
@@ -24,14 +27,26 @@ pub struct FakePebble {
     pub calls: RefCell<Vec<String>>,
     /// Pebble goes away after answering this many requests (a container restart).
     pub vanish_after: Option<usize>,
+    /// What every exec answers (exit 0 and no output by default).
+    pub exec_reply: RefCell<Option<ExecOutput>>,
+    /// The commands exec'd, in order.
+    pub execs: RefCell<Vec<Vec<String>>>,
+    /// What `logs` answers.
+    pub log_lines: RefCell<Vec<String>>,
     pub started_specs: RefCell<BTreeMap<String, pebble::Service>>,
 }
 
 impl FakePebble {
+    /// Reachable, ready, and exec answers like Synapse accepting a configuration.
     pub fn up() -> Self {
         Self {
             reachable: true,
             ready: true,
+            exec_reply: RefCell::new(Some(ExecOutput {
+                exit_code: 0,
+                stdout: br#"{"ok": true}"#.to_vec(),
+                stderr: vec![],
+            })),
             ..Default::default()
         }
     }
@@ -138,6 +153,35 @@ impl Workload for FakePebble {
     fn probe(&self, _: &str) -> bool {
         self.ready
     }
+    fn exec(&self, opts: &ExecOptions) -> PebbleResult<ExecOutput> {
+        self.call("exec");
+        self.check()?;
+        self.execs.borrow_mut().push(opts.command.clone());
+        Ok(self.exec_reply.borrow().clone().unwrap_or(ExecOutput {
+            exit_code: 0,
+            stdout: vec![],
+            stderr: vec![],
+        }))
+    }
+    fn logs(&self, service: &str, n: usize) -> PebbleResult<Vec<LogEntry>> {
+        self.call("logs");
+        self.check()?;
+        let lines = self.log_lines.borrow();
+        Ok(lines[lines.len().saturating_sub(n)..]
+            .iter()
+            .map(|m| LogEntry {
+                time: String::new(),
+                service: service.to_string(),
+                message: m.clone(),
+            })
+            .collect())
+    }
+    fn remove(&self, path: &str) -> PebbleResult<()> {
+        self.call("remove");
+        self.check()?;
+        self.files.borrow_mut().remove(path);
+        Ok(())
+    }
     fn checks(&self) -> PebbleResult<Vec<CheckInfo>> {
         self.call("checks");
         self.check()?;
@@ -219,6 +263,15 @@ impl Workloads for FakePod {
             }
             fn probe(&self, u: &str) -> bool {
                 self.0.probe(u)
+            }
+            fn exec(&self, o: &ExecOptions) -> PebbleResult<ExecOutput> {
+                self.0.exec(o)
+            }
+            fn logs(&self, s: &str, n: usize) -> PebbleResult<Vec<LogEntry>> {
+                self.0.logs(s, n)
+            }
+            fn remove(&self, p: &str) -> PebbleResult<()> {
+                self.0.remove(p)
             }
         }
         Box::new(Ref(if name == crate::nginx::CONTAINER {

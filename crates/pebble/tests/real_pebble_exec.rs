@@ -23,7 +23,11 @@ fn exec_returns_exit_code_and_separate_output() {
     let out = c
         .exec(&ExecOptions {
             environment: BTreeMap::from([("GREETING".to_string(), "hi".to_string())]),
-            ..opts(&["/bin/sh", "-c", "echo \"$GREETING out\"; echo err >&2; exit 3"])
+            ..opts(&[
+                "/bin/sh",
+                "-c",
+                "echo \"$GREETING out\"; echo err >&2; exit 3",
+            ])
         })
         .unwrap();
     assert_eq!(out.exit_code, 3);
@@ -56,7 +60,10 @@ fn exec_of_a_missing_program_is_a_change_error() {
         .exec(&opts(&["/nonexistent/program"]))
         .unwrap_err();
     assert!(
-        matches!(err, pebble::Error::Change { .. } | pebble::Error::Api { .. }),
+        matches!(
+            err,
+            pebble::Error::Change { .. } | pebble::Error::Api { .. }
+        ),
         "{err:?}"
     );
     assert!(err.to_string().contains("/nonexistent/program"), "{err}");

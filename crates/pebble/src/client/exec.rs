@@ -234,9 +234,7 @@ fn read_stream<S: Read + Write>(mut ws: WebSocket<S>) -> tungstenite::Result<Vec
             Ok(Message::Text(t)) if t.as_str() == END => break,
             Ok(Message::Close(_)) => break,
             Ok(_) => {}
-            Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
-                break
-            }
+            Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => break,
             Err(e) => return Err(e),
         }
     }
