@@ -107,7 +107,10 @@ pub fn http_ok(url: &str, timeout: Duration) -> bool {
 }
 
 mod service;
-pub use service::{apply_layer, layer_in_plan, service_state, unreachable};
+pub use service::{
+    apply_layer, apply_layer_tracked, layer_in_plan, ready_successes, service_state, tracked_state,
+    unreachable, Baselines, Watched,
+};
 
 /// Access to the workload containers and the shared `/data` volume.
 pub trait Workloads {

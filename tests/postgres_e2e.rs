@@ -141,6 +141,41 @@ fn synapse_moves_to_postgresql_and_never_falls_back_to_sqlite() {
         },
     );
 
+    // A rotation to a password PostgreSQL refuses: Synapse cannot start, and the status
+    // says so with Synapse's own error instead of "active" or "starting" forever.
+    m.c.played_secret_set(
+        &uri,
+        &bag(&[("username", &user), ("password", "not-the-password")]),
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let msg = loop {
+        m.c.update_status().unwrap();
+        let (s, msg) = m.status();
+        if s == "blocked" {
+            break msg;
+        }
+        assert_ne!(
+            s, "active",
+            "never active while Synapse cannot start: {msg}"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not blocked in time: {s}: {msg}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(msg.starts_with("Synapse keeps exiting"), "{msg}");
+    assert!(msg.contains("password authentication failed"), "{msg}");
+    // The right password again: back to active.
+    m.c.played_secret_set(
+        &uri,
+        &bag(&[("username", &user), ("password", "rotated-password")]),
+    )
+    .unwrap();
+    m.wait_ready();
+    assert_eq!(m.status(), ("active".into(), String::new()));
+
     // Removing the relation: Synapse stops and nothing is written to SQLite.
     let sqlite = std::fs::metadata(m.data("homeserver.db"))
         .map(|md| (md.len(), md.modified().unwrap()))

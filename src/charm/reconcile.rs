@@ -48,7 +48,7 @@ pub fn reconcile(
         synapse_w.as_ref(),
         hints,
     )?;
-    let nginx = nginx::reconcile(nginx_w.as_ref())?;
+    let nginx = nginx::reconcile(nginx_w.as_ref(), &mut hints.ready_baselines)?;
     let on_postgres = database::ran_on_postgres(&workloads.data_dir());
     let exporter = matches!(db, database::Db::Related { .. }) && on_postgres;
     let observability_work = work

@@ -336,3 +336,62 @@ fn a_check_that_cannot_run_blocks_without_restarting() {
     );
     assert_eq!(*p.synapse.restarts.borrow(), 1);
 }
+
+#[test]
+fn a_crash_looping_synapse_is_blocked_with_its_last_log_line_and_not_pushed() {
+    let mut j = juju(json!({"server_name": "example.com"}));
+    let mut p = FakePod::up();
+    config_changed(&mut j, &p);
+    p.synapse.ready = false;
+    p.synapse.backoff.borrow_mut().push("synapse".into());
+    *p.synapse.log_lines.borrow_mut() = vec![
+        "Traceback (most recent call last):".into(),
+        "  File \"/opt/synapse/lib/x.py\", line 1, in <module>".into(),
+        "psycopg2.OperationalError: password authentication failed for user \"synapse\"".into(),
+    ];
+    p.synapse.take_calls();
+    let status = run(
+        &mut j,
+        UNIT,
+        Event::UpdateStatus,
+        &p,
+        &mut UnitHints::default(),
+    );
+    assert_eq!(
+        status,
+        Status::blocked(
+            "Synapse keeps exiting and Pebble restarts it; see `juju debug-log` and the synapse container's Pebble logs; last log line: psycopg2.OperationalError: password authentication failed for user \"synapse\""
+        )
+    );
+    assert!(
+        !p.synapse.take_calls().contains(&"replan".to_string()),
+        "Pebble is already restarting it: no replan on top"
+    );
+}
+
+#[test]
+fn ready_after_a_restart_needs_a_check_that_passed_after_it() {
+    let mut j = juju(json!({"server_name": "example.com"}));
+    let mut p = FakePod::up();
+    let mut hints = UnitHints::default();
+    run(&mut j, UNIT, Event::ConfigChanged, &p, &mut hints);
+    // The check passed before; then a change restarts Synapse, which does not answer yet.
+    p.synapse.ready = false;
+    j.set_config("enable_room_list_search", json!(false));
+    assert_eq!(
+        run(&mut j, UNIT, Event::ConfigChanged, &p, &mut hints),
+        Status::waiting("Synapse is starting (waiting for its ready check)")
+    );
+    assert_eq!(hints.ready_baselines.get("synapse"), Some(&0));
+    // Later hooks keep saying so until a check passes after the restart.
+    assert_eq!(
+        run(&mut j, UNIT, Event::UpdateStatus, &p, &mut hints).kind,
+        StatusKind::Waiting
+    );
+    p.synapse.ready = true;
+    assert_eq!(
+        run(&mut j, UNIT, Event::UpdateStatus, &p, &mut hints),
+        Status::active()
+    );
+    assert!(hints.ready_baselines.is_empty(), "the baseline is passed");
+}

@@ -21,6 +21,10 @@ pub struct UnitHints {
     /// every hook while it stays the same.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejected_config: Option<RejectedConfig>,
+    /// Per container: its ready check's success count when the charm last restarted
+    /// its service; "ready" needs a success after that.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub ready_baselines: std::collections::BTreeMap<String, u64>,
 }
 
 /// A configuration Synapse rejected: its shape hash (no secrets) and the status.
@@ -73,6 +77,7 @@ mod tests {
                 shape: "abc".into(),
                 status: "blocked".into(),
             }),
+            ready_baselines: [("synapse".to_string(), 3)].into(),
         };
         h.save(&p);
         assert_eq!(UnitHints::load(&p), h);

@@ -7,7 +7,9 @@ use pebble::{Check, CheckLevel, GoDuration, Layer, Override, Service, ServiceAct
 
 use crate::error::{pebble_err, CharmResult};
 use crate::status::Progress;
-use crate::workload::{apply_layer, service_state, unreachable, Workload};
+use crate::workload::{
+    apply_layer_tracked, tracked_state, unreachable, Baselines, Watched, Workload,
+};
 
 pub const CONTAINER: &str = "synapse-nginx";
 pub const LAYER_LABEL: &str = "synapse-nginx";
@@ -42,12 +44,20 @@ pub fn layer() -> Layer {
     }
 }
 
+const WATCHED: Watched<'static> = Watched {
+    service: SERVICE,
+    ready_check: READY_CHECK,
+    ready_url: READY_URL,
+    what: "NGINX",
+    container: CONTAINER,
+};
+
 /// Applies NGINX's layer where it differs and reports NGINX's state.
-pub fn reconcile(w: &dyn Workload) -> CharmResult<Progress> {
-    crate::error::unreachable_is_waiting(step(w))
+pub fn reconcile(w: &dyn Workload, baselines: &mut Baselines) -> CharmResult<Progress> {
+    crate::error::unreachable_is_waiting(step(w, baselines))
 }
 
-fn step(w: &dyn Workload) -> CharmResult<Progress> {
+fn step(w: &dyn Workload, baselines: &mut Baselines) -> CharmResult<Progress> {
     let err = pebble_err(CONTAINER);
     let plan = match w.plan() {
         Ok(p) => p,
@@ -60,12 +70,12 @@ fn step(w: &dyn Workload) -> CharmResult<Progress> {
             "NGINX failed to start; see the synapse-nginx container's Pebble logs".into(),
         )
     };
-    match apply_layer(w, &plan, LAYER_LABEL, &layer()) {
+    match apply_layer_tracked(w, &plan, LAYER_LABEL, &layer(), &WATCHED, baselines) {
         Ok(_) => {}
         Err(pebble::Error::Change { err: msg, .. }) => return Ok(failed(&msg)),
         Err(e) => return Err(err(e)),
     }
-    match service_state(w, SERVICE, READY_CHECK, READY_URL, "NGINX") {
+    match tracked_state(w, &WATCHED, baselines) {
         Err(pebble::Error::Change { err: msg, .. }) => Ok(failed(&msg)),
         other => other.map_err(&err),
     }

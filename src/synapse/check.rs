@@ -12,8 +12,6 @@ use super::homeserver::DATA_DIR;
 pub const CANDIDATE_PATH: &str = "/data/homeserver.yaml.candidate";
 /// Synapse's interpreter in the rock.
 pub const PYTHON: &str = "/opt/synapse/bin/python";
-/// Longest message kept from Synapse's answer.
-const MAX_MESSAGE: usize = 300;
 
 /// Loads the file named by `argv[1]` with Synapse's configuration code and prints
 /// one JSON line: `{"ok": true}` or `{"ok": false, "path": [...], "error": "..."}`.
@@ -156,19 +154,7 @@ fn options_for(key: Option<&str>, message: &str) -> Vec<&'static str> {
     found.map(|(_, opts)| opts.to_vec()).unwrap_or_default()
 }
 
-/// One line of at most [`MAX_MESSAGE`] characters, without control characters.
-pub fn bounded(text: &str) -> String {
-    let one_line: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let one_line = one_line.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.chars().count() <= MAX_MESSAGE {
-        return one_line;
-    }
-    let cut: String = one_line.chars().take(MAX_MESSAGE).collect();
-    format!("{cut}…")
-}
+pub use crate::util::bounded;
 
 /// The status message for a rejected configuration.
 pub fn rejected_message(options: &[&str], message: &str) -> String {
@@ -234,7 +220,7 @@ mod tests {
         let hostile = format!("a\nb\r\x1b[31mc{}", "x".repeat(1000));
         let b = bounded(&hostile);
         assert!(!b.chars().any(char::is_control), "{b:?}");
-        assert!(b.chars().count() <= MAX_MESSAGE + 1);
+        assert!(b.chars().count() <= 301);
         assert!(b.starts_with("a b [31mc"), "{b}");
         assert_eq!(
             rejected_message(&["public_baseurl"], "no"),

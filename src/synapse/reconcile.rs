@@ -17,7 +17,9 @@ use crate::juju::{HookContext, HookTools};
 use crate::peers::Peers;
 use crate::relations::database::{self, Db, Provided};
 use crate::status::Progress;
-use crate::workload::{apply_layer, service_state, unreachable, Workload, Workloads};
+use crate::workload::{
+    apply_layer_tracked, tracked_state, unreachable, Watched, Workload, Workloads,
+};
 
 /// What the Synapse step is given.
 pub struct Inputs<'a> {
@@ -67,7 +69,7 @@ fn step(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Pr
         && !inp.database_work.answer_may_change
         && desired::steady(&plan, inp.config, &proxy, postgres_shape)
     {
-        return finish(w, &plan, None).map_err(&err);
+        return finish(w, &plan, None, hints).map_err(&err);
     }
 
     // Full path: read what the files are made of.
@@ -85,7 +87,7 @@ fn step(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Pr
                 let msg = format!("Waiting for PostgreSQL to provide the database ({what})");
                 if !ran_on_postgres && plan.services.contains_key(synapse_layer::SERVICE) {
                     // Keep serving from SQLite meanwhile.
-                    return Ok(match finish(w, &plan, None).map_err(&err)? {
+                    return Ok(match finish(w, &plan, None, hints).map_err(&err)? {
                         Progress::Ready => Progress::Waiting(msg),
                         other => other,
                     });
@@ -155,7 +157,7 @@ fn step(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Pr
         }
         write_files(w, &want.files, existing).map_err(&err)?;
     }
-    let progress = finish(w, &plan, Some(&want.layer)).map_err(&err)?;
+    let progress = finish(w, &plan, Some(&want.layer), hints).map_err(&err)?;
     if want.postgres.is_some()
         && !ran_on_postgres
         && matches!(progress, Progress::Ready | Progress::Waiting(_))
@@ -267,22 +269,37 @@ fn hold(w: &dyn Workload, plan: &Layer) -> pebble::Result<()> {
     Ok(())
 }
 
+const WATCHED: Watched<'static> = Watched {
+    service: synapse_layer::SERVICE,
+    ready_check: synapse_layer::READY_CHECK,
+    ready_url: synapse_layer::READY_URL,
+    what: "Synapse",
+    container: synapse_layer::CONTAINER,
+};
+
 /// Applies the desired layer (if any) and reports the service state.
-fn finish(w: &dyn Workload, plan: &Layer, desired: Option<&Layer>) -> pebble::Result<Progress> {
+fn finish(
+    w: &dyn Workload,
+    plan: &Layer,
+    desired: Option<&Layer>,
+    hints: &mut UnitHints,
+) -> pebble::Result<Progress> {
+    let baselines = &mut hints.ready_baselines;
     if let Some(desired) = desired {
-        match apply_layer(w, plan, synapse_layer::LAYER_LABEL, desired) {
+        match apply_layer_tracked(
+            w,
+            plan,
+            synapse_layer::LAYER_LABEL,
+            desired,
+            &WATCHED,
+            baselines,
+        ) {
             Ok(true) => tracing::info!("Synapse's layer changed: replanned"),
             Ok(false) => {}
             Err(e) => return start_failure(e),
         }
     }
-    match service_state(
-        w,
-        synapse_layer::SERVICE,
-        synapse_layer::READY_CHECK,
-        synapse_layer::READY_URL,
-        "Synapse",
-    ) {
+    match tracked_state(w, &WATCHED, baselines) {
         Err(e @ pebble::Error::Change { .. }) => start_failure(e),
         other => other,
     }

@@ -33,6 +33,8 @@ pub struct FakePebble {
     pub execs: RefCell<Vec<Vec<String>>>,
     /// What `logs` answers.
     pub log_lines: RefCell<Vec<String>>,
+    /// Services Pebble keeps restarting (shown in backoff).
+    pub backoff: RefCell<Vec<String>>,
     pub started_specs: RefCell<BTreeMap<String, pebble::Service>>,
 }
 
@@ -141,7 +143,9 @@ impl Workload for FakePebble {
             .map(|n| ServiceInfo {
                 name: n.clone(),
                 startup: Startup::Enabled,
-                current: if *self.running.borrow().get(n).unwrap_or(&false) {
+                current: if self.backoff.borrow().contains(n) {
+                    ServiceStatus::Backoff
+                } else if *self.running.borrow().get(n).unwrap_or(&false) {
                     ServiceStatus::Active
                 } else {
                     ServiceStatus::Inactive
