@@ -218,6 +218,10 @@ fn synapse_moves_to_postgresql_and_never_falls_back_to_sqlite() {
             .contains("psycopg2"),
         "not re-rendered for SQLite"
     );
+    assert!(
+        !m.data("stats-exporter.password").exists(),
+        "the exporter's credentials went with the relation"
+    );
 
     // Integrating again resumes with all the data.
     let rel2 = postgresql::integrate(&mut m);

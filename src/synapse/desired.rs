@@ -1,11 +1,12 @@
 //! What the `synapse` container should hold (pure): the files Synapse reads, its
 //! layer, and whether the plan already runs this configuration.
 //!
-//! Two hashes go into the service's environment, so that Pebble's replan restarts
-//! Synapse exactly when something it reads changed: the *shape* (what the charm
-//! renders, secrets and credentials replaced by placeholders) and the *content* (the
-//! files as written). The shape alone answers "is anything to do?" in the steady
-//! state without reading a secret.
+//! Two values go into the service's environment, so that Pebble's replan restarts
+//! Synapse exactly when something it reads changed: the hash of the *shape* (what the
+//! charm renders, secrets and credentials replaced by placeholders) and a random
+//! *content token*, renewed whenever a file as written changes (no value derived from
+//! a secret is in the plan). The shape alone answers "is anything to do?" in the
+//! steady state without reading a secret.
 
 use std::collections::BTreeMap;
 
@@ -19,6 +20,7 @@ use crate::juju::HookContext;
 use crate::relations::database::DatabaseInfo;
 use crate::status::Progress;
 use crate::util::hash::fnv1a_hex;
+
 use crate::workload::layer_in_plan;
 
 /// The model's proxy settings, for Synapse's outgoing requests.
@@ -110,28 +112,19 @@ pub struct Desired {
     pub postgres: Option<DatabaseInfo>,
 }
 
-/// Renders the files and the layer. `plan` is the current plan: an exporter service
-/// that PostgreSQL no longer backs is replaced by its disabled form (Pebble cannot
-/// delete a service).
-pub fn desired(
+/// The files Synapse (and, on PostgreSQL, the exporter) reads: path and content.
+pub fn files(
     config: &SynapseConfig,
     keys: &SynapseKeys,
-    database: Database,
-    proxy: &BTreeMap<String, String>,
-    plan: &Layer,
-) -> Desired {
-    let postgres = match &database {
-        Database::Postgres(info) => Some(info.clone()),
-        Database::Sqlite => None,
-    };
-    let shape = shape_hash(config, postgres.is_some());
+    database: &Database,
+) -> Vec<(String, String)> {
     let mut files = vec![
         (
             homeserver::CONFIG_PATH.to_string(),
             homeserver::render(&HomeserverInputs {
                 config,
                 keys,
-                database,
+                database: database.clone(),
                 ingress_url: None,
             }),
         ),
@@ -144,28 +137,68 @@ pub fn desired(
             keys.signing_key.clone(),
         ),
     ];
-    if let Some(db) = &postgres {
+    if let Database::Postgres(db) = database {
         files.push((
             synapse_layer::EXPORTER_PASSWORD_PATH.to_string(),
             db.password.clone(),
         ));
     }
-    // Synapse's own files only: the exporter's password has its own hash.
-    let content = fnv1a_hex(
-        files
-            .iter()
-            .take(3)
-            .flat_map(|(p, c)| [p.as_bytes(), c.as_bytes()]),
-    );
-    let password_hash = postgres
-        .as_ref()
-        .map(|d| fnv1a_hex([d.password.as_bytes()]))
-        .unwrap_or_default();
+    files
+}
+
+/// The tokens that make Pebble restart what reads a changed file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tokens {
+    pub content: String,
+    pub password: String,
+}
+
+/// Keeps the plan's tokens while the files are unchanged, and takes a `fresh` one for
+/// what changed (pure, given `fresh`).
+pub fn tokens(
+    plan: &Layer,
+    synapse_files_same: bool,
+    password_same: bool,
+    fresh: &mut dyn FnMut() -> String,
+) -> Tokens {
+    let current = |service: &str, key: &str| {
+        plan.services
+            .get(service)
+            .and_then(|s| s.environment.get(key))
+            .filter(|v| !v.is_empty())
+            .cloned()
+    };
+    let content = current(synapse_layer::SERVICE, synapse_layer::CONTENT_ENV)
+        .filter(|_| synapse_files_same)
+        .unwrap_or_else(&mut *fresh);
+    let password = current(synapse_layer::EXPORTER, synapse_layer::PASSWORD_ENV)
+        .filter(|_| password_same)
+        .unwrap_or_else(fresh);
+    Tokens { content, password }
+}
+
+/// Renders the files and the layer. `plan` is the current plan: an exporter service
+/// that PostgreSQL no longer backs is replaced by its disabled form (Pebble cannot
+/// delete a service).
+pub fn desired(
+    config: &SynapseConfig,
+    keys: &SynapseKeys,
+    database: Database,
+    proxy: &BTreeMap<String, String>,
+    plan: &Layer,
+    tokens: &Tokens,
+) -> Desired {
+    let files = files(config, keys, &database);
+    let postgres = match database {
+        Database::Postgres(info) => Some(info),
+        Database::Sqlite => None,
+    };
+    let shape = shape_hash(config, postgres.is_some());
     let exporter = postgres.as_ref().map(|db| synapse_layer::Exporter {
         db,
-        password_hash: &password_hash,
+        password_token: &tokens.password,
     });
-    let mut layer = synapse_layer::layer(config, &shape, &content, exporter.as_ref(), proxy);
+    let mut layer = synapse_layer::layer(config, &shape, &tokens.content, exporter.as_ref(), proxy);
     if exporter.is_none() && plan.services.contains_key(synapse_layer::EXPORTER) {
         layer.services.insert(
             synapse_layer::EXPORTER.into(),
@@ -208,4 +241,62 @@ pub fn held(plan: &Layer) -> Layer {
         }
     }
     held
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_with(content: &str, password: &str) -> Layer {
+        let mut plan = Layer::default();
+        for (svc, key, v) in [
+            (synapse_layer::SERVICE, synapse_layer::CONTENT_ENV, content),
+            (
+                synapse_layer::EXPORTER,
+                synapse_layer::PASSWORD_ENV,
+                password,
+            ),
+        ] {
+            let mut s = pebble::Service::default();
+            s.environment.insert(key.into(), v.into());
+            plan.services.insert(svc.into(), s);
+        }
+        plan
+    }
+
+    #[test]
+    fn tokens_change_only_with_the_files_and_never_come_from_them() {
+        let mut n = 0;
+        let mut fresh = || {
+            n += 1;
+            format!("new{n}")
+        };
+        let plan = plan_with("c1", "p1");
+        assert_eq!(
+            tokens(&plan, true, true, &mut fresh),
+            Tokens {
+                content: "c1".into(),
+                password: "p1".into()
+            }
+        );
+        assert_eq!(
+            tokens(&plan, false, true, &mut fresh),
+            Tokens {
+                content: "new1".into(),
+                password: "p1".into()
+            }
+        );
+        assert_eq!(
+            tokens(&plan, true, false, &mut fresh),
+            Tokens {
+                content: "c1".into(),
+                password: "new2".into()
+            }
+        );
+        // Nothing in the plan yet: fresh tokens.
+        assert_eq!(
+            tokens(&Layer::default(), true, true, &mut fresh).content,
+            "new3"
+        );
+    }
 }

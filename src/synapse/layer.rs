@@ -14,7 +14,11 @@ pub const READY_CHECK: &str = "synapse-ready";
 pub const ALIVE_CHECK: &str = "synapse-alive";
 /// Service environment entry with the hash of the files as written (secrets included);
 /// `SYNAPSE_CONFIG_HASH` holds the hash of their shape (secrets left out).
+/// (The name says "hash" for compatibility with earlier plans; the value is a random
+/// token, renewed when a file changes: nothing derived from secrets is in the plan.)
 pub const CONTENT_ENV: &str = "SYNAPSE_CONTENT_HASH";
+/// The exporter's token for its password file (same compatibility note).
+pub const PASSWORD_ENV: &str = "EXPORTER_PASSWORD_HASH";
 pub const SHAPE_ENV: &str = "SYNAPSE_CONFIG_HASH";
 pub const EXPORTER: &str = "stats-exporter";
 pub const EXPORTER_PORT: u16 = 9877;
@@ -28,11 +32,12 @@ pub const UID: u32 = 584792;
 /// environment, the password in a file (never in the plan).
 pub struct Exporter<'a> {
     pub db: &'a crate::relations::database::DatabaseInfo,
-    pub password_hash: &'a str,
+    /// Random token renewed when the password file changes (restarts the exporter).
+    pub password_token: &'a str,
 }
 
-/// `shape_hash` covers what the charm renders (secrets left out) and `content_hash` the
-/// files as written, so a changed file changes the service's spec and Pebble's replan
+/// `shape_hash` covers what the charm renders (secrets left out) and `content_hash` is
+/// the token of the files as written, so a changed file changes the service's spec and Pebble's replan
 /// restarts Synapse exactly once.
 pub fn layer(
     config: &SynapseConfig,
@@ -123,10 +128,7 @@ pub fn exporter_service(e: Option<&Exporter>) -> Service {
                 ("EXPORTER_PORT".to_string(), EXPORTER_PORT.to_string()),
                 // Fresh enough for dashboards; each poll is two COUNT(*) queries.
                 ("POLLING_INTERVAL_SECONDS".to_string(), "15".to_string()),
-                (
-                    "EXPORTER_PASSWORD_HASH".to_string(),
-                    e.password_hash.to_string(),
-                ),
+                (PASSWORD_ENV.to_string(), e.password_token.to_string()),
             ]);
         }
         None => svc.startup = Some(Startup::Disabled),

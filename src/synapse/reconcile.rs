@@ -2,6 +2,7 @@
 //! shape or the database may have changed, the keys and the database answer), lets
 //! [`super::desired`] decide, and applies the differences to the `synapse` container.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use pebble::{ExecOptions, Layer, PushOptions};
@@ -52,6 +53,9 @@ fn step(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Pr
         Db::None if ran_on_postgres => {
             // Never start Synapse on an empty SQLite database after it ran on PostgreSQL.
             hold(w, &plan).map_err(&err)?;
+            // The exporter's credentials go with the relation.
+            w.remove(synapse_layer::EXPORTER_PASSWORD_PATH)
+                .map_err(&err)?;
             return Ok(Progress::Blocked(format!(
                 "the database integration was removed; Synapse's data is in PostgreSQL, so Synapse is stopped: restore it with `juju integrate {} postgresql-k8s`",
                 inp.ctx.app_name
@@ -109,7 +113,29 @@ fn step(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Pr
             }
         },
     };
-    let want = desired::desired(inp.config, &keys, database, &proxy, &plan);
+    // What the container holds now, to compare with what it should hold.
+    let files = desired::files(inp.config, &keys, &database);
+    let mut existing: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
+    for (path, _) in &files {
+        existing.insert(path.clone(), w.pull(path).map_err(&err)?);
+    }
+    let same = |path: &str| {
+        files.iter().find(|(p, _)| p == path).is_none_or(|(_, c)| {
+            existing.get(path).and_then(|e| e.as_deref()) == Some(c.as_bytes())
+        })
+    };
+    let synapse_files_same = files
+        .iter()
+        .filter(|(p, _)| p != synapse_layer::EXPORTER_PASSWORD_PATH)
+        .all(|(p, _)| same(p));
+    let mut fresh = || crate::util::random::token().unwrap_or_default();
+    let tokens = desired::tokens(
+        &plan,
+        synapse_files_same,
+        same(synapse_layer::EXPORTER_PASSWORD_PATH),
+        &mut fresh,
+    );
+    let want = desired::desired(inp.config, &keys, database, &proxy, &plan, &tokens);
     let changed = want
         .layer
         .services
@@ -117,27 +143,21 @@ fn step(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Pr
         .any(|(n, svc)| plan.services.get(n) != Some(svc));
     if changed {
         // Something Synapse reads will change: first make sure the server name is not.
-        let existing = w.pull(homeserver::CONFIG_PATH).map_err(&err)?;
-        if let Some(p) =
-            desired::server_name_guard(existing.as_deref(), inp.config, &inp.ctx.app_name)
+        let live = existing.get(homeserver::CONFIG_PATH).cloned().flatten();
+        if let Some(p) = desired::server_name_guard(live.as_deref(), inp.config, &inp.ctx.app_name)
         {
             return Ok(p);
         }
         inp.workloads
             .own_data_dir(synapse_layer::UID)
             .map_err(CharmError::Data)?;
-        let candidate = want
-            .files
-            .iter()
-            .find(|(p, _)| p == homeserver::CONFIG_PATH)
-            .map(|(_, c)| c.as_bytes());
-        if candidate.is_some() && candidate != existing.as_deref() {
+        if !same(homeserver::CONFIG_PATH) {
             // A new homeserver.yaml: Synapse checks it before the running one sees it.
             let shape = desired::shape_hash(inp.config, want.postgres.is_some());
             if let Some(r) = hints.rejected_config.as_ref().filter(|r| r.shape == shape) {
                 return Ok(Progress::Blocked(r.status.clone()));
             }
-            match check_candidate(w, &want).map_err(&err)? {
+            match check_candidate(w, &want, &mut existing).map_err(&err)? {
                 Verdict::Accepted => hints.rejected_config = None,
                 Verdict::Rejected { options, message } => {
                     let status = check::rejected_message(&options, &message);
@@ -155,7 +175,7 @@ fn step(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Pr
                 }
             }
         }
-        write_files(w, &want.files, existing).map_err(&err)?;
+        write_files(w, &want.files, &mut existing).map_err(&err)?;
     }
     let progress = finish(w, &plan, Some(&want.layer), hints).map_err(&err)?;
     if want.postgres.is_some()
@@ -166,6 +186,9 @@ fn step(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Pr
         tracing::info!("Synapse now runs on PostgreSQL");
     }
     if want.postgres.is_none() {
+        // No database credentials stay behind without the relation.
+        w.remove(synapse_layer::EXPORTER_PASSWORD_PATH)
+            .map_err(&err)?;
         // The exporter only makes sense with PostgreSQL: make sure it is not running.
         if w.services()
             .map_err(&err)?
@@ -190,14 +213,18 @@ fn private() -> PushOptions {
 
 /// Writes the candidate beside the live homeserver.yaml (and the other files it
 /// references, which the running Synapse does not read again) and has Synapse load it.
-fn check_candidate(w: &dyn Workload, want: &Desired) -> pebble::Result<Verdict> {
+fn check_candidate(
+    w: &dyn Workload,
+    want: &Desired,
+    existing: &mut Existing,
+) -> pebble::Result<Verdict> {
     let others: Vec<(String, String)> = want
         .files
         .iter()
         .filter(|(p, _)| p != homeserver::CONFIG_PATH)
         .cloned()
         .collect();
-    write_files(w, &others, None)?;
+    write_files(w, &others, existing)?;
     let Some((_, candidate)) = want
         .files
         .iter()
@@ -228,20 +255,20 @@ fn check_candidate(w: &dyn Workload, want: &Desired) -> pebble::Result<Verdict> 
     Ok(verdict)
 }
 
-/// Pushes the files whose content differs (`config` is homeserver.yaml as already read).
+/// What the container held when the step began, per path.
+type Existing = BTreeMap<String, Option<Vec<u8>>>;
+
+/// Pushes the files whose content differs from what the container held.
 fn write_files(
     w: &dyn Workload,
     files: &[(String, String)],
-    config: Option<Vec<u8>>,
+    existing: &mut Existing,
 ) -> pebble::Result<()> {
     let private = private();
     for (path, content) in files {
-        let current = if path == homeserver::CONFIG_PATH {
-            config.clone()
-        } else {
-            w.pull(path)?
-        };
-        if current.as_deref() != Some(content.as_bytes()) {
+        let current = existing.get(path).and_then(|c| c.as_deref());
+        if current != Some(content.as_bytes()) {
+            existing.insert(path.clone(), Some(content.as_bytes().to_vec()));
             tracing::info!(path, "writing");
             w.push(path, content.as_bytes(), &private)?;
         }

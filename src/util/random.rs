@@ -17,6 +17,14 @@ pub fn alphanumeric(len: usize) -> std::io::Result<String> {
     Ok(out)
 }
 
+/// A random token of 16 hex digits (for plans: changes when something changed,
+/// derived from nothing).
+pub fn token() -> std::io::Result<String> {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b)?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
