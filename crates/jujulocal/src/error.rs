@@ -78,13 +78,13 @@ pub enum Error {
         area: Area,
         path: PathBuf,
         #[source]
-        source: serde_saphyr::Error,
+        source: Box<serde_saphyr::Error>,
     },
     #[error("{area}: {source}")]
     YamlEncode {
         area: Area,
         #[source]
-        source: serde_saphyr::SerializeError,
+        source: Box<serde_saphyr::SerializeError>,
     },
     /// Reading what a hook tool was given (a file, standard input) failed.
     #[error("{what}: {source}")]
@@ -98,7 +98,7 @@ pub enum Error {
     InputYaml {
         what: String,
         #[source]
-        source: serde_saphyr::Error,
+        source: Box<serde_saphyr::Error>,
     },
     #[error("model: cannot read {}: {source} (create a model with `jujulocal bootstrap`)", path.display())]
     NoModel {

@@ -316,7 +316,7 @@ fn cli(mut args: Vec<String>) -> Result<(), Error> {
                 "{}",
                 serde_saphyr::to_string(&out).map_err(|source| Error::YamlEncode {
                     area: Area::Model,
-                    source,
+                    source: Box::new(source),
                 })?
             );
             if a.status == "failed" {
@@ -347,7 +347,7 @@ fn cli(mut args: Vec<String>) -> Result<(), Error> {
                 "{}",
                 serde_saphyr::to_string(&out).map_err(|source| Error::YamlEncode {
                     area: Area::Model,
-                    source,
+                    source: Box::new(source),
                 })?
             );
             Ok(())

@@ -62,7 +62,7 @@ fn read_yaml(path: &Path) -> Result<Option<Value>, Error> {
             .map_err(|source| Error::Yaml {
                 area: Area::Charm,
                 path: path.to_path_buf(),
-                source,
+                source: Box::new(source),
             }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io(Area::Charm, path)(e)),

@@ -362,7 +362,7 @@ impl Controller {
             for u in units {
                 self.enqueue(
                     u,
-                    relation_event(RelationHook::Created, &ep, id, remote.clone(), None),
+                    relation_event(RelationHook::Created, ep, id, remote.clone(), None),
                 );
             }
         }
@@ -383,7 +383,7 @@ impl Controller {
                         u,
                         relation_event(
                             RelationHook::Joined,
-                            &ep,
+                            ep,
                             id,
                             remote.clone(),
                             Some(ru.clone()),
@@ -393,7 +393,7 @@ impl Controller {
                         u,
                         relation_event(
                             RelationHook::Changed,
-                            &ep,
+                            ep,
                             id,
                             remote.clone(),
                             Some(ru.clone()),

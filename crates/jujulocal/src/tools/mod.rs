@@ -265,7 +265,7 @@ pub(super) fn output(p: &Parsed, v: &Value) -> Result<String, Error> {
         )),
         "yaml" => serde_saphyr::to_string(v).map_err(|source| Error::YamlEncode {
             area: Area::Model,
-            source,
+            source: Box::new(source),
         }),
         "smart" => Ok(match v {
             Value::Null => String::new(),
@@ -281,7 +281,7 @@ pub(super) fn output(p: &Parsed, v: &Value) -> Result<String, Error> {
                 .collect(),
             other => serde_saphyr::to_string(other).map_err(|source| Error::YamlEncode {
                 area: Area::Model,
-                source,
+                source: Box::new(source),
             })?,
         }),
         f => Err(Error::Usage(format!(
@@ -333,7 +333,7 @@ pub(super) fn read_settings_parsed(env: &mut Env, p: &Parsed, tool: &str) -> Res
         } else {
             serde_saphyr::from_str(&text).map_err(|source| Error::InputYaml {
                 what: format!("{tool}: cannot parse settings"),
-                source,
+                source: Box::new(source),
             })?
         };
         match v {

@@ -104,7 +104,7 @@ pub(super) fn secret_add(env: &mut Env, args: &[String]) -> Result<String, Error
         })?;
         let v: Value = serde_saphyr::from_str(&text).map_err(|source| Error::InputYaml {
             what: f.to_string(),
-            source,
+            source: Box::new(source),
         })?;
         if let Value::Object(m) = v {
             for (k, v) in m {
