@@ -150,3 +150,23 @@ impl Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hook_tool_texts_and_exit_codes() {
+        assert_eq!(Error::PermissionDenied.to_string(), "permission denied");
+        assert_eq!(Error::PermissionDenied.exit_code(), 1);
+        let usage = Error::Usage("no relation id specified".into());
+        assert_eq!(usage.exit_code(), 2);
+        assert_eq!(usage.to_string(), "no relation id specified");
+        let io = Error::io(Area::Model, "/m/model.json")(std::io::Error::from(
+            std::io::ErrorKind::NotFound,
+        ));
+        assert!(io.to_string().starts_with("model: /m/model.json: "));
+        assert!(std::error::Error::source(&io).is_some());
+        assert_eq!(io.exit_code(), 1);
+    }
+}

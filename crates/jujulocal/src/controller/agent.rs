@@ -455,3 +455,43 @@ fn run_with_timeout(
     let stderr = t_err.join().unwrap_or_default();
     Ok((code, stdout, stderr, rss))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn named_hooks_need_nothing_but_their_name() {
+        assert_eq!(named_hook("config-changed"), Event::ConfigChanged);
+        assert_eq!(named_hook("update-status"), Event::UpdateStatus);
+        // Hooks that need more than a name go out as Juju sends a hook it has no
+        // variables for: the dispatch path alone.
+        for name in ["db-relation-changed", "synapse-pebble-ready", "bogus"] {
+            assert_eq!(
+                named_hook(name),
+                Event::Unknown {
+                    path: format!("hooks/{name}")
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn hook_ctx_takes_relation_and_action_from_the_event() {
+        let home = Path::new("/m");
+        let departed = departed_event("db", 3, "pg", "pg/1");
+        let ctx = hook_ctx(home, "synapse/0", true, &departed);
+        assert_eq!(ctx.dispatch_path, "hooks/db-relation-departed");
+        assert_eq!(ctx.relation_id, Some(3));
+        assert_eq!(ctx.remote_app.as_deref(), Some("pg"));
+        assert_eq!(ctx.departing_unit.as_deref(), Some("pg/1"));
+        let action = Event::Action {
+            name: "register-user".into(),
+            id: Some("7".into()),
+        };
+        let ctx = hook_ctx(home, "synapse/0", false, &action);
+        assert_eq!(ctx.action_id, Some(7));
+        assert_eq!(ctx.relation_id, None);
+        assert_eq!(ctx.dispatch_path, "actions/register-user");
+    }
+}
