@@ -185,8 +185,7 @@ fn register_promote_anonymize() {
     assert_eq!(m.status(), status, "actions never change the unit status");
 
     // The charm's admin token is validated and renewed when Synapse rejects it.
-    m.c.run(UNIT, jujulocal::HookSpec::hook("update-status"))
-        .unwrap();
+    m.c.run(UNIT, jujulocal::Event::UpdateStatus).unwrap();
     m.wait_ready();
     let admin =
         m.c.model

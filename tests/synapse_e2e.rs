@@ -57,15 +57,12 @@ fn deploy_configure_chat_and_survive_churn() {
         .modified()
         .unwrap();
     m.c.update_status().unwrap();
-    m.c.run(UNIT, jujulocal::HookSpec::hook("config-changed"))
-        .unwrap();
-    m.c.run(UNIT, jujulocal::HookSpec::hook("leader-elected"))
-        .unwrap();
+    m.c.run(UNIT, jujulocal::Event::ConfigChanged).unwrap();
+    m.c.run(UNIT, jujulocal::Event::LeaderElected).unwrap();
     m.c.run(
         UNIT,
-        jujulocal::HookSpec {
-            workload: Some("synapse-nginx".into()),
-            ..jujulocal::HookSpec::hook("synapse-nginx-pebble-ready")
+        jujulocal::Event::PebbleReady {
+            container: "synapse-nginx".into(),
         },
     )
     .unwrap();
@@ -116,8 +113,7 @@ fn deploy_configure_chat_and_survive_churn() {
         "room directory search is off: {after}"
     );
     m.config(&[("enable_room_list_search", "false")]);
-    m.c.run(UNIT, jujulocal::HookSpec::hook("config-changed"))
-        .unwrap();
+    m.c.run(UNIT, jujulocal::Event::ConfigChanged).unwrap();
     assert_eq!(
         m.starts("synapse", "synapse"),
         2,

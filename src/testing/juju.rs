@@ -68,7 +68,7 @@ impl Juju {
     pub fn new() -> Self {
         let meta = CharmMeta::load(Path::new(env!("CARGO_MANIFEST_DIR")))
             .unwrap_or_else(|e| panic!("the charm's metadata: {e}"));
-        let mut model = Model::new(MODEL_NAME);
+        let mut model = Model::new(MODEL_NAME).unwrap_or_else(|e| panic!("a model: {e}"));
         model.uuid = MODEL_UUID.into();
         model.applications.insert(
             APP.into(),
@@ -508,10 +508,7 @@ fn hook_ctx(ctx: &HookContext, leader: bool) -> HookCtx {
         ),
         _ => (None, None, None, None),
     };
-    let dispatch_path = match &ctx.event {
-        Event::Action { name, .. } => format!("actions/{name}"),
-        e => format!("hooks/{}", e.name()),
-    };
+    let dispatch_path = ctx.event.dispatch_path();
     HookCtx {
         home: std::path::PathBuf::new(),
         unit: ctx.unit_name.clone(),

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::Area;
 use crate::model::{app_of, Bag, Consumer, Grant, Model, Secret, SecretRevision, StatusEntry};
 use crate::Error;
 
@@ -148,16 +149,22 @@ pub fn journal_path(dir: &Path) -> PathBuf {
 }
 
 pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, Error> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Model(format!("{}: {e}", path.display())))?;
-    serde_json::from_str(&text).map_err(|e| Error::Model(format!("{}: {e}", path.display())))
+    let text = std::fs::read_to_string(path).map_err(Error::io(Area::Model, path))?;
+    serde_json::from_str(&text).map_err(|source| Error::Json {
+        area: Area::Model,
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 pub fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<(), Error> {
-    let text = serde_json::to_string(v).map_err(|e| Error::Model(e.to_string()))?;
+    let text = serde_json::to_string(v).map_err(|source| Error::JsonEncode {
+        area: Area::Model,
+        source,
+    })?;
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).map_err(|e| Error::Model(format!("{}: {e}", tmp.display())))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::Model(format!("{}: {e}", path.display())))
+    std::fs::write(&tmp, text).map_err(Error::io(Area::Model, &tmp))?;
+    std::fs::rename(&tmp, path).map_err(Error::io(Area::Model, path))
 }
 
 /// Applies a finished hook's journal to the model as the unit agent does: immediate

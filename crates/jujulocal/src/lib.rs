@@ -7,8 +7,11 @@
 //! sharing one network.
 
 pub mod controller;
+pub mod error;
+pub mod exe;
 pub mod flags;
 pub mod journal;
+pub mod logfile;
 pub mod meta;
 pub mod model;
 pub mod pod;
@@ -16,26 +19,7 @@ pub mod status;
 pub mod tools;
 pub mod util;
 
-pub use controller::{Controller, HookSpec};
-
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("{0}")]
-    Usage(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Failed(String),
-    #[error("model: {0}")]
-    Model(String),
-    #[error("charm: {0}")]
-    Charm(String),
-    #[error("pod: {0}")]
-    Pod(String),
-    #[error("hook {hook} failed on {unit}: {reason}")]
-    HookFailed {
-        unit: String,
-        hook: String,
-        reason: String,
-    },
-}
+pub use controller::Controller;
+pub use error::{Area, Error};
+/// The events JujuLocal delivers: the typed hook contract shared with the charm.
+pub use juju_hook::{Event, RelationHook, RelationId, SecretHook, StorageHook};

@@ -4,9 +4,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use jujulocal::controller::agent::named_hook;
 use jujulocal::controller::PodConfig;
 use jujulocal::meta::Role;
-use jujulocal::{Controller, Error, HookSpec};
+use jujulocal::{Area, Controller, Error};
 
 const USAGE: &str = "\
 jujulocal: a strict local stand-in for Juju
@@ -48,7 +49,7 @@ fn main() -> ExitCode {
         .and_then(|n| n.to_str())
         .unwrap_or("")
         .to_string();
-    if jujulocal::tools::TOOLS.contains(&name.as_str()) {
+    if jujulocal::tools::is_tool(&name) {
         return ExitCode::from(jujulocal::tools::main(&name, args.split_off(1)) as u8);
     }
     if args.get(1).map(String::as_str) == Some("__container-init") {
@@ -60,10 +61,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ERROR {e}");
-            ExitCode::from(match e {
-                Error::Usage(_) => 2,
-                _ => 1,
-            })
+            ExitCode::from(e.exit_code() as u8)
         }
     }
 }
@@ -316,10 +314,13 @@ fn cli(mut args: Vec<String>) -> Result<(), Error> {
             let out = serde_json::json!({"id": a.id, "status": a.status, "message": a.message, "results": a.results, "log": a.log});
             println!(
                 "{}",
-                serde_saphyr::to_string(&out).map_err(|e| Error::Failed(e.to_string()))?
+                serde_saphyr::to_string(&out).map_err(|source| Error::YamlEncode {
+                    area: Area::Model,
+                    source: Box::new(source),
+                })?
             );
             if a.status == "failed" {
-                return Err(Error::Failed(format!(
+                return Err(Error::Refused(format!(
                     "action {} failed: {}",
                     a.id,
                     a.message.unwrap_or_default()
@@ -344,7 +345,10 @@ fn cli(mut args: Vec<String>) -> Result<(), Error> {
             }
             println!(
                 "{}",
-                serde_saphyr::to_string(&out).map_err(|e| Error::Failed(e.to_string()))?
+                serde_saphyr::to_string(&out).map_err(|source| Error::YamlEncode {
+                    area: Area::Model,
+                    source: Box::new(source),
+                })?
             );
             Ok(())
         }
@@ -369,7 +373,7 @@ fn cli(mut args: Vec<String>) -> Result<(), Error> {
             let [u, h] = pos.as_slice() else {
                 return Err(Error::Usage("fire UNIT HOOK".into()));
             };
-            c.run(u, HookSpec::hook(h))
+            c.run(u, named_hook(h))
         }
         "status" => {
             print!(

@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::error::Area;
 use crate::Error;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -58,19 +59,27 @@ fn read_yaml(path: &Path) -> Result<Option<Value>, Error> {
     match std::fs::read_to_string(path) {
         Ok(text) => serde_saphyr::from_str::<Value>(&text)
             .map(Some)
-            .map_err(|e| Error::Charm(format!("{}: {e}", path.display()))),
+            .map_err(|source| Error::Yaml {
+                area: Area::Charm,
+                path: path.to_path_buf(),
+                source: Box::new(source),
+            }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::Charm(format!("{}: {e}", path.display()))),
+        Err(e) => Err(Error::io(Area::Charm, path)(e)),
     }
 }
 
 impl CharmMeta {
     pub fn load(charm_dir: &Path) -> Result<Self, Error> {
-        let md = read_yaml(&charm_dir.join("metadata.yaml"))?
-            .ok_or_else(|| Error::Charm(format!("{} has no metadata.yaml", charm_dir.display())))?;
+        let md = read_yaml(&charm_dir.join("metadata.yaml"))?.ok_or_else(|| {
+            Error::invalid(
+                Area::Charm,
+                format!("{} has no metadata.yaml", charm_dir.display()),
+            )
+        })?;
         let name = md["name"]
             .as_str()
-            .ok_or_else(|| Error::Charm("metadata.yaml has no name".into()))?
+            .ok_or_else(|| Error::invalid(Area::Charm, "metadata.yaml has no name"))?
             .to_string();
         let mut meta = CharmMeta {
             name,
@@ -83,9 +92,9 @@ impl CharmMeta {
         ] {
             if let Some(map) = md[key].as_object() {
                 for (ep, spec) in map {
-                    let interface = spec["interface"]
-                        .as_str()
-                        .ok_or_else(|| Error::Charm(format!("endpoint {ep:?} has no interface")))?;
+                    let interface = spec["interface"].as_str().ok_or_else(|| {
+                        Error::invalid(Area::Charm, format!("endpoint {ep:?} has no interface"))
+                    })?;
                     meta.endpoints.insert(
                         ep.clone(),
                         EndpointMeta {
@@ -129,9 +138,10 @@ impl CharmMeta {
                 for (name, spec) in opts {
                     let kind = spec["type"].as_str().unwrap_or("string").to_string();
                     if !["string", "int", "float", "boolean", "secret"].contains(&kind.as_str()) {
-                        return Err(Error::Charm(format!(
-                            "config.yaml: option {name:?} has unknown type {kind:?}"
-                        )));
+                        return Err(Error::invalid(
+                            Area::Charm,
+                            format!("config.yaml: option {name:?} has unknown type {kind:?}"),
+                        ));
                     }
                     meta.options.insert(
                         name.clone(),

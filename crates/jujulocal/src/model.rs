@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::Area;
 use crate::meta::CharmMeta;
 use crate::Error;
 
@@ -208,10 +209,10 @@ pub struct Model {
 }
 
 impl Model {
-    pub fn new(name: &str) -> Self {
-        Self {
+    pub fn new(name: &str) -> Result<Self, Error> {
+        Ok(Self {
             name: name.into(),
-            uuid: crate::util::uuid4(),
+            uuid: crate::util::uuid4()?,
             applications: BTreeMap::new(),
             relations: vec![],
             secrets: BTreeMap::new(),
@@ -219,7 +220,7 @@ impl Model {
             next_relation_id: 0,
             next_action_id: 1,
             next_hook: 1,
-        }
+        })
     }
 
     pub fn path(home: &Path) -> PathBuf {
@@ -228,22 +229,22 @@ impl Model {
 
     pub fn load(home: &Path) -> Result<Self, Error> {
         let path = Self::path(home);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            Error::Model(format!(
-                "cannot read {}: {e} (create a model with `jujulocal bootstrap`)",
-                path.display()
-            ))
-        })?;
-        serde_json::from_str(&text)
-            .map_err(|e| Error::Model(format!("{} is corrupt: {e}", path.display())))
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(source) => return Err(Error::NoModel { path, source }),
+        };
+        serde_json::from_str(&text).map_err(|source| Error::CorruptModel { path, source })
     }
 
     pub fn save(&self, home: &Path) -> Result<(), Error> {
         let path = Self::path(home);
         let tmp = path.with_extension("json.tmp");
-        let text = serde_json::to_string_pretty(self).map_err(|e| Error::Model(e.to_string()))?;
-        std::fs::write(&tmp, text).map_err(|e| Error::Model(format!("{}: {e}", tmp.display())))?;
-        std::fs::rename(&tmp, &path).map_err(|e| Error::Model(format!("{}: {e}", path.display())))
+        let text = serde_json::to_string_pretty(self).map_err(|source| Error::JsonEncode {
+            area: Area::Model,
+            source,
+        })?;
+        std::fs::write(&tmp, text).map_err(Error::io(Area::Model, &tmp))?;
+        std::fs::rename(&tmp, &path).map_err(Error::io(Area::Model, &path))
     }
 
     pub fn app(&self, name: &str) -> Result<&Application, Error> {

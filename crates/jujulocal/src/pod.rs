@@ -15,6 +15,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::error::Area;
 use crate::Error;
 
 #[derive(Debug, Clone)]
@@ -74,15 +75,14 @@ pub struct ContainerSpec {
 
 /// Starts a container's init process, detached from the caller. Returns its PID.
 pub fn start(spec: &ContainerSpec) -> Result<u32, Error> {
-    let exe = crate::controller::jujulocal_bin()?;
-    std::fs::create_dir_all(&spec.root)
-        .map_err(|e| Error::Pod(format!("{}: {e}", spec.root.display())))?;
+    let exe = crate::exe::jujulocal_bin()?;
+    std::fs::create_dir_all(&spec.root).map_err(Error::io(Area::Pod, &spec.root))?;
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&spec.log)
-        .map_err(|e| Error::Pod(format!("{}: {e}", spec.log.display())))?;
-    let log2 = log.try_clone().map_err(|e| Error::Pod(e.to_string()))?;
+        .map_err(Error::io(Area::Pod, &spec.log))?;
+    let log2 = log.try_clone().map_err(Error::io(Area::Pod, &spec.log))?;
     let mut cmd = Command::new(exe);
     cmd.arg("__container-init").arg("--root").arg(&spec.root);
     if let Some(pid) = spec.netns_of {
@@ -116,7 +116,7 @@ pub fn start(spec: &ContainerSpec) -> Result<u32, Error> {
     }
     let child = cmd
         .spawn()
-        .map_err(|e| Error::Pod(format!("starting container: {e}")))?;
+        .map_err(Error::os(Area::Pod, "starting container"))?;
     Ok(child.id())
 }
 
@@ -174,8 +174,10 @@ pub struct Enter {
 impl Enter {
     pub fn open(pid: u32) -> Result<Self, Error> {
         let open = |ns: &str| {
-            std::fs::File::open(format!("/proc/{pid}/ns/{ns}"))
-                .map_err(|e| Error::Pod(format!("container process {pid} is gone ({ns}: {e})")))
+            std::fs::File::open(format!("/proc/{pid}/ns/{ns}")).map_err(Error::os(
+                Area::Pod,
+                format!("container process {pid} is gone ({ns})"),
+            ))
         };
         Ok(Self {
             net: open("net")?,
@@ -189,7 +191,7 @@ impl Enter {
         let net = self.net.as_raw_fd();
         let mnt = self.mnt.as_raw_fd();
         let cwd = CString::new(cwd.as_os_str().as_encoded_bytes())
-            .map_err(|_| Error::Pod("bad cwd".into()))?;
+            .map_err(|_| Error::invalid(Area::Pod, "bad cwd"))?;
         // SAFETY: only async-signal-safe syscalls between fork and exec.
         unsafe {
             cmd.pre_exec(move || {

@@ -1,14 +1,20 @@
 //! Small helpers: time stamps, identifiers, base64.
 
-use std::io::Read;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-fn random_bytes<const N: usize>() -> [u8; N] {
+use base64::alphabet;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::Engine;
+
+use crate::Error;
+
+pub use juju_hook::secret_id;
+
+fn random_bytes<const N: usize>() -> Result<[u8; N], Error> {
     let mut b = [0u8; N];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        let _ = f.read_exact(&mut b);
-    }
-    b
+    getrandom::fill(&mut b).map_err(Error::Random)?;
+    Ok(b)
 }
 
 /// RFC 3339 UTC timestamp with milliseconds.
@@ -38,58 +44,43 @@ pub fn now_rfc3339() -> String {
     )
 }
 
-pub fn uuid4() -> String {
-    let mut b: [u8; 16] = random_bytes();
+pub fn uuid4() -> Result<String, Error> {
+    let mut b: [u8; 16] = random_bytes()?;
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
+    Ok(format!(
         "{}-{}-{}-{}-{}",
         &h[0..8],
         &h[8..12],
         &h[12..16],
         &h[16..20],
         &h[20..32]
-    )
+    ))
 }
 
 /// A 20-character secret ID in the alphabet Juju's xids use (base32hex, lower case).
-pub fn secret_xid() -> String {
+pub fn secret_xid() -> Result<String, Error> {
     const ALPHA: &[u8] = b"0123456789abcdefghijklmnopqrstuv";
-    let b: [u8; 20] = random_bytes();
-    b.iter().map(|x| ALPHA[(x % 32) as usize] as char).collect()
+    let b: [u8; 20] = random_bytes()?;
+    Ok(b.iter().map(|x| ALPHA[(x % 32) as usize] as char).collect())
 }
 
-/// The bare ID of `secret:<id>`, `secret://<model>/<id>` or `<id>`.
-pub fn secret_id(uri: &str) -> &str {
-    let s = uri.strip_prefix("secret:").unwrap_or(uri);
-    let s = s.strip_prefix("//").unwrap_or(s);
-    s.rsplit('/').next().unwrap_or(s)
-}
+/// Juju's `#base64` values: standard or URL-safe alphabet, padding optional.
+const LENIENT: GeneralPurposeConfig = GeneralPurposeConfig::new()
+    .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+    .with_decode_allow_trailing_bits(true);
+const STANDARD: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, LENIENT);
+const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIENT);
 
-pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let mut buf = 0u32;
-    let mut bits = 0;
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            b'=' | b'\n' | b'\r' => continue,
-            _ => return None,
-        };
-        buf = (buf << 6) | v as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buf >> bits) as u8);
-            buf &= (1 << bits) - 1;
-        }
+/// Decodes base64 in either alphabet, ignoring line breaks.
+pub fn base64_decode(s: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    let s: String = s.chars().filter(|c| !matches!(c, '\n' | '\r')).collect();
+    if s.contains(['-', '_']) {
+        URL_SAFE.decode(s)
+    } else {
+        STANDARD.decode(s)
     }
-    Some(out)
 }
 
 #[cfg(test)]
@@ -101,8 +92,9 @@ mod tests {
         assert_eq!(secret_id("secret:abc"), "abc");
         assert_eq!(secret_id("secret://uuid/abc"), "abc");
         assert_eq!(secret_id("abc"), "abc");
-        assert_eq!(secret_xid().len(), 20);
-        assert_eq!(uuid4().len(), 36);
+        assert_eq!(secret_xid().unwrap().len(), 20);
+        assert_eq!(uuid4().unwrap().len(), 36);
+        assert_ne!(uuid4().unwrap(), uuid4().unwrap());
         assert_eq!(now_rfc3339().len(), 24);
     }
 
@@ -110,6 +102,8 @@ mod tests {
     fn b64() {
         assert_eq!(base64_decode("aGVsbG8=").unwrap(), b"hello");
         assert_eq!(base64_decode("aGk").unwrap(), b"hi");
-        assert!(base64_decode("a*").is_none());
+        assert_eq!(base64_decode("aGVs\nbG8=").unwrap(), b"hello");
+        assert_eq!(base64_decode("-_8").unwrap(), [0xfb, 0xff]);
+        assert!(base64_decode("a*").is_err());
     }
 }
