@@ -7,7 +7,7 @@ CARGO ?= cargo
 TOOLS ?= /opt/synapse-charm
 export SYNAPSE_CHARM_TOOLS := $(TOOLS)
 
-.PHONY: setup build charm run stop test lint analyse analyse-debug nginx-test rules-test bench clean
+.PHONY: setup build charm run stop test lint size-check analyse analyse-debug nginx-test rules-test bench clean
 
 setup:
 	bash scripts/setup.sh
@@ -24,9 +24,13 @@ run: setup charm
 stop:
 	bash scripts/run-local.sh --stop
 
-lint:
+lint: size-check
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# No Rust module over 600 lines before its tests.
+size-check:
+	bash scripts/check-size.sh
 
 # charmcraft (from PyPI) checks the packed charm the way the Charmhub upload does.
 analyse: charm
@@ -47,7 +51,7 @@ rules-test:
 test: setup
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace
-	$(MAKE) nginx-test rules-test analyse-debug
+	$(MAKE) nginx-test rules-test analyse-debug size-check
 
 bench: setup charm
 	bash scripts/bench.sh
