@@ -41,7 +41,7 @@ fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 #[test]
 fn synapse_moves_to_postgresql_and_never_falls_back_to_sqlite() {
     let _lock = common::host_network_lock();
-    let pg = postgres::start(postgres::PgOptions::default());
+    let mut pg = postgres::start(postgres::PgOptions::default());
     assert_ne!(pg.locale(), "C", "the provider's default locale is not C");
     let mut m = TestModel::with_host_network_pods();
     m.deploy(&[("server_name", "example.com")]);
@@ -141,13 +141,44 @@ fn synapse_moves_to_postgresql_and_never_falls_back_to_sqlite() {
         },
     );
 
-    // A rotation to a password PostgreSQL refuses: Synapse cannot start, and the status
-    // says so with Synapse's own error instead of "active" or "starting" forever.
+    // A rotation to a password PostgreSQL refuses: the charm tries it before Synapse
+    // does, says why in the status, and Synapse keeps serving with the one that works.
+    let starts = m.starts("synapse", "synapse");
     m.c.played_secret_set(
         &uri,
         &bag(&[("username", &user), ("password", "not-the-password")]),
     )
     .unwrap();
+    let (s, msg) = m.status();
+    assert_eq!(s, "waiting", "{msg}");
+    assert!(
+        msg.starts_with("cannot reach PostgreSQL at 127.0.0.1:")
+            && msg.contains("password authentication failed"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("not-the-password"),
+        "no password in the status"
+    );
+    assert_eq!(m.starts("synapse", "synapse"), starts, "no restart");
+    let read = m.matrix(&["read", URL, "alice", &session, &room]);
+    assert!(
+        !read["messages"].as_array().unwrap().is_empty(),
+        "still serving"
+    );
+    m.c.played_secret_set(
+        &uri,
+        &bag(&[("username", &user), ("password", "rotated-password")]),
+    )
+    .unwrap();
+    assert_eq!(m.status(), ("active".into(), String::new()));
+    assert_eq!(m.starts("synapse", "synapse"), starts, "still no restart");
+
+    // PostgreSQL down while the synapse container restarts: Synapse cannot start, and
+    // the status says so with Synapse's own error, never "active" or "starting"
+    // forever; once PostgreSQL is back, Synapse serves again.
+    pg.stop();
+    m.c.restart_container(UNIT, "synapse").unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     let msg = loop {
         m.c.update_status().unwrap();
@@ -166,13 +197,8 @@ fn synapse_moves_to_postgresql_and_never_falls_back_to_sqlite() {
         std::thread::sleep(Duration::from_millis(500));
     };
     assert!(msg.starts_with("Synapse keeps exiting"), "{msg}");
-    assert!(msg.contains("password authentication failed"), "{msg}");
-    // The right password again: back to active.
-    m.c.played_secret_set(
-        &uri,
-        &bag(&[("username", &user), ("password", "rotated-password")]),
-    )
-    .unwrap();
+    assert!(msg.contains("last log line: "), "{msg}");
+    pg.start_again();
     m.wait_ready();
     assert_eq!(m.status(), ("active".into(), String::new()));
 
@@ -223,9 +249,42 @@ fn synapse_moves_to_postgresql_and_never_falls_back_to_sqlite() {
         "the exporter's credentials went with the relation"
     );
 
-    // Integrating again resumes with all the data.
+    // Integrating a database without Synapse's data (a new, empty one) never brings
+    // Synapse up empty: it stays stopped and the status says what to do.
+    pg.psql("ALTER DATABASE synapse RENAME TO synapse_kept");
     let rel2 = postgresql::integrate(&mut m);
-    provide(&mut m, &pg, rel2, false);
+    provide(&mut m, &pg, rel2, true);
+    let (s, msg) = m.status();
+    assert_eq!(s, "blocked", "{msg}");
+    assert!(
+        msg.starts_with(
+            "database \"synapse\" holds no Synapse data, but Synapse's data was in PostgreSQL"
+        ),
+        "{msg}"
+    );
+    assert!(
+        pebble::Client::new(m.c.pebble_socket(UNIT, "synapse"))
+            .services(&[])
+            .unwrap()
+            .iter()
+            .all(|s| !s.is_running()),
+        "Synapse stays stopped"
+    );
+    assert_eq!(
+        pg.psql_in(
+            "synapse",
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        ),
+        "0",
+        "nothing was created in the empty database"
+    );
+
+    // The database that holds the data comes back: Synapse resumes with all of it.
+    pg.psql("DROP DATABASE synapse");
+    pg.psql("ALTER DATABASE synapse_kept RENAME TO synapse");
+    // The provider's next relation-changed (any key it updates) brings the charm back.
+    m.c.played_relation_set(rel2, "postgresql-k8s", &bag(&[("version", "15.1")]))
+        .unwrap();
     m.wait_ready();
     assert_eq!(m.status(), ("active".into(), String::new()));
     let login = m.matrix(&["login", URL, "bob", "correct horse battery"]);

@@ -44,6 +44,7 @@ fn placeholder_db() -> DatabaseInfo {
     DatabaseInfo {
         host: "<host>".into(),
         port: 0,
+        endpoints: vec![],
         database: "<database>".into(),
         user: "<user>".into(),
         password: "<password>".into(),
@@ -212,6 +213,19 @@ pub fn desired(
     }
 }
 
+/// Whether the `database` section of the live homeserver.yaml differs from the
+/// candidate's (another database, host, user or password; or none live) (pure).
+pub fn database_changed(live: Option<&[u8]>, candidate: &str) -> bool {
+    let section = |text: &str| {
+        serde_saphyr::from_str::<serde_json::Value>(text)
+            .ok()
+            .and_then(|v| v.get("database").cloned())
+    };
+    let new = section(candidate);
+    let old = live.and_then(|b| section(&String::from_utf8_lossy(b)));
+    old.is_none() || old != new
+}
+
 /// Synapse's database is bound to its server name: a change is refused, with the way back.
 pub fn server_name_guard(
     existing_config: Option<&[u8]>,
@@ -246,6 +260,17 @@ pub fn held(plan: &Layer) -> Layer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn database_changes_are_seen_in_the_database_section_only() {
+        let a = "server_name: x\ndatabase:\n  name: psycopg2\n  args: {host: h, user: u1}\n";
+        let b = "server_name: y\ndatabase:\n  name: psycopg2\n  args: {host: h, user: u1}\n";
+        let c = "server_name: x\ndatabase:\n  name: psycopg2\n  args: {host: h, user: u2}\n";
+        assert!(!database_changed(Some(a.as_bytes()), b));
+        assert!(database_changed(Some(a.as_bytes()), c));
+        assert!(database_changed(None, a));
+        assert!(database_changed(Some(b"not yaml: [".as_slice()), a));
+    }
 
     fn plan_with(content: &str, password: &str) -> Layer {
         let mut plan = Layer::default();

@@ -363,6 +363,7 @@ mod tests {
         let db = crate::relations::database::DatabaseInfo {
             host: "fd00::1".into(),
             port: 5433,
+            endpoints: vec![],
             database: "synapse".into(),
             user: "relation_id_4".into(),
             password: "pw".into(),

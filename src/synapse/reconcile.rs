@@ -144,6 +144,21 @@ fn step(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Pr
     if changed {
         // Something Synapse reads will change: first make sure the server name is not.
         let live = existing.get(homeserver::CONFIG_PATH).cloned().flatten();
+        if let (true, Some(info), Some((_, candidate))) = (
+            ran_on_postgres,
+            &want.postgres,
+            want.files
+                .iter()
+                .find(|(p, _)| p == homeserver::CONFIG_PATH),
+        ) {
+            // Back on PostgreSQL after it ran there, but pointed at another database
+            // (re-integrated, rotated): it must hold Synapse's data, in the C locale.
+            if desired::database_changed(live.as_deref(), candidate) {
+                if let Some(p) = database::check_return_to_postgres(info) {
+                    return Ok(p);
+                }
+            }
+        }
         if let Some(p) = desired::server_name_guard(live.as_deref(), inp.config, &inp.ctx.app_name)
         {
             return Ok(p);

@@ -106,11 +106,50 @@ pub fn read_provided(
             } else {
                 SecretRead::Pinned
             };
-            Some(tools.secret_get(Some(uri), None, mode)?)
+            match tools.secret_get(Some(uri), None, mode) {
+                Ok(content) => Some(content),
+                // Missing, not granted to us, or gone: the provider's data is unusable
+                // for now; every other part of the charm keeps working.
+                Err(e) if e.kind != crate::juju::ToolErrorKind::Spawn => {
+                    return Ok(Provided::Invalid(crate::util::bounded(&format!(
+                        "its credentials secret cannot be read ({})",
+                        e.message
+                    ))))
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         None => None,
     };
     Ok(relation::provided(&bag, secret.as_ref()))
+}
+
+/// Before Synapse, which has run on PostgreSQL (the volume says so), is pointed at a
+/// database other than the one it ran on: never bring it up on a database without its
+/// data. `None` when it can go ahead.
+pub fn check_return_to_postgres(info: &DatabaseInfo) -> Option<Progress> {
+    let found = match postgres::inspect(info) {
+        Ok(found) => found,
+        Err(e @ DbError::Query(_)) => {
+            return Some(Progress::Blocked(format!(
+                "inspecting the database failed: {e}"
+            )))
+        }
+        Err(e) => return Some(Progress::Waiting(format!("{e}"))),
+    };
+    if !found.synapse_schema {
+        return Some(Progress::Blocked(format!(
+            "database {:?} holds no Synapse data, but Synapse's data was in PostgreSQL: integrate the database that holds it, or restore it from a backup; to start over with an empty database, remove /data/{BACKEND_MARKER} (see docs/how-to/postgresql.md)",
+            info.database
+        )));
+    }
+    if found.collate != "C" || found.ctype != "C" {
+        return Some(Progress::Blocked(format!(
+            "database {:?} has collation {:?} and ctype {:?}; Synapse needs \"C\": recreate it with LC_COLLATE and LC_CTYPE \"C\" and restore Synapse's data into it (see docs/how-to/postgresql.md)",
+            info.database, found.collate, found.ctype
+        )));
+    }
+    None
 }
 
 /// Before moving from SQLite to PostgreSQL: never leave users or rooms behind, and give
@@ -222,5 +261,56 @@ mod tests {
         // Remembered: a quiet event does not look the relation up again.
         assert_eq!(run(&mut j, UNIT, Event::UpdateStatus, &mut hints), Db::None);
         assert!(j.take_tool_names().is_empty());
+    }
+}
+
+#[cfg(test)]
+mod provider_tests {
+    use super::*;
+    use crate::juju::RelationHook;
+    use crate::testing::juju::UNIT;
+    use crate::testing::Juju;
+
+    #[test]
+    fn an_ungranted_credentials_secret_is_invalid_data_not_a_failed_hook() {
+        let db = RelationId {
+            endpoint: ENDPOINT.into(),
+            id: 1,
+        };
+        let mut j = Juju::new();
+        j.relate(&db, "postgresql-k8s", &["postgresql-k8s/0"]);
+        // The provider names a secret it never granted to this relation.
+        let uri = j.add_secret(
+            "postgresql-k8s",
+            None,
+            &[("username", "u"), ("password", "p")],
+            None,
+        );
+        j.set_app_data(
+            &db,
+            "postgresql-k8s",
+            &[
+                ("endpoints", "10.0.0.9:5432"),
+                ("database", "synapse"),
+                ("secret-user", &uri),
+            ],
+        );
+        let event = Event::Relation {
+            hook: RelationHook::Changed,
+            relation: db.clone(),
+            remote_app: Some("postgresql-k8s".into()),
+            remote_unit: Some("postgresql-k8s/0".into()),
+            departing_unit: None,
+        };
+        let got = j
+            .hook(UNIT, event, |ctx, tools| read_provided(ctx, tools, &db))
+            .unwrap();
+        let Provided::Invalid(msg) = got else {
+            panic!("{got:?}")
+        };
+        assert!(
+            msg.starts_with("its credentials secret cannot be read"),
+            "{msg}"
+        );
     }
 }

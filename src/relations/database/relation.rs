@@ -80,6 +80,14 @@ pub fn parse_endpoints(raw: &str) -> Result<Vec<Endpoint>, String> {
         if host.is_empty() {
             return Err(format!("{item:?}: no host"));
         }
+        if host.starts_with('/') {
+            return Err(format!("{item:?}: a socket path is not a network endpoint"));
+        }
+        if !is_host(&host) {
+            return Err(format!(
+                "{item:?}: {host:?} is not a host name or IP address"
+            ));
+        }
         let port = match port {
             None => DEFAULT_PORT,
             Some(p) => p
@@ -96,11 +104,31 @@ pub fn parse_endpoints(raw: &str) -> Result<Vec<Endpoint>, String> {
     Ok(out)
 }
 
+/// A DNS name (labels of letters, digits, `-` and `_`), or an IP address.
+fn is_host(s: &str) -> bool {
+    if s.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+}
+
 /// Everything Synapse needs to connect.
 #[derive(Clone, PartialEq, Eq)]
 pub struct DatabaseInfo {
+    /// The primary (first) endpoint: what Synapse connects to.
     pub host: String,
     pub port: u16,
+    /// Every endpoint the provider listed, in order (the charm's own checks try
+    /// them all).
+    pub endpoints: Vec<Endpoint>,
     pub database: String,
     pub user: String,
     pub password: String,
@@ -134,6 +162,12 @@ pub fn provided(app_data: &Databag, user_secret: Option<&Databag>) -> Provided {
     let Some(database) = app_data.get("database").filter(|d| !d.is_empty()) else {
         return Provided::Pending("database");
     };
+    // PostgreSQL names are at most 63 bytes; anything else is not a database name.
+    if database.len() > 63 || database.chars().any(char::is_control) {
+        return Provided::Invalid(crate::util::bounded(&format!(
+            "database {database:?} is not a PostgreSQL database name"
+        )));
+    }
     let creds = user_secret.unwrap_or(app_data);
     let (Some(user), Some(password)) = (creds.get("username"), creds.get("password")) else {
         return Provided::Pending("credentials");
@@ -142,17 +176,57 @@ pub fn provided(app_data: &Databag, user_secret: Option<&Databag>) -> Provided {
         Ok(eps) => Provided::Ready(DatabaseInfo {
             host: eps[0].host.clone(),
             port: eps[0].port,
+            endpoints: eps.clone(),
             database: database.clone(),
             user: user.clone(),
             password: password.clone(),
         }),
-        Err(e) => Provided::Invalid(format!("endpoints {endpoints:?}: {e}")),
+        Err(e) => Provided::Invalid(crate::util::bounded(&format!(
+            "endpoints {endpoints:?}: {e}"
+        ))),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hostile_endpoints_are_refused_with_a_bounded_message() {
+        for (raw, needle) in [
+            (
+                "/var/run/postgresql:5432",
+                "a socket path is not a network endpoint",
+            ),
+            ("bad host:5432", "is not a host name or IP address"),
+            ("-x.example:5432", "is not a host name or IP address"),
+            ("a..b:5432", "is not a host name or IP address"),
+            ("h:0", "bad port"),
+            ("h:99999", "bad port"),
+            ("[::1", "unclosed IPv6 bracket"),
+        ] {
+            let e = parse_endpoints(raw).unwrap_err();
+            assert!(e.contains(needle), "{raw}: {e}");
+        }
+        let huge = format!("{}:5432", "x".repeat(100_000));
+        let app = bag(&[("endpoints", &huge), ("database", "synapse")]);
+        let secret = bag(&[("username", "u"), ("password", "p")]);
+        let Provided::Invalid(msg) = provided(&app, Some(&secret)) else {
+            panic!("a huge endpoint is invalid")
+        };
+        assert!(msg.chars().count() <= 301, "bounded: {}", msg.len());
+        let app = bag(&[("endpoints", "h:1"), ("database", "x\u{7}y")]);
+        assert!(matches!(
+            provided(&app, Some(&secret)),
+            Provided::Invalid(_)
+        ));
+        // Several valid endpoints are all kept, in order.
+        let app = bag(&[("endpoints", "a:1,b:2"), ("database", "synapse")]);
+        let Provided::Ready(info) = provided(&app, Some(&secret)) else {
+            panic!()
+        };
+        assert_eq!((info.host.as_str(), info.endpoints.len()), ("a", 2));
+    }
 
     #[test]
     fn request_databag_is_what_postgresql_k8s_reads() {
