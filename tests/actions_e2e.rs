@@ -221,6 +221,39 @@ fn register_promote_anonymize() {
             .clone();
     assert_ne!(renewed, token);
 
+    // Leadership moves to a unit that does not run Synapse: the unit that runs it can
+    // still act, even with a rejected token it may not store; the leader says where
+    // to run the actions instead of failing obscurely.
+    let other = m.c.add_unit("synapse").unwrap();
+    m.c.set_leader(&other).unwrap();
+    let out = m.in_pod(
+        "curl",
+        &[
+            "-s",
+            "-X",
+            "POST",
+            "-H",
+            &format!("Authorization: Bearer {renewed}"),
+            "http://localhost:8008/_matrix/client/v3/logout",
+        ],
+    );
+    assert!(out.status.success());
+    let a = run(&mut m, "promote-user-admin", &[("username", "root")]);
+    assert_eq!(
+        a.status, "completed",
+        "not the leader, token rejected: {a:?}"
+    );
+    let p: BTreeMap<String, String> = BTreeMap::from([("username".into(), "dave".into())]);
+    let a = m.c.run_action(&other, "register-user", &p).unwrap();
+    assert_eq!(a.status, "failed", "{a:?}");
+    assert!(
+        a.message
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with(&format!("Synapse runs on {UNIT}, not on this unit")),
+        "{a:?}"
+    );
+
     // No password ever appears in hook-tool argv or the logs.
     let passwords = [alice_pw, bob_pw];
     let calls = std::fs::read_to_string(m.dir.path().join("model/hooks.jsonl")).unwrap();
@@ -244,4 +277,45 @@ fn register_promote_anonymize() {
             );
         }
     }
+}
+
+#[test]
+fn the_unit_that_runs_synapse_acts_before_any_leader_made_an_admin_account() {
+    let mut m = TestModel::with_pods();
+    m.deploy(&[("server_name", "example.com")]);
+    m.wait_ready();
+    let other = m.c.add_unit("synapse").unwrap();
+    m.c.set_leader(&other).unwrap();
+    let a = run(&mut m, "register-user", &[("username", "erin")]);
+    assert_eq!(a.status, "completed", "{a:?}");
+    // Promoting needs an admin account: this unit makes its own.
+    let a = run(&mut m, "promote-user-admin", &[("username", "erin")]);
+    assert_eq!(a.status, "completed", "{a:?}");
+    let own =
+        m.c.model
+            .secrets
+            .values()
+            .find(|s| s.label.as_deref() == Some("synapse-admin-synapse-0"))
+            .expect("the unit's own admin account");
+    assert_eq!(own.owner, UNIT, "owned by the unit that runs Synapse");
+    // And it is used again, not recreated.
+    let a = run(
+        &mut m,
+        "register-user",
+        &[("username", "frank"), ("admin", "false")],
+    );
+    assert_eq!(a.status, "completed", "{a:?}");
+    let a = run(&mut m, "promote-user-admin", &[("username", "frank")]);
+    assert_eq!(a.status, "completed", "{a:?}");
+    assert_eq!(
+        m.c.model
+            .secrets
+            .values()
+            .filter(|s| s
+                .label
+                .as_deref()
+                .is_some_and(|l| l.starts_with("synapse-admin")))
+            .count(),
+        1
+    );
 }

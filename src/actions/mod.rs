@@ -92,64 +92,113 @@ fn peer(tools: &dyn HookTools) -> Result<Option<RelationId>, Failure> {
     Ok(tools.relation_ids(PEER_ENDPOINT)?.into_iter().next())
 }
 
-/// The charm's admin access token: created once by the leader, kept in an application
-/// secret, validated before use and renewed (by the leader) when Synapse rejects it.
+/// Label of a unit's own admin account secret (a unit that runs Synapse but does not
+/// lead, before the leader made the application's one).
+fn unit_admin_label(unit: &str) -> String {
+    format!("{ADMIN_SECRET_LABEL}-{}", unit.replace('/', "-"))
+}
+
+/// Where the admin account comes from, and whether this unit may update it.
+enum AdminSource {
+    /// The application's secret, owned (leader) or shared through the peer relation.
+    App { content: Databag, owned: bool },
+    /// This unit's own secret.
+    Unit { content: Databag },
+    /// None yet: this unit creates one (application-wide on the leader, else its own).
+    None,
+}
+
+type Databag = BTreeMap<String, String>;
+
+fn admin_source(
+    ctx: &HookContext,
+    tools: &dyn HookTools,
+    leader: bool,
+) -> Result<AdminSource, Failure> {
+    let by_label = |label: &str| -> Result<Option<Databag>, Failure> {
+        match tools.secret_get(None, Some(label), SecretRead::Peek) {
+            Ok(c) => Ok(Some(c)),
+            Err(e) if e.kind == ToolErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    };
+    if leader {
+        return Ok(match by_label(ADMIN_SECRET_LABEL)? {
+            Some(content) => AdminSource::App {
+                content,
+                owned: true,
+            },
+            None => AdminSource::None,
+        });
+    }
+    let shared = match peer(tools)? {
+        Some(rel) => tools
+            .relation_get(&rel, &ctx.app_name, true)?
+            .get(ADMIN_SECRET_KEY)
+            .cloned(),
+        None => None,
+    };
+    if let Some(uri) = shared {
+        let content = tools.secret_get(Some(&uri), None, SecretRead::Refresh)?;
+        return Ok(AdminSource::App {
+            content,
+            owned: false,
+        });
+    }
+    Ok(match by_label(&unit_admin_label(&ctx.unit_name))? {
+        Some(content) => AdminSource::Unit { content },
+        None => AdminSource::None,
+    })
+}
+
+/// The charm's admin access token, validated before use. The leader keeps the admin
+/// account in an application secret; any unit that runs Synapse can use it, and
+/// renews a rejected token by logging in again (storing it where it may). A unit that
+/// runs Synapse before the leader made one creates its own, in a unit secret: an
+/// action never dead-ends on who leads.
 fn admin_token(
     ctx: &HookContext,
     tools: &dyn HookTools,
     api: &SynapseApi,
 ) -> Result<String, Failure> {
     let leader = tools.is_leader()?;
-    let stored = if leader {
-        match tools.secret_get(None, Some(ADMIN_SECRET_LABEL), SecretRead::Peek) {
-            Ok(c) => Some(c),
-            Err(e) if e.kind == ToolErrorKind::NotFound => None,
-            Err(e) => return Err(e.into()),
+    let (content, owned_label) = match admin_source(ctx, tools, leader)? {
+        AdminSource::App { content, owned } => {
+            (Some(content), owned.then(|| ADMIN_SECRET_LABEL.to_string()))
         }
-    } else {
-        let uri = match peer(tools)? {
-            Some(rel) => tools
-                .relation_get(&rel, &ctx.app_name, true)?
-                .get(ADMIN_SECRET_KEY)
-                .cloned(),
-            None => None,
-        };
-        match uri {
-            Some(uri) => Some(tools.secret_get(Some(&uri), None, SecretRead::Refresh)?),
-            None => {
-                return Err(Failure(format!(
-                    "the charm has no admin access to Synapse yet and only the leader can create it: run this action on the leader unit first (see `juju status {}`)",
-                    ctx.app_name
-                )))
-            }
-        }
+        AdminSource::Unit { content } => (Some(content), Some(unit_admin_label(&ctx.unit_name))),
+        AdminSource::None => (None, None),
     };
-    if let Some(content) = &stored {
+    if let Some(content) = &content {
         let token = content.get("access-token").cloned().unwrap_or_default();
         match api.whoami(&token) {
             Ok(_) => return Ok(token),
             Err(e) if e.status() == Some(401) => {
-                if !leader {
-                    return Err(Failure("Synapse rejected the charm's admin token and only the leader can renew it: run this action on the leader unit".into()));
-                }
                 let user = content.get("user-id").cloned().unwrap_or_default();
                 let password = content.get("password").cloned().unwrap_or_default();
                 let token = api
                     .login(&user, &password)
                     .map_err(|e| api_failure("renewing the admin token", e))?;
-                let mut renewed = content.clone();
-                renewed.insert("access-token".into(), token.clone());
-                let info = tools
-                    .secret_info_by_label(ADMIN_SECRET_LABEL)?
-                    .ok_or_else(|| Failure("the admin secret vanished".into()))?;
-                tools.secret_set(&info.id, &renewed)?;
-                tracing::info!("renewed the charm's admin token");
+                match owned_label {
+                    Some(label) => {
+                        let mut renewed = content.clone();
+                        renewed.insert("access-token".into(), token.clone());
+                        let info = tools
+                            .secret_info_by_label(&label)?
+                            .ok_or_else(|| Failure("the admin secret vanished".into()))?;
+                        tools.secret_set(&info.id, &renewed)?;
+                        tracing::info!("renewed the charm's admin token");
+                    }
+                    None => tracing::info!(
+                        "logged in again for this action: only the leader can store the renewed token"
+                    ),
+                }
                 return Ok(token);
             }
             Err(e) => return Err(api_failure("checking the admin token", e)),
         }
     }
-    // Leader, first use: create a dedicated admin account.
+    // First use: create a dedicated admin account.
     let keys = crate::keys::current(ctx, tools)?.ok_or_else(|| {
         Failure(
             "Synapse's keys do not exist yet; wait for the charm to finish configuring Synapse"
@@ -166,20 +215,29 @@ fn admin_token(
         ("password".to_string(), password),
         ("access-token".to_string(), token.clone()),
     ]);
-    let uri = tools.secret_add(
-        &content,
-        ADMIN_SECRET_LABEL,
-        "Synapse admin account used by the charm's actions",
-        SecretOwner::Application,
-    )?;
-    if let Some(rel) = peer(tools)? {
-        tools.relation_set(
-            &rel,
-            true,
-            &BTreeMap::from([(ADMIN_SECRET_KEY.to_string(), uri)]),
+    if leader {
+        let uri = tools.secret_add(
+            &content,
+            ADMIN_SECRET_LABEL,
+            "Synapse admin account used by the charm's actions",
+            SecretOwner::Application,
+        )?;
+        if let Some(rel) = peer(tools)? {
+            tools.relation_set(
+                &rel,
+                true,
+                &BTreeMap::from([(ADMIN_SECRET_KEY.to_string(), uri)]),
+            )?;
+        }
+    } else {
+        tools.secret_add(
+            &content,
+            &unit_admin_label(&ctx.unit_name),
+            "Synapse admin account used by this unit's actions",
+            SecretOwner::Unit,
         )?;
     }
-    tracing::info!(%user_id, "created the charm's admin account");
+    tracing::info!(%user_id, leader, "created the charm's admin account");
     Ok(token)
 }
 
@@ -327,6 +385,13 @@ pub fn run(
     api: &SynapseApi,
 ) -> Result<(), crate::juju::ToolError> {
     let outcome = (|| -> ActionResult {
+        // The actions talk to the Synapse of this unit: say where to run them instead.
+        let peers = crate::peers::Peers::read(tools, &ctx.app_name, None)?;
+        if let Some(main) = peers.main_unit().filter(|m| *m != ctx.unit_name) {
+            return Err(Failure(format!(
+                "Synapse runs on {main}, not on this unit: run the action there (`juju run {main} {name} ...`)"
+            )));
+        }
         let params = tools.action_get()?;
         // User IDs use the name Synapse really runs with (which a pending, refused
         // server_name change does not alter).
