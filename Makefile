@@ -52,6 +52,8 @@ test: setup
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace
 	$(MAKE) nginx-test rules-test analyse-debug size-check
+	@# How many bad configurations the table tried (the test asserts each).
+	$(CARGO) test -q --lib charm::bad_configs -- --nocapture 2>&1 | grep -E "^bad configurations: "
 
 bench: setup charm
 	bash scripts/bench.sh

@@ -8,6 +8,9 @@ pub mod work;
 #[cfg(test)]
 mod tests;
 
+#[cfg(test)]
+mod bad_configs;
+
 use std::path::Path;
 
 use crate::error::CharmError;

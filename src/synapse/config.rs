@@ -388,6 +388,8 @@ impl SynapseConfig {
             problems: vec![],
         };
         let server_name = match r.string("server_name") {
+            // A value of the wrong type is already reported.
+            None if !r.problems.is_empty() => String::new(),
             None => {
                 r.problem(
                     "server_name",
@@ -462,9 +464,15 @@ impl SynapseConfig {
         let invite_rooms = r.list("invite_checker_policy_rooms", check_room_id);
         // The invite checker module takes both: a list URL without policy rooms (or
         // the reverse) is a half-configured module.
+        // Whether each is set at all (an invalid value is reported as such, not as unset).
+        let set = |k: &str| {
+            raw.get(k)
+                .and_then(Value::as_str)
+                .is_some_and(|v| !v.trim().is_empty())
+        };
         match (
-            invite_checker_blocklist_allowlist_url.is_some(),
-            invite_rooms.is_empty(),
+            set("invite_checker_blocklist_allowlist_url"),
+            !set("invite_checker_policy_rooms"),
         ) {
             (true, true) => r.problem(
                 "invite_checker_policy_rooms",
