@@ -89,7 +89,7 @@ fn bad_configurations_are_refused_and_synapse_keeps_serving() {
     let mut j = Juju::new().with_config(json!({"server_name": GOOD}));
     let p = FakePod::up();
     let mut hints = UnitHints::default();
-    let mut hook = |j: &mut Juju, hints: &mut UnitHints| {
+    let hook = |j: &mut Juju, hints: &mut UnitHints| {
         j.hook(UNIT, Event::ConfigChanged, |ctx, tools| {
             reconcile(ctx, tools, &p, hints)
         })
