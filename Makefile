@@ -48,10 +48,10 @@ nginx-test:
 rules-test:
 	bash tests/prometheus_rules.sh
 
-test: setup
+test: setup lint
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace
-	$(MAKE) nginx-test rules-test analyse-debug size-check
+	$(MAKE) nginx-test rules-test analyse-debug
 	@# How many bad configurations the table tried (the test asserts each).
 	$(CARGO) test -q --lib charm::bad_configs -- --nocapture 2>&1 | grep -E "^bad configurations: "
 
