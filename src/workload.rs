@@ -32,6 +32,8 @@ pub trait Workload {
     fn logs(&self, service: &str, n: usize) -> PebbleResult<Vec<LogEntry>>;
     /// Removes a file; a file that is not there is not an error.
     fn remove(&self, path: &str) -> PebbleResult<()>;
+    /// The body of an HTTP GET of `url` in the pod's network (2xx within a second).
+    fn fetch(&self, url: &str) -> Option<Vec<u8>>;
 }
 
 /// A container reached through its Pebble socket.
@@ -93,6 +95,12 @@ impl Workload for PebbleWorkload {
     fn logs(&self, service: &str, n: usize) -> PebbleResult<Vec<LogEntry>> {
         self.client.logs(&[service], n)
     }
+    fn fetch(&self, url: &str) -> Option<Vec<u8>> {
+        match http1::get(url, Duration::from_secs(1)) {
+            Ok(r) if (200..300).contains(&r.status) => Some(r.body),
+            _ => None,
+        }
+    }
     fn remove(&self, path: &str) -> PebbleResult<()> {
         match self.client.remove_path(path, false) {
             Err(e) if e.is_not_found() => Ok(()),
@@ -108,8 +116,8 @@ pub fn http_ok(url: &str, timeout: Duration) -> bool {
 
 mod service;
 pub use service::{
-    apply_layer, apply_layer_tracked, layer_in_plan, ready_successes, service_state, tracked_state,
-    unreachable, Baselines, Watched,
+    apply_layer, apply_layer_tracked, last_error_line, layer_in_plan, ready_successes,
+    service_state, tracked_state, unreachable, Baselines, Watched,
 };
 
 /// Access to the workload containers and the shared `/data` volume.

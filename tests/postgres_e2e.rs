@@ -178,6 +178,22 @@ fn synapse_moves_to_postgresql_and_never_falls_back_to_sqlite() {
     // the status says so with Synapse's own error, never "active" or "starting"
     // forever; once PostgreSQL is back, Synapse serves again.
     pg.stop();
+    // While Synapse runs, its ready check does not touch the database: the status
+    // says PostgreSQL does not answer (from the exporter's failing polls).
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let msg = loop {
+        m.c.update_status().unwrap();
+        let (s, msg) = m.status();
+        if s == "waiting" && msg.starts_with("PostgreSQL is not answering") {
+            break msg;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the outage is not shown: {s}: {msg}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(msg.contains("stats exporter's last poll failed"), "{msg}");
     m.c.restart_container(UNIT, "synapse").unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     let msg = loop {

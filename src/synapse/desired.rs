@@ -226,6 +226,23 @@ pub fn database_changed(live: Option<&[u8]>, candidate: &str) -> bool {
     old.is_none() || old != new
 }
 
+/// What the stats exporter's metrics say about PostgreSQL (pure): `Some(false)` when
+/// its last poll failed, `Some(true)` when it succeeded, `None` before its first poll
+/// or when the text cannot be read. Synapse's ready check does not touch the
+/// database; the exporter queries it every few seconds with the same credentials.
+pub fn database_answers(metrics: &str) -> Option<bool> {
+    let value = |name: &str| {
+        metrics.lines().find_map(|l| {
+            let (n, v) = l.split_once(' ')?;
+            (n == name).then(|| v.trim().parse::<f64>().ok()).flatten()
+        })
+    };
+    if value("synapse_stats_exporter_last_poll_timestamp_seconds").unwrap_or(0.0) <= 0.0 {
+        return None;
+    }
+    value("synapse_stats_exporter_last_poll_success").map(|v| v == 1.0)
+}
+
 /// Synapse's database is bound to its server name: a change is refused, with the way back.
 pub fn server_name_guard(
     existing_config: Option<&[u8]>,
@@ -260,6 +277,17 @@ pub fn held(plan: &Layer) -> Layer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_exporter_tells_whether_postgresql_answers() {
+        let m = |ok: u8, ts: &str| {
+            format!("# HELP x\nsynapse_stats_exporter_last_poll_success {ok}\nsynapse_stats_exporter_last_poll_timestamp_seconds {ts}\n")
+        };
+        assert_eq!(database_answers(&m(1, "1700000000")), Some(true));
+        assert_eq!(database_answers(&m(0, "1700000000")), Some(false));
+        assert_eq!(database_answers(&m(0, "0")), None, "not polled yet");
+        assert_eq!(database_answers("garbage"), None);
+    }
 
     #[test]
     fn database_changes_are_seen_in_the_database_section_only() {

@@ -22,6 +22,8 @@ pub const PASSWORD_ENV: &str = "EXPORTER_PASSWORD_HASH";
 pub const SHAPE_ENV: &str = "SYNAPSE_CONFIG_HASH";
 pub const EXPORTER: &str = "stats-exporter";
 pub const EXPORTER_PORT: u16 = 9877;
+/// The exporter's metrics, read in the pod to tell whether PostgreSQL answers.
+pub const EXPORTER_METRICS_URL: &str = "http://localhost:9877/metrics";
 pub const EXPORTER_PASSWORD_PATH: &str = "/data/stats-exporter.password";
 pub const READY_URL: &str = "http://localhost:8008/health";
 pub const USER: &str = "synapse";

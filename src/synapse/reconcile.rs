@@ -73,7 +73,8 @@ fn step(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Pr
         && !inp.database_work.answer_may_change
         && desired::steady(&plan, inp.config, &proxy, postgres_shape)
     {
-        return finish(w, &plan, None, hints).map_err(&err);
+        let progress = finish(w, &plan, None, hints).map_err(&err)?;
+        return Ok(database_health(w, progress, postgres_shape));
     }
 
     // Full path: read what the files are made of.
@@ -193,6 +194,7 @@ fn step(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Pr
         write_files(w, &want.files, &mut existing).map_err(&err)?;
     }
     let progress = finish(w, &plan, Some(&want.layer), hints).map_err(&err)?;
+    let progress = database_health(w, progress, want.postgres.is_some() && ran_on_postgres);
     if want.postgres.is_some()
         && !ran_on_postgres
         && matches!(progress, Progress::Ready | Progress::Waiting(_))
@@ -272,6 +274,31 @@ fn check_candidate(
 
 /// What the container held when the step began, per path.
 type Existing = BTreeMap<String, Option<Vec<u8>>>;
+
+/// A ready Synapse on PostgreSQL whose database does not answer is not ready: Synapse
+/// keeps answering its ready check while every request that needs the database fails.
+fn database_health(w: &dyn Workload, progress: Progress, postgres: bool) -> Progress {
+    if !postgres || progress != Progress::Ready {
+        return progress;
+    }
+    let answers = w
+        .fetch(synapse_layer::EXPORTER_METRICS_URL)
+        .and_then(|b| desired::database_answers(&String::from_utf8_lossy(&b)));
+    if answers != Some(false) {
+        return progress;
+    }
+    let why = w
+        .logs(synapse_layer::EXPORTER, 10)
+        .ok()
+        .and_then(|l| {
+            crate::workload::last_error_line(&l.into_iter().map(|e| e.message).collect::<Vec<_>>())
+        })
+        .map(|l| format!(": {l}"))
+        .unwrap_or_default();
+    Progress::Waiting(format!(
+        "PostgreSQL is not answering Synapse's queries (the stats exporter's last poll failed{why})"
+    ))
+}
 
 /// Pushes the files whose content differs from what the container held.
 fn write_files(

@@ -35,6 +35,8 @@ pub struct FakePebble {
     pub log_lines: RefCell<Vec<String>>,
     /// Services Pebble keeps restarting (shown in backoff).
     pub backoff: RefCell<Vec<String>>,
+    /// What an HTTP GET in the pod answers, by URL.
+    pub http: RefCell<BTreeMap<String, Vec<u8>>>,
     pub started_specs: RefCell<BTreeMap<String, pebble::Service>>,
 }
 
@@ -180,6 +182,9 @@ impl Workload for FakePebble {
             })
             .collect())
     }
+    fn fetch(&self, url: &str) -> Option<Vec<u8>> {
+        self.http.borrow().get(url).cloned()
+    }
     fn remove(&self, path: &str) -> PebbleResult<()> {
         self.call("remove");
         self.check()?;
@@ -276,6 +281,9 @@ impl Workloads for FakePod {
             }
             fn remove(&self, p: &str) -> PebbleResult<()> {
                 self.0.remove(p)
+            }
+            fn fetch(&self, u: &str) -> Option<Vec<u8>> {
+                self.0.fetch(u)
             }
         }
         Box::new(Ref(if name == crate::nginx::CONTAINER {
