@@ -6,15 +6,15 @@ use crate::juju::hints::UnitHints;
 use crate::juju::{HookContext, HookTools, RelationId, Status};
 use crate::peers::{self, Peers};
 use crate::relations::{database, observability};
-use crate::status;
+use crate::status::{self, Progress};
 use crate::synapse::config::SynapseConfig;
-use crate::workload::Workloads;
+use crate::workload::{Workload, Workloads};
 use crate::{keys, nginx, synapse};
 
 use super::work::Work;
 
-/// One full reconcile. Expected problems become the returned status; unexpected ones
-/// an error (the hook fails and Juju retries it).
+/// One full reconcile, one line per concern. Expected problems become the returned
+/// status; unexpected ones an error (the hook fails and Juju retries it).
 pub fn reconcile(
     ctx: &HookContext,
     tools: &dyn HookTools,
@@ -32,44 +32,84 @@ pub fn reconcile(
         return Ok(status);
     }
     let db = database::relation(ctx, tools, &work.database, hints)?;
-    let synapse_w = workloads.container(synapse::layer::CONTAINER);
-    let nginx_w = workloads.container(nginx::CONTAINER);
-    let was_on_postgres = database::ran_on_postgres(&workloads.data_dir());
-    let synapse = synapse::reconcile::reconcile(
-        &synapse::reconcile::Inputs {
-            ctx,
-            tools,
-            workloads,
-            config: &config,
-            db: &db,
-            peers: &peers,
-            database_work: &work.database,
-        },
-        synapse_w.as_ref(),
-        hints,
-    )?;
-    let nginx = nginx::reconcile(nginx_w.as_ref(), &mut hints.ready_baselines)?;
-    let on_postgres = database::ran_on_postgres(&workloads.data_dir());
-    let exporter = matches!(db, database::Db::Related { .. }) && on_postgres;
-    let observability_work = work
-        .observability
-        .with_exporter_changed(on_postgres != was_on_postgres);
-    observability::reconcile(
-        ctx,
-        tools,
-        &observability_work,
-        &observability::ObservabilityInputs {
-            // Leadership is asked only when the observability relations have work.
-            leader: !observability_work.is_empty() && tools.is_leader()?,
-            exporter,
-            synapse: synapse_w.as_ref(),
-            nginx: nginx_w.as_ref(),
-        },
-    )?;
+    let pod = Pod::open(workloads);
+    let synapse = run_synapse(ctx, tools, &pod, &config, &db, &peers, &work, hints)?;
+    let nginx = nginx::reconcile(pod.nginx.as_ref(), &mut hints.ready_baselines)?;
+    run_observability(ctx, tools, &pod, &db, &work)?;
     Ok(status::aggregate_with_notes(
         &[synapse, nginx],
         &config.unhonoured(),
     ))
+}
+
+/// The two containers, and whether Synapse ran on PostgreSQL when the hook began.
+struct Pod<'a> {
+    workloads: &'a dyn Workloads,
+    synapse: Box<dyn Workload + 'a>,
+    nginx: Box<dyn Workload + 'a>,
+    was_on_postgres: bool,
+}
+
+impl<'a> Pod<'a> {
+    fn open(workloads: &'a dyn Workloads) -> Self {
+        Self {
+            workloads,
+            synapse: workloads.container(synapse::layer::CONTAINER),
+            nginx: workloads.container(nginx::CONTAINER),
+            was_on_postgres: database::ran_on_postgres(&workloads.data_dir()),
+        }
+    }
+
+    fn on_postgres(&self) -> bool {
+        database::ran_on_postgres(&self.workloads.data_dir())
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_synapse(
+    ctx: &HookContext,
+    tools: &dyn HookTools,
+    pod: &Pod,
+    config: &SynapseConfig,
+    db: &database::Db,
+    peers: &Peers,
+    work: &Work,
+    hints: &mut UnitHints,
+) -> CharmResult<Progress> {
+    let inputs = synapse::reconcile::Inputs {
+        ctx,
+        tools,
+        workloads: pod.workloads,
+        config,
+        db,
+        peers,
+        database_work: &work.database,
+    };
+    synapse::reconcile::reconcile(&inputs, pod.synapse.as_ref(), hints)
+}
+
+/// The observability relations; the scrape jobs follow the exporter when it started
+/// or stopped in this hook.
+fn run_observability(
+    ctx: &HookContext,
+    tools: &dyn HookTools,
+    pod: &Pod,
+    db: &database::Db,
+    work: &Work,
+) -> CharmResult<()> {
+    let on_postgres = pod.on_postgres();
+    let work = work
+        .observability
+        .clone()
+        .with_exporter_changed(on_postgres != pod.was_on_postgres);
+    let inputs = observability::ObservabilityInputs {
+        // Leadership is asked only when the observability relations have work.
+        leader: !work.is_empty() && tools.is_leader()?,
+        exporter: matches!(db, database::Db::Related { .. }) && on_postgres,
+        synapse: pod.synapse.as_ref(),
+        nginx: pod.nginx.as_ref(),
+    };
+    observability::reconcile(ctx, tools, &work, &inputs)
 }
 
 /// The peer databag, through the relation id remembered from earlier dispatches.
