@@ -31,7 +31,15 @@ Commands:
   secret-set URI k=v ...                  new revision of a played application's secret
   run UNIT ACTION [k=v ...]               run an action and print its results
   show-secret URI [--reveal]              a secret's owner, label, revisions (and content)
-  update-status                           fire update-status on every unit
+  update-status                           poll the pods, then fire update-status on every unit
+  poll                                    poll every pod's Pebble once, as the unit agent does:
+                                          <c>-pebble-ready on a new boot-id, <c>-pebble-check-failed
+                                          / -recovered when a check went down / up
+  inject-failure TOOL [--count N] [--kill]
+                                          the next N (default 1) calls of hook tool TOOL print
+                                          `ERROR injected failure` and exit 1 (--kill: and SIGKILL
+                                          the charm that called it); --count 0 clears
+  fire UNIT HOOK                          deliver one hook by name (only its dispatch path set)
   restart-container UNIT CONTAINER        restart a container's Pebble (pod churn)
   set-leader UNIT                         move leadership
   status                                  show the model like `juju status`
@@ -353,6 +361,28 @@ fn cli(mut args: Vec<String>) -> Result<(), Error> {
             Ok(())
         }
         "update-status" => Controller::open(&home)?.update_status(),
+        "poll" => Controller::open(&home)?.poll_pods(),
+        "inject-failure" => {
+            let c = Controller::open(&home)?;
+            let count: u32 = match flag_values("--count").pop() {
+                Some(v) => v
+                    .parse()
+                    .map_err(|_| Error::Usage(format!("--count {v:?}: expected a number")))?,
+                None => 1,
+            };
+            let counts = flag_values("--count");
+            let tools: Vec<&String> = pos.iter().filter(|p| !counts.contains(p)).collect();
+            let [tool] = tools.as_slice() else {
+                return Err(Error::Usage(
+                    "inject-failure TOOL [--count N] [--kill]".into(),
+                ));
+            };
+            if rest.iter().any(|a| a == "--kill") {
+                c.inject_charm_kill(tool, count)
+            } else {
+                c.inject_tool_failure(tool, count)
+            }
+        }
         "restart-container" => {
             let mut c = Controller::open(&home)?;
             let [u, ct] = pos.as_slice() else {

@@ -5,6 +5,8 @@
 //! - [`agent`]: the unit agent: the hook environment, dispatching the charm, committing
 //!   its journal and the queue of events its changes cause;
 //! - [`pods`]: the pods of units that run in containers, as the controller drives them;
+//! - [`checks`]: Pebble check transitions, as the unit agent turns them into events;
+//! - [`faults`]: hook-tool failures injected on purpose, for tests of failed hooks;
 //! - [`played`]: applications JujuLocal plays from the CLI (databags, secrets);
 //! - [`logs`]: the debug log and the record of every dispatch.
 
@@ -20,6 +22,8 @@ use crate::Error;
 use crate::Event;
 
 pub mod agent;
+pub mod checks;
+pub mod faults;
 pub mod logs;
 pub mod model_ops;
 pub mod played;
