@@ -2,6 +2,8 @@
 //! a hook that fails half-way (a hook tool failing, or the charm SIGKILLed when it
 //! calls a tool) commits none of its queued writes, and firing the same hook again
 //! (JujuLocal does not retry by itself) reaches the state of a run without the fault.
+//! A workload's Pebble dying mid-hook leaves the unit not active until the container
+//! is back, and then converges without a retry.
 //!
 //! Prints `faults injected: N passed, M failed`, one count per injected fault.
 
@@ -120,6 +122,31 @@ fn peer_write_fails_in_leader_elected(m: &mut TestModel, kill: bool) {
     assert_eq!(m.status(), ("active".to_string(), String::new()));
 }
 
+/// Pebble goes away mid-hook: the NGINX container is killed when the charm reads its
+/// configuration in config-changed, so the rest of the hook finds no Pebble there. The
+/// unit does not claim to be active meanwhile; once the container is back (a new
+/// Pebble, pebble-ready) it converges to the state before, without a retry.
+fn nginx_pebble_dies_mid_config_changed(m: &mut TestModel) {
+    let before = writes(m);
+    m.c.inject_container_kill("config-get", "synapse-nginx", 1)
+        .unwrap();
+    let outcome = m.c.run(UNIT, Event::ConfigChanged);
+    assert!(m.c.injected_faults().unwrap().is_empty(), "the fault was used");
+    let last = m.c.history().pop().unwrap();
+    assert_eq!(last.hook, "config-changed");
+    assert_eq!(last.exit == 0, outcome.is_ok());
+    assert_eq!(m.http_status("http://localhost:8080/health"), 0, "NGINX is gone");
+    let (s, msg) = m.status();
+    assert_ne!(s, "active", "not active without NGINX: {msg}");
+    assert_eq!(writes(m), before, "databags and secrets unchanged");
+
+    m.c.restart_container(UNIT, "synapse-nginx").unwrap();
+    assert_resolved(m);
+    m.wait_ready();
+    assert_eq!(m.status(), ("active".to_string(), String::new()));
+    assert_eq!(writes(m), before, "as before the fault");
+}
+
 #[test]
 fn failed_hooks_commit_nothing_and_retries_converge() {
     let mut m = TestModel::with_pods();
@@ -128,7 +155,7 @@ fn failed_hooks_commit_nothing_and_retries_converge() {
     assert_eq!(m.status(), ("active".to_string(), String::new()));
     let starts = m.starts("synapse", "synapse");
 
-    let scenarios: [(&str, fn(&mut TestModel)); 3] = [
+    let scenarios: [(&str, fn(&mut TestModel)); 4] = [
         (
             "status-set fails in config-changed",
             status_set_fails_in_config_changed,
@@ -139,6 +166,10 @@ fn failed_hooks_commit_nothing_and_retries_converge() {
         ("charm killed at relation-set in leader-elected", |m| {
             peer_write_fails_in_leader_elected(m, true)
         }),
+        (
+            "NGINX's Pebble dies mid config-changed",
+            nginx_pebble_dies_mid_config_changed,
+        ),
     ];
     let mut failed = vec![];
     for (name, scenario) in scenarios {

@@ -35,10 +35,12 @@ Commands:
   poll                                    poll every pod's Pebble once, as the unit agent does:
                                           <c>-pebble-ready on a new boot-id, <c>-pebble-check-failed
                                           / -recovered when a check went down / up
-  inject-failure TOOL [--count N] [--kill]
+  inject-failure TOOL [--count N] [--kill | --kill-container C]
                                           the next N (default 1) calls of hook tool TOOL print
                                           `ERROR injected failure` and exit 1 (--kill: and SIGKILL
-                                          the charm that called it); --count 0 clears
+                                          the charm that called it; --kill-container: the call
+                                          works and container C of the unit is killed, until
+                                          restart-container); --count 0 clears
   fire UNIT HOOK                          deliver one hook by name (only its dispatch path set)
   restart-container UNIT CONTAINER        restart a container's Pebble (pod churn)
   set-leader UNIT                         move leadership
@@ -370,14 +372,16 @@ fn cli(mut args: Vec<String>) -> Result<(), Error> {
                     .map_err(|_| Error::Usage(format!("--count {v:?}: expected a number")))?,
                 None => 1,
             };
-            let counts = flag_values("--count");
-            let tools: Vec<&String> = pos.iter().filter(|p| !counts.contains(p)).collect();
+            let values = [flag_values("--count"), flag_values("--kill-container")].concat();
+            let tools: Vec<&String> = pos.iter().filter(|p| !values.contains(p)).collect();
             let [tool] = tools.as_slice() else {
                 return Err(Error::Usage(
-                    "inject-failure TOOL [--count N] [--kill]".into(),
+                    "inject-failure TOOL [--count N] [--kill | --kill-container C]".into(),
                 ));
             };
-            if rest.iter().any(|a| a == "--kill") {
+            if let Some(container) = flag_values("--kill-container").pop() {
+                c.inject_container_kill(tool, &container, count)
+            } else if rest.iter().any(|a| a == "--kill") {
                 c.inject_charm_kill(tool, count)
             } else {
                 c.inject_tool_failure(tool, count)

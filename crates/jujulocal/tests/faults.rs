@@ -131,6 +131,19 @@ fn the_cli_injects_counts_and_clears_faults() {
     );
     assert_eq!(faults["relation-get"].action, FaultAction::KillCharm);
     assert_eq!(faults["relation-get"].remaining, 1);
+    assert!(cli(&["inject-failure", "config-get", "--kill-container", "web", "--count", "2"])
+        .status
+        .success());
+    assert_eq!(
+        c.injected_faults().unwrap()["config-get"],
+        InjectedFault {
+            action: FaultAction::KillContainer("web".into()),
+            remaining: 2
+        }
+    );
+    assert!(cli(&["inject-failure", "config-get", "--count", "0"])
+        .status
+        .success());
     let bad = cli(&["inject-failure", "not-a-tool"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(cli(&["inject-failure", "secret-add", "--count", "0"])

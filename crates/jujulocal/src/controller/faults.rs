@@ -1,11 +1,13 @@
 //! Faults injected on purpose, so that tests can see what a charm does when a hook
-//! fails half-way: a hook tool that fails for its next N calls, or that kills the
-//! charm (SIGKILL, as when a pod is evicted mid-hook) when it is called.
+//! fails half-way: a hook tool that fails for its next N calls, that kills the charm
+//! (SIGKILL, as when a pod is evicted mid-hook) when it is called, or that kills a
+//! workload container's Pebble while the hook runs (the container restarts under it).
 //!
 //! The faults live in `faults.json` in the model directory, because the hook tools
 //! are processes of their own: each call of a tool with a fault left takes one (under
-//! an exclusive lock), prints `ERROR injected failure` and exits 1. The unit agent then
-//! sees a failed hook and, as for any failed hook, commits none of its queued writes.
+//! an exclusive lock). A failing tool prints `ERROR injected failure` and exits 1; the
+//! unit agent then sees a failed hook and, as for any failed hook, commits none of its
+//! queued writes.
 
 use std::collections::BTreeMap;
 use std::os::fd::AsRawFd;
@@ -22,17 +24,28 @@ use crate::Error;
 pub const INJECTED: &str = "injected failure";
 
 /// What a tool with a fault does when it is called.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FaultAction {
     /// Print `ERROR injected failure` and exit 1 (the charm sees a failed tool).
     Fail,
     /// The same, and SIGKILL the charm that called the tool: the hook dies mid-way.
     KillCharm,
+    /// The tool works, and the named container of the unit is killed (its Pebble
+    /// and workloads): from then on the charm's Pebble calls fail. The container stays
+    /// down until [`Controller::restart_container`] brings a new Pebble up.
+    KillContainer(String),
+}
+
+impl FaultAction {
+    /// Whether the tool call itself fails.
+    pub fn fails_the_call(&self) -> bool {
+        matches!(self, FaultAction::Fail | FaultAction::KillCharm)
+    }
 }
 
 /// A fault for one tool: what it does and for how many more calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InjectedFault {
     pub action: FaultAction,
     pub remaining: u32,
@@ -90,7 +103,7 @@ pub fn take(home: &Path, tool: &str) -> Result<Option<FaultAction>, Error> {
     let Some(fault) = faults.get_mut(tool) else {
         return Ok(None);
     };
-    let action = fault.action;
+    let action = fault.action.clone();
     fault.remaining = fault.remaining.saturating_sub(1);
     if fault.remaining == 0 {
         faults.remove(tool);
@@ -135,6 +148,23 @@ impl Controller {
         inject(&self.home, tool, FaultAction::KillCharm, count)
     }
 
+    /// Makes the next `count` calls of the hook tool `tool` kill the unit's container
+    /// `container` (the call itself works): Pebble goes away mid-hook, as when the
+    /// container restarts. [`Controller::restart_container`] brings it back.
+    pub fn inject_container_kill(
+        &self,
+        tool: &str,
+        container: &str,
+        count: u32,
+    ) -> Result<(), Error> {
+        inject(
+            &self.home,
+            tool,
+            FaultAction::KillContainer(container.to_string()),
+            count,
+        )
+    }
+
     /// The faults not yet taken, by tool.
     pub fn injected_faults(&self) -> Result<Faults, Error> {
         load(&self.home)
@@ -152,6 +182,11 @@ mod tests {
         assert_eq!(take(home, "relation-set").unwrap(), None);
         inject(home, "relation-set", FaultAction::Fail, 2).unwrap();
         inject(home, "status-set", FaultAction::KillCharm, 1).unwrap();
+        inject(home, "config-get", FaultAction::KillContainer("web".into()), 1).unwrap();
+        assert_eq!(
+            take(home, "config-get").unwrap(),
+            Some(FaultAction::KillContainer("web".into()))
+        );
         assert_eq!(take(home, "relation-get").unwrap(), None);
         assert_eq!(
             take(home, "relation-set").unwrap(),

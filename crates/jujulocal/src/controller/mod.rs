@@ -118,6 +118,13 @@ impl Controller {
     }
 }
 
+/// The pid of a unit's container as the controller started it (for the hook tools,
+/// which see the controller only through the model directory).
+pub(crate) fn container_pid(home: &Path, unit: &str, container: &str) -> Option<u32> {
+    let runtime: Runtime = journal::read_json(&runtime_path(home)).ok()?;
+    runtime.pods.get(unit)?.containers.get(container).copied()
+}
+
 fn copy_dir(src: &Path, dest: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dest)?;
     for entry in std::fs::read_dir(src)? {

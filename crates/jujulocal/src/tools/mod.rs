@@ -167,12 +167,12 @@ pub fn main(tool: &str, args: Vec<String>) -> i32 {
             return 1;
         }
     };
-    let (code, out) = match fault {
-        Some(_) => {
+    let (code, out) = match &fault {
+        Some(action) if action.fails_the_call() => {
             eprintln!("ERROR {}", faults::INJECTED);
             (1, String::new())
         }
-        None => match run(&mut env, tool, &args) {
+        _ => match run(&mut env, tool, &args) {
             Ok(out) => (0, out),
             Err(e) => {
                 eprintln!("ERROR {e}");
@@ -190,13 +190,27 @@ pub fn main(tool: &str, args: Vec<String>) -> i32 {
         eprintln!("ERROR cannot record the call: {e}");
         return 1;
     }
-    if fault == Some(FaultAction::KillCharm) {
-        // The call is on record; now the charm dies mid-hook, as on eviction.
-        // SAFETY: getppid and kill have no memory effects; the parent is the charm
-        // process that ran this tool.
-        unsafe {
-            libc::kill(libc::getppid(), libc::SIGKILL);
+    match &fault {
+        Some(FaultAction::KillCharm) => {
+            // The call is on record; now the charm dies mid-hook, as on eviction.
+            // SAFETY: getppid and kill have no memory effects; the parent is the charm
+            // process that ran this tool.
+            unsafe {
+                libc::kill(libc::getppid(), libc::SIGKILL);
+            }
         }
+        Some(FaultAction::KillContainer(container)) => {
+            match crate::controller::container_pid(&env.ctx.home, &env.ctx.unit, container) {
+                // SAFETY: signals to the container's process group (its init and all
+                // it runs), which the controller started; the controller reaps it.
+                Some(pid) => unsafe {
+                    libc::kill(-(pid as i32), libc::SIGKILL);
+                    libc::kill(pid as i32, libc::SIGKILL);
+                },
+                None => eprintln!("WARNING no container {container:?} to kill"),
+            }
+        }
+        _ => {}
     }
     print!("{out}");
     code
