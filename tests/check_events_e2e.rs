@@ -70,7 +70,12 @@ fn nginx_check_fails_and_recovers_through_hooks() {
     if !service.iter().all(|s| s.is_running()) {
         pebble.start(&["nginx"], Duration::from_secs(30)).unwrap();
     }
-    poll_until(&mut m, &recovered, recovered_before, Duration::from_secs(120));
+    poll_until(
+        &mut m,
+        &recovered,
+        recovered_before,
+        Duration::from_secs(120),
+    );
     assert_eq!(count(&m, &failed), failed_before + 1, "one failure");
     assert_eq!(
         m.status(),

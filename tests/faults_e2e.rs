@@ -44,7 +44,10 @@ fn assert_failed_at(m: &TestModel, hook: &str, tool: &str) {
         Some(hook),
         "the unit is in error"
     );
-    assert!(m.c.injected_faults().unwrap().is_empty(), "the fault was used");
+    assert!(
+        m.c.injected_faults().unwrap().is_empty(),
+        "the fault was used"
+    );
 }
 
 fn assert_resolved(m: &TestModel) {
@@ -90,13 +93,12 @@ fn status_set_fails_in_config_changed(m: &mut TestModel) {
 /// stays as it was; the retry restores exactly the state of the fault-free deploy.
 fn peer_write_fails_in_leader_elected(m: &mut TestModel, kill: bool) {
     let deployed = writes(m);
-    let rel = m
-        .c
-        .model
-        .relations
-        .iter_mut()
-        .find(|r| r.ends.iter().any(|e| e.endpoint == PEERS))
-        .unwrap();
+    let rel =
+        m.c.model
+            .relations
+            .iter_mut()
+            .find(|r| r.ends.iter().any(|e| e.endpoint == PEERS))
+            .unwrap();
     let bag = rel.app_data.get_mut("synapse").unwrap();
     assert!(bag.remove("main-unit").is_some(), "{bag:?}");
     m.c.save().unwrap();
@@ -131,11 +133,18 @@ fn nginx_pebble_dies_mid_config_changed(m: &mut TestModel) {
     m.c.inject_container_kill("config-get", "synapse-nginx", 1)
         .unwrap();
     let outcome = m.c.run(UNIT, Event::ConfigChanged);
-    assert!(m.c.injected_faults().unwrap().is_empty(), "the fault was used");
+    assert!(
+        m.c.injected_faults().unwrap().is_empty(),
+        "the fault was used"
+    );
     let last = m.c.history().pop().unwrap();
     assert_eq!(last.hook, "config-changed");
     assert_eq!(last.exit == 0, outcome.is_ok());
-    assert_eq!(m.http_status("http://localhost:8080/health"), 0, "NGINX is gone");
+    assert_eq!(
+        m.http_status("http://localhost:8080/health"),
+        0,
+        "NGINX is gone"
+    );
     let (s, msg) = m.status();
     assert_ne!(s, "active", "not active without NGINX: {msg}");
     assert_eq!(writes(m), before, "databags and secrets unchanged");
@@ -147,6 +156,9 @@ fn nginx_pebble_dies_mid_config_changed(m: &mut TestModel) {
     assert_eq!(writes(m), before, "as before the fault");
 }
 
+/// One injected fault, run on the deployed model.
+type Scenario = fn(&mut TestModel);
+
 #[test]
 fn failed_hooks_commit_nothing_and_retries_converge() {
     let mut m = TestModel::with_pods();
@@ -155,7 +167,7 @@ fn failed_hooks_commit_nothing_and_retries_converge() {
     assert_eq!(m.status(), ("active".to_string(), String::new()));
     let starts = m.starts("synapse", "synapse");
 
-    let scenarios: [(&str, fn(&mut TestModel)); 4] = [
+    let scenarios: [(&str, Scenario); 4] = [
         (
             "status-set fails in config-changed",
             status_set_fails_in_config_changed,

@@ -68,7 +68,10 @@ fn fail_then_retry(c: &mut Controller, tool: &str, expected_exit: i32) {
     let after = written(c);
     assert_eq!(after.0, before.0, "databag unchanged");
     assert_eq!(after.1, before.1, "state unchanged");
-    assert!(c.injected_faults().unwrap().is_empty(), "the fault was used");
+    assert!(
+        c.injected_faults().unwrap().is_empty(),
+        "the fault was used"
+    );
     // No automatic retry: fire the same hook again.
     c.run(UNIT, Event::ConfigChanged).unwrap();
     assert_eq!(c.model.applications["faulty"].units[UNIT].error, None);
@@ -131,9 +134,16 @@ fn the_cli_injects_counts_and_clears_faults() {
     );
     assert_eq!(faults["relation-get"].action, FaultAction::KillCharm);
     assert_eq!(faults["relation-get"].remaining, 1);
-    assert!(cli(&["inject-failure", "config-get", "--kill-container", "web", "--count", "2"])
-        .status
-        .success());
+    assert!(cli(&[
+        "inject-failure",
+        "config-get",
+        "--kill-container",
+        "web",
+        "--count",
+        "2"
+    ])
+    .status
+    .success());
     assert_eq!(
         c.injected_faults().unwrap()["config-get"],
         InjectedFault {

@@ -182,21 +182,21 @@ mod tests {
         assert_eq!(take(home, "relation-set").unwrap(), None);
         inject(home, "relation-set", FaultAction::Fail, 2).unwrap();
         inject(home, "status-set", FaultAction::KillCharm, 1).unwrap();
-        inject(home, "config-get", FaultAction::KillContainer("web".into()), 1).unwrap();
+        inject(
+            home,
+            "config-get",
+            FaultAction::KillContainer("web".into()),
+            1,
+        )
+        .unwrap();
         assert_eq!(
             take(home, "config-get").unwrap(),
             Some(FaultAction::KillContainer("web".into()))
         );
         assert_eq!(take(home, "relation-get").unwrap(), None);
-        assert_eq!(
-            take(home, "relation-set").unwrap(),
-            Some(FaultAction::Fail)
-        );
+        assert_eq!(take(home, "relation-set").unwrap(), Some(FaultAction::Fail));
         assert_eq!(load(home).unwrap()["relation-set"].remaining, 1);
-        assert_eq!(
-            take(home, "relation-set").unwrap(),
-            Some(FaultAction::Fail)
-        );
+        assert_eq!(take(home, "relation-set").unwrap(), Some(FaultAction::Fail));
         assert_eq!(take(home, "relation-set").unwrap(), None);
         assert_eq!(
             take(home, "status-set").unwrap(),
