@@ -9,6 +9,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use common::{TestModel, UNIT};
@@ -184,16 +185,18 @@ fn failed_hooks_commit_nothing_and_retries_converge() {
         ),
     ];
     let mut failed = vec![];
+    // Straight to stderr, not through print!: shown even when the test passes and
+    // libtest captures its output.
+    let mut out = std::io::stderr();
     for (name, scenario) in scenarios {
-        match catch_unwind(AssertUnwindSafe(|| scenario(&mut m))) {
-            Ok(()) => println!("  ok    {name}"),
-            Err(_) => {
-                println!("  FAIL  {name}");
-                failed.push(name);
-            }
+        let ok = catch_unwind(AssertUnwindSafe(|| scenario(&mut m))).is_ok();
+        let _ = writeln!(out, "  {}  {name}", if ok { "ok  " } else { "FAIL" });
+        if !ok {
+            failed.push(name);
         }
     }
-    println!(
+    let _ = writeln!(
+        out,
         "faults injected: {} passed, {} failed",
         scenarios.len() - failed.len(),
         failed.len()
