@@ -7,7 +7,7 @@ CARGO ?= cargo
 TOOLS ?= /opt/synapse-charm
 export SYNAPSE_CHARM_TOOLS := $(TOOLS)
 
-.PHONY: setup build charm run stop test lint size-check analyse analyse-debug nginx-test rules-test bench clean
+.PHONY: setup build charm run stop test lint size-check analyse analyse-debug nginx-test rules-test audit bench clean
 
 setup:
 	bash scripts/setup.sh
@@ -48,10 +48,16 @@ nginx-test:
 rules-test:
 	bash tests/prometheus_rules.sh
 
+# Licences (permissive only), banned crates and sources (crates.io only) of the whole
+# dependency graph, offline, in under a second (cargo-deny comes from scripts/setup.sh).
+# Advisories are not checked: their database cannot be fetched here.
+audit:
+	$(CARGO) deny --log-level error --config scripts/deny.toml check licenses bans sources
+
 test: setup lint
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace
-	$(MAKE) nginx-test rules-test analyse-debug
+	$(MAKE) nginx-test rules-test analyse-debug audit
 	@# How many bad configurations the table tried (the test asserts each).
 	$(CARGO) test -q --lib charm::bad_configs -- --nocapture 2>&1 | grep -E "^bad configurations: "
 

@@ -71,4 +71,14 @@ make_venv "$PY" test-venv "test-3" "ops==3.9.0" "matrix-nio==0.26.0" pyyaml
 # charmcraft, for `charmcraft analyse` of the packed charm.
 make_venv "$PY" charmcraft-venv "charmcraft-4.5.0-1" "charmcraft==4.5.0"
 
+# --- cargo-deny, for `make audit` (licences, bans, sources) -----------------
+# From crates.io, built once (about 2.5 minutes on 2 cores); the version check
+# makes later runs instant.
+CARGO_DENY_VERSION="0.20.2"
+CARGO="${CARGO:-cargo}"
+if ! "$CARGO" deny --version 2>/dev/null | grep -qx "cargo-deny $CARGO_DENY_VERSION"; then
+  log "installing cargo-deny $CARGO_DENY_VERSION"
+  "$CARGO" install --locked --quiet cargo-deny --version "$CARGO_DENY_VERSION"
+fi
+
 log "tools ready in $TOOLS_DIR"

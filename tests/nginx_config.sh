@@ -281,6 +281,36 @@ check "404 from nginx also has security headers" header_is admin X-Frame-Options
 req metrics /_synapse/metrics
 check "/_synapse/metrics -> 404" code_is metrics 404
 
+# Only /_matrix/, /_synapse/client/, /_synapse/admin/v1/register and
+# /.well-known/matrix/ reach Synapse, however the path is spelled.
+for p in /_synapse/admin/v2/users /_synapse/admin/v1/registerx /_synapse/admin \
+         /_synapse/replication/get_repl_stream_updates /_synapse/metrics/ \
+         /_synapse/%61dmin/v1/server_version '/_matrix/%2e%2e/_synapse/admin/v1/server_version' \
+         //_synapse/admin/v1/server_version /_synapse/client/../admin/v1/server_version \
+         /_synapse/metrics/../admin/v1/server_version /.well-known/other; do
+    req closed "$p"
+    check "$p -> 404" code_is closed 404
+done
+check "no other admin API reached Synapse" upstream_never_saw /_synapse/admin/v2
+check "registerx never reached Synapse" upstream_never_saw /_synapse/admin/v1/registerx
+check "metrics never reached Synapse" upstream_never_saw /_synapse/metrics
+check "replication never reached Synapse" upstream_never_saw /_synapse/replication
+check "/.well-known/other never reached Synapse" upstream_never_saw /.well-known/other
+req wk_bare /.well-known/matrix
+check "/.well-known/matrix -> 301 to the slash form, not proxied" code_is wk_bare 301
+check "/.well-known/matrix never reached Synapse" upstream_never_saw '/.well-known/matrix$'
+req register_post /_synapse/admin/v1/register -X POST -H 'Content-Type: application/json' --data '{}'
+check "POST shared-secret registration -> proxied" code_is register_post 200
+
+# server_tokens off: no version anywhere nginx speaks for itself.
+check "404 from nginx: Server header without version" header_is metrics Server nginx
+check "404 from nginx: no version in the error page" \
+    bash -c '! grep -Eiq "nginx/[0-9]" "$1"' _ "$WORK/metrics.body"
+check "proxied response: Server header without version" header_is versions Server nginx
+check "404 from nginx: Referrer-Policy" header_is metrics Referrer-Policy strict-origin-when-cross-origin
+check "proxied response: X-Frame-Options SAMEORIGIN" header_is versions X-Frame-Options SAMEORIGIN
+check "proxied response: Referrer-Policy" header_is versions Referrer-Policy strict-origin-when-cross-origin
+
 req sso /_synapse/client/sso
 check "/_synapse/client/sso -> 200 proxied" code_is sso 200
 
@@ -301,6 +331,19 @@ check "2 MiB upload reached Synapse whole" json_field_is upload 'd["received"]' 
 
 req too_big /_matrix/media/v3/upload -H 'Content-Length: 62914560' --data-binary 'x'
 check "60 MB declared body -> 413" code_is too_big 413
+
+# A body really sent, one byte above Synapse's max_upload_size (50M): nginx answers
+# 413 itself (with its headers, without its version) and Synapse never sees it.
+head -c $((50 * 1024 * 1024 + 1)) /dev/zero >"$WORK/over.bin"
+req over '/_matrix/media/v3/upload?filename=over.bin' --data-binary @"$WORK/over.bin" \
+    -H 'Content-Type: application/octet-stream'
+rm -f "$WORK/over.bin"
+check "50M + 1 byte upload -> 413" code_is over 413
+check "413: no version in the error page" bash -c '! grep -Eiq "nginx/[0-9]" "$1"' _ "$WORK/over.body"
+check "413: Server header without version" header_is over Server nginx
+check "413: X-Content-Type-Options nosniff" header_is over X-Content-Type-Options nosniff
+check "413: X-Frame-Options SAMEORIGIN" header_is over X-Frame-Options SAMEORIGIN
+check "the oversized upload never reached Synapse" upstream_never_saw 'filename=over.bin'
 
 req gzip /_matrix/client/big -H 'Accept-Encoding: gzip'
 check "JSON responses gzip-compressed" header_is gzip Content-Encoding gzip

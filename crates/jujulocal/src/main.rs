@@ -31,7 +31,17 @@ Commands:
   secret-set URI k=v ...                  new revision of a played application's secret
   run UNIT ACTION [k=v ...]               run an action and print its results
   show-secret URI [--reveal]              a secret's owner, label, revisions (and content)
-  update-status                           fire update-status on every unit
+  update-status                           poll the pods, then fire update-status on every unit
+  poll                                    poll every pod's Pebble once, as the unit agent does:
+                                          <c>-pebble-ready on a new boot-id, <c>-pebble-check-failed
+                                          / -recovered when a check went down / up
+  inject-failure TOOL [--count N] [--kill | --kill-container C]
+                                          the next N (default 1) calls of hook tool TOOL print
+                                          `ERROR injected failure` and exit 1 (--kill: and SIGKILL
+                                          the charm that called it; --kill-container: the call
+                                          works and container C of the unit is killed, until
+                                          restart-container); --count 0 clears
+  fire UNIT HOOK                          deliver one hook by name (only its dispatch path set)
   restart-container UNIT CONTAINER        restart a container's Pebble (pod churn)
   set-leader UNIT                         move leadership
   status                                  show the model like `juju status`
@@ -353,6 +363,30 @@ fn cli(mut args: Vec<String>) -> Result<(), Error> {
             Ok(())
         }
         "update-status" => Controller::open(&home)?.update_status(),
+        "poll" => Controller::open(&home)?.poll_pods(),
+        "inject-failure" => {
+            let c = Controller::open(&home)?;
+            let count: u32 = match flag_values("--count").pop() {
+                Some(v) => v
+                    .parse()
+                    .map_err(|_| Error::Usage(format!("--count {v:?}: expected a number")))?,
+                None => 1,
+            };
+            let values = [flag_values("--count"), flag_values("--kill-container")].concat();
+            let tools: Vec<&String> = pos.iter().filter(|p| !values.contains(p)).collect();
+            let [tool] = tools.as_slice() else {
+                return Err(Error::Usage(
+                    "inject-failure TOOL [--count N] [--kill | --kill-container C]".into(),
+                ));
+            };
+            if let Some(container) = flag_values("--kill-container").pop() {
+                c.inject_container_kill(tool, &container, count)
+            } else if rest.iter().any(|a| a == "--kill") {
+                c.inject_charm_kill(tool, count)
+            } else {
+                c.inject_tool_failure(tool, count)
+            }
+        }
         "restart-container" => {
             let mut c = Controller::open(&home)?;
             let [u, ct] = pos.as_slice() else {

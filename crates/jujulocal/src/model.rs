@@ -32,6 +32,14 @@ impl StatusEntry {
     }
 }
 
+/// A Pebble check as the unit agent last saw it. Inactive checks are not remembered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckHealth {
+    Up,
+    Down,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Unit {
     pub status: Option<StatusEntry>,
@@ -46,6 +54,10 @@ pub struct Unit {
     /// Last Pebble boot-id seen per container (pebble-ready fires when it changes).
     #[serde(default)]
     pub boot_ids: BTreeMap<String, String>,
+    /// Last Pebble check status seen per container and check (pebble-check-failed and
+    /// -recovered fire on its transitions).
+    #[serde(default)]
+    pub checks: BTreeMap<String, BTreeMap<String, CheckHealth>>,
     /// Hook that failed last (the unit is in error until it is retried successfully).
     #[serde(default)]
     pub error: Option<String>,

@@ -5,6 +5,8 @@
 //! - [`agent`]: the unit agent: the hook environment, dispatching the charm, committing
 //!   its journal and the queue of events its changes cause;
 //! - [`pods`]: the pods of units that run in containers, as the controller drives them;
+//! - [`checks`]: Pebble check transitions, as the unit agent turns them into events;
+//! - [`faults`]: hook-tool failures injected on purpose, for tests of failed hooks;
 //! - [`played`]: applications JujuLocal plays from the CLI (databags, secrets);
 //! - [`logs`]: the debug log and the record of every dispatch.
 
@@ -20,6 +22,8 @@ use crate::Error;
 use crate::Event;
 
 pub mod agent;
+pub mod checks;
+pub mod faults;
 pub mod logs;
 pub mod model_ops;
 pub mod played;
@@ -112,6 +116,13 @@ impl Controller {
     pub fn set_pod_config(&mut self, cfg: PodConfig) {
         self.runtime.pod_config = Some(cfg);
     }
+}
+
+/// The pid of a unit's container as the controller started it (for the hook tools,
+/// which see the controller only through the model directory).
+pub(crate) fn container_pid(home: &Path, unit: &str, container: &str) -> Option<u32> {
+    let runtime: Runtime = journal::read_json(&runtime_path(home)).ok()?;
+    runtime.pods.get(unit)?.containers.get(container).copied()
 }
 
 fn copy_dir(src: &Path, dest: &Path) -> std::io::Result<()> {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::checks::check_events;
 use super::Controller;
 use crate::error::Area;
 use crate::meta::CharmMeta;
@@ -193,8 +194,10 @@ impl Controller {
         Ok(cmd)
     }
 
-    /// Polls each container's Pebble like the unit agent and fires `<c>-pebble-ready`
-    /// for every new boot-id. Waits up to `timeout` for Pebbles that do not answer yet.
+    /// Polls each container's Pebble like the unit agent: fires `<c>-pebble-ready` for
+    /// every new boot-id, then `<c>-pebble-check-failed` / `-recovered` for every check
+    /// whose status went down / up since the last poll ([`check_events`]). Waits up to
+    /// `timeout` for Pebbles that do not answer yet.
     pub fn poll_pebble(&mut self, unit: &str, timeout: Duration) -> Result<(), Error> {
         let containers: Vec<String> = self
             .model
@@ -227,6 +230,8 @@ impl Controller {
             if seen.as_deref() != Some(boot_id.as_str()) {
                 if let Some(u) = self.model.app_mut(app_of(unit))?.units.get_mut(unit) {
                     u.boot_ids.insert(c.clone(), boot_id);
+                    // A new Pebble starts its checks afresh: nothing is down any more.
+                    u.checks.remove(&c);
                 }
                 self.run(
                     unit,
@@ -235,8 +240,53 @@ impl Controller {
                     },
                 )?;
             }
+            self.poll_checks(unit, &c, &client)?;
         }
         self.save()
+    }
+
+    /// Fires the check events of one container since the last poll.
+    fn poll_checks(
+        &mut self,
+        unit: &str,
+        container: &str,
+        client: &pebble::Client,
+    ) -> Result<(), Error> {
+        // A Pebble that does not answer now is polled again next time.
+        let Ok(checks) = client.checks(None, &[]) else {
+            return Ok(());
+        };
+        let now: Vec<(String, pebble::CheckStatus)> =
+            checks.into_iter().map(|c| (c.name, c.status)).collect();
+        let Some(u) = self.model.app_mut(app_of(unit))?.units.get_mut(unit) else {
+            return Ok(());
+        };
+        let seen = u.checks.get(container).cloned().unwrap_or_default();
+        let (remember, events) = check_events(container, &seen, &now);
+        u.checks.insert(container.to_string(), remember);
+        for event in events {
+            self.run(unit, event)?;
+        }
+        Ok(())
+    }
+
+    /// Polls the Pebbles of every unit that has a pod, once, as the unit agent does
+    /// every few seconds (JujuLocal polls only when asked: here, on update-status and
+    /// after a container restart).
+    pub fn poll_pods(&mut self) -> Result<(), Error> {
+        let units: Vec<String> = self
+            .model
+            .applications
+            .values()
+            .filter(|a| !a.is_played() && a.pods)
+            .flat_map(|a| a.units.keys().cloned())
+            .collect();
+        for u in units {
+            if self.runtime.pods.contains_key(&u) {
+                self.poll_pebble(&u, Duration::from_secs(0))?;
+            }
+        }
+        Ok(())
     }
 
     /// Pod churn: restarts one container's Pebble (its API layers are lost), then lets

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::controller::faults::{self, FaultAction};
 use crate::error::Area;
 use crate::flags::{self, val, Flag, Parsed};
 use crate::journal::{self, Call, HookCtx, Journal, Op};
@@ -158,12 +159,26 @@ pub fn main(tool: &str, args: Vec<String>) -> i32 {
             return 1;
         }
     };
-    let (code, out) = match run(&mut env, tool, &args) {
-        Ok(out) => (0, out),
+    // A fault injected for this tool (see `controller::faults`) replaces the call.
+    let fault = match faults::take(&env.ctx.home, tool) {
+        Ok(f) => f,
         Err(e) => {
             eprintln!("ERROR {e}");
-            (e.exit_code(), String::new())
+            return 1;
         }
+    };
+    let (code, out) = match &fault {
+        Some(action) if action.fails_the_call() => {
+            eprintln!("ERROR {}", faults::INJECTED);
+            (1, String::new())
+        }
+        _ => match run(&mut env, tool, &args) {
+            Ok(out) => (0, out),
+            Err(e) => {
+                eprintln!("ERROR {e}");
+                (e.exit_code(), String::new())
+            }
+        },
     };
     env.journal.calls.push(Call {
         tool: tool.to_string(),
@@ -174,6 +189,28 @@ pub fn main(tool: &str, args: Vec<String>) -> i32 {
     if let Err(e) = journal::write_json(&journal::journal_path(&env.dir), &env.journal) {
         eprintln!("ERROR cannot record the call: {e}");
         return 1;
+    }
+    match &fault {
+        Some(FaultAction::KillCharm) => {
+            // The call is on record; now the charm dies mid-hook, as on eviction.
+            // SAFETY: getppid and kill have no memory effects; the parent is the charm
+            // process that ran this tool.
+            unsafe {
+                libc::kill(libc::getppid(), libc::SIGKILL);
+            }
+        }
+        Some(FaultAction::KillContainer(container)) => {
+            match crate::controller::container_pid(&env.ctx.home, &env.ctx.unit, container) {
+                // SAFETY: signals to the container's process group (its init and all
+                // it runs), which the controller started; the controller reaps it.
+                Some(pid) => unsafe {
+                    libc::kill(-(pid as i32), libc::SIGKILL);
+                    libc::kill(pid as i32, libc::SIGKILL);
+                },
+                None => eprintln!("WARNING no container {container:?} to kill"),
+            }
+        }
+        _ => {}
     }
     print!("{out}");
     code
