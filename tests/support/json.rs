@@ -24,7 +24,10 @@ pub fn scalar(strings: &'static [&'static str]) -> BoxedStrategy<Value> {
 
 /// Any JSON value up to a few levels deep, object keys mostly from `keys` (so typed
 /// parsers get past their first field).
-pub fn json(keys: &'static [&'static str], strings: &'static [&'static str]) -> BoxedStrategy<Value> {
+pub fn json(
+    keys: &'static [&'static str],
+    strings: &'static [&'static str],
+) -> BoxedStrategy<Value> {
     scalar(strings)
         .prop_recursive(4, 48, 8, move |inner| {
             prop_oneof![
@@ -36,7 +39,10 @@ pub fn json(keys: &'static [&'static str], strings: &'static [&'static str]) -> 
 }
 
 /// An object with keys mostly from `keys` and values from `values`.
-pub fn object(keys: &'static [&'static str], values: impl Strategy<Value = Value> + 'static) -> BoxedStrategy<Value> {
+pub fn object(
+    keys: &'static [&'static str],
+    values: impl Strategy<Value = Value> + 'static,
+) -> BoxedStrategy<Value> {
     proptest::collection::vec((text_or(keys), values), 0..8)
         .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>()))
         .boxed()

@@ -7,7 +7,7 @@
 //! line that `scripts/property-count.sh` adds up:
 //!
 //! ```text
-//! property cases: NAME N                      (every case passed)
+//! property cases: NAME N in T s               (every case passed)
 //! property failed: NAME after N cases: ...    (the smallest failing input follows)
 //! ```
 //!
@@ -59,6 +59,7 @@ where
         max_shrink_iters: 2_000,
         ..Config::default()
     };
+    let started = std::time::Instant::now();
     let mut runner = TestRunner::new(config);
     let passed = AtomicU64::new(0);
     let failed = AtomicBool::new(false);
@@ -83,8 +84,9 @@ where
         r
     });
     let n = passed.load(Ordering::Relaxed);
+    let secs = started.elapsed().as_secs_f64();
     match result {
-        Ok(()) => say(&format!("property cases: {name} {n}")),
+        Ok(()) => say(&format!("property cases: {name} {n} in {secs:.1} s")),
         Err(e) => {
             say(&format!("property failed: {name} after {n} cases: {e}"));
             panic!("property {name} failed: {e}");
@@ -118,6 +120,9 @@ pub fn text() -> BoxedStrategy<String> {
 /// `text()`, or one of `known` (so the parsers' interesting branches are reached too),
 /// or one of `known` with text around it.
 pub fn text_or(known: &'static [&'static str]) -> BoxedStrategy<String> {
+    if known.is_empty() {
+        return text();
+    }
     let pick = proptest::sample::select(known);
     prop_oneof![
         3 => text(),

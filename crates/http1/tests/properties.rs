@@ -68,19 +68,23 @@ enum Framing {
 fn header() -> impl Strategy<Value = (String, String)> {
     // A token name and a value without line breaks or surrounding blanks (the parser
     // trims them, as HTTP says).
-    (
-        "[A-Za-z][A-Za-z0-9-]{0,15}",
-        "([!-~]([ -~]{0,30}[!-~])?)?",
+    ("[A-Za-z][A-Za-z0-9-]{0,15}", "([!-~]([ -~]{0,30}[!-~])?)?").prop_filter(
+        "framing headers are the test's",
+        |(n, _)| {
+            !n.eq_ignore_ascii_case("content-length")
+                && !n.eq_ignore_ascii_case("transfer-encoding")
+        },
     )
-        .prop_filter("framing headers are the test's", |(n, _)| {
-            !n.eq_ignore_ascii_case("content-length") && !n.eq_ignore_ascii_case("transfer-encoding")
-        })
 }
 
 #[test]
 fn http_response_round_trip() {
     let status = prop_oneof![200u16..204, 205u16..304, 305u16..1000];
-    let framing = prop_oneof![Just(Framing::Length), Just(Framing::Chunked), Just(Framing::Close)];
+    let framing = prop_oneof![
+        Just(Framing::Length),
+        Just(Framing::Chunked),
+        Just(Framing::Close)
+    ];
     check(
         "http_response_round_trip",
         (
@@ -102,7 +106,9 @@ fn http_response_round_trip() {
             }
             match framing {
                 Framing::Length => {
-                    wire.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+                    wire.extend_from_slice(
+                        format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes(),
+                    );
                     wire.extend_from_slice(&body);
                 }
                 Framing::Chunked => {

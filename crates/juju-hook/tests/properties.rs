@@ -92,7 +92,10 @@ const VALUES: &[&str] = &[
 ];
 
 fn env_map() -> impl Strategy<Value = BTreeMap<String, String>> {
-    let known = (proptest::sample::select(VARS).prop_map(str::to_string), text_or(VALUES));
+    let known = (
+        proptest::sample::select(VARS).prop_map(str::to_string),
+        text_or(VALUES),
+    );
     let other = (text(), text_or(VALUES));
     (
         proptest::collection::vec(known, 0..14),
@@ -191,28 +194,30 @@ fn event() -> impl Strategy<Value = Event> {
         opt_nonempty(),
         opt_nonempty(),
     )
-        .prop_map(|(hook, endpoint, id, remote_app, remote_unit, departing_unit)| {
-            // Juju's remote app is derived from the remote unit when it is not set.
-            let remote_app = remote_app.or_else(|| {
-                remote_unit
-                    .as_deref()
-                    .and_then(|u| u.split_once('/'))
-                    .map(|(a, _)| a.to_string())
-                    .filter(|a| !a.is_empty())
-            });
-            let remote_unit = match (&remote_app, remote_unit) {
-                // An empty app before the `/` cannot be told from an unset one.
-                (None, Some(u)) if u.contains('/') => None,
-                (_, u) => u,
-            };
-            Event::Relation {
-                hook,
-                relation: RelationId { endpoint, id },
-                remote_app,
-                remote_unit,
-                departing_unit,
-            }
-        });
+        .prop_map(
+            |(hook, endpoint, id, remote_app, remote_unit, departing_unit)| {
+                // Juju's remote app is derived from the remote unit when it is not set.
+                let remote_app = remote_app.or_else(|| {
+                    remote_unit
+                        .as_deref()
+                        .and_then(|u| u.split_once('/'))
+                        .map(|(a, _)| a.to_string())
+                        .filter(|a| !a.is_empty())
+                });
+                let remote_unit = match (&remote_app, remote_unit) {
+                    // An empty app before the `/` cannot be told from an unset one.
+                    (None, Some(u)) if u.contains('/') => None,
+                    (_, u) => u,
+                };
+                Event::Relation {
+                    hook,
+                    relation: RelationId { endpoint, id },
+                    remote_app,
+                    remote_unit,
+                    departing_unit,
+                }
+            },
+        );
     let secret = (
         proptest::sample::select(vec![
             SecretHook::Changed,
@@ -296,7 +301,10 @@ fn hook_env_round_trip() {
         let vars: BTreeMap<String, String> = ctx.to_env().into_iter().collect();
         let env = |k: &str| vars.get(k).cloned();
         let back = HookContext::from_env(&env);
-        prop_assert!(back.as_ref() == Ok(&ctx), "{ctx:?}\n-> {vars:?}\n-> {back:?}");
+        prop_assert!(
+            back.as_ref() == Ok(&ctx),
+            "{ctx:?}\n-> {vars:?}\n-> {back:?}"
+        );
         Ok(())
     });
 }

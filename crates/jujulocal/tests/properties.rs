@@ -24,9 +24,28 @@ const SPEC: &[Flag] = &[
 ];
 
 const WORDS: &[&str] = &[
-    "-r", "--relation", "--relation=db:1", "-r=db:2", "--format=json", "--format",
-    "--app", "--app=true", "--app=False", "--app=0", "--app=maybe", "--refresh",
-    "--label", "--", "-", "---", "--=", "-=x", "--bogus", "db:1", "unit/0", "=",
+    "-r",
+    "--relation",
+    "--relation=db:1",
+    "-r=db:2",
+    "--format=json",
+    "--format",
+    "--app",
+    "--app=true",
+    "--app=False",
+    "--app=0",
+    "--app=maybe",
+    "--refresh",
+    "--label",
+    "--",
+    "-",
+    "---",
+    "--=",
+    "-=x",
+    "--bogus",
+    "db:1",
+    "unit/0",
+    "=",
 ];
 
 #[test]
@@ -73,7 +92,10 @@ fn hook_tool_argv_round_trip() {
     ];
     check(
         "hook_tool_argv_round_trip",
-        (proptest::collection::vec(item, 0..8), proptest::collection::vec(".{0,8}", 0..3)),
+        (
+            proptest::collection::vec(item, 0..8),
+            proptest::collection::vec(".{0,8}", 0..3),
+        ),
         |(items, trailing)| {
             let mut argv = Vec::new();
             let mut flags = BTreeMap::new();

@@ -4,10 +4,10 @@
 //! survive a round trip. Cases per property: `PROPTEST_CASES` (default 2000; `make
 //! fuzz` runs 100000).
 
-#[path = "../../../tests/support/property.rs"]
-mod property;
 #[path = "../../../tests/support/json.rs"]
 mod json;
+#[path = "../../../tests/support/property.rs"]
+mod property;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,27 +25,130 @@ use property::{check, text, text_or};
 
 /// Field names of Pebble's replies and layers.
 const KEYS: &[&str] = &[
-    "name", "startup", "current", "current-since", "level", "status", "successes",
-    "failures", "threshold", "change-id", "prev-change-id", "id", "kind", "summary",
-    "tasks", "ready", "err", "spawn-time", "ready-time", "data", "services", "checks",
-    "log-targets", "description", "command", "override", "period", "timeout", "http",
-    "tcp", "exec", "url", "port", "host", "after", "before", "requires", "environment",
-    "user", "user-id", "group", "group-id", "working-dir", "on-success", "on-failure",
-    "on-check-failure", "backoff-delay", "backoff-factor", "backoff-limit", "kill-delay",
-    "type", "location", "labels", "boot-id", "version", "log", "progress", "label", "done",
-    "total", "path", "mode", "size", "last-modified", "user-id", "key", "first-occurred",
-    "last-occurred", "last-repeated", "occurrences", "expire-after", "repeat-after",
-    "last-data", "headers", "message", "result", "change",
+    "name",
+    "startup",
+    "current",
+    "current-since",
+    "level",
+    "status",
+    "successes",
+    "failures",
+    "threshold",
+    "change-id",
+    "prev-change-id",
+    "id",
+    "kind",
+    "summary",
+    "tasks",
+    "ready",
+    "err",
+    "spawn-time",
+    "ready-time",
+    "data",
+    "services",
+    "checks",
+    "log-targets",
+    "description",
+    "command",
+    "override",
+    "period",
+    "timeout",
+    "http",
+    "tcp",
+    "exec",
+    "url",
+    "port",
+    "host",
+    "after",
+    "before",
+    "requires",
+    "environment",
+    "user",
+    "user-id",
+    "group",
+    "group-id",
+    "working-dir",
+    "on-success",
+    "on-failure",
+    "on-check-failure",
+    "backoff-delay",
+    "backoff-factor",
+    "backoff-limit",
+    "kill-delay",
+    "type",
+    "location",
+    "labels",
+    "boot-id",
+    "version",
+    "log",
+    "progress",
+    "label",
+    "done",
+    "total",
+    "path",
+    "mode",
+    "size",
+    "last-modified",
+    "user-id",
+    "key",
+    "first-occurred",
+    "last-occurred",
+    "last-repeated",
+    "occurrences",
+    "expire-after",
+    "repeat-after",
+    "last-data",
+    "headers",
+    "message",
+    "result",
+    "change",
 ];
 
 /// Values Pebble's enums and durations take, and near misses.
 const STRINGS: &[&str] = &[
-    "enabled", "disabled", "active", "backoff", "error", "inactive", "up", "down",
-    "alive", "ready", "Do", "Doing", "Done", "Error", "Hold", "Wait", "Undone", "replace",
-    "merge", "restart", "shutdown", "ignore", "success-shutdown", "failure-shutdown",
-    "loki", "opentelemetry", "file", "directory", "symlink", "custom", "change-update",
-    "10s", "1m30s", "0", "-1s", "1.5µs", "2562047h47m16.854775807s", "2562047h47m16.854775808s",
-    "sync", "async", "2024-01-02T03:04:05Z", "http://localhost:8008/health", "true",
+    "enabled",
+    "disabled",
+    "active",
+    "backoff",
+    "error",
+    "inactive",
+    "up",
+    "down",
+    "alive",
+    "ready",
+    "Do",
+    "Doing",
+    "Done",
+    "Error",
+    "Hold",
+    "Wait",
+    "Undone",
+    "replace",
+    "merge",
+    "restart",
+    "shutdown",
+    "ignore",
+    "success-shutdown",
+    "failure-shutdown",
+    "loki",
+    "opentelemetry",
+    "file",
+    "directory",
+    "symlink",
+    "custom",
+    "change-update",
+    "10s",
+    "1m30s",
+    "0",
+    "-1s",
+    "1.5µs",
+    "2562047h47m16.854775807s",
+    "2562047h47m16.854775808s",
+    "sync",
+    "async",
+    "2024-01-02T03:04:05Z",
+    "http://localhost:8008/health",
+    "true",
 ];
 
 fn reply() -> BoxedStrategy<Value> {
@@ -86,7 +189,10 @@ fn layer_round_trip() {
         prop_assert!(yaml.is_ok(), "{layer:?}: {yaml:?}");
         let yaml = yaml.unwrap_or_default();
         let back = Layer::from_yaml(&yaml);
-        prop_assert!(back.as_ref().ok() == Some(&layer), "{layer:?}\n{yaml}\n{back:?}");
+        prop_assert!(
+            back.as_ref().ok() == Some(&layer),
+            "{layer:?}\n{yaml}\n{back:?}"
+        );
         Ok(())
     });
 }
@@ -97,8 +203,19 @@ fn layer_from_yaml_text() {
         "services:\n  a:\n    override: replace\n    command: x\n",
         "checks:\n  c:\n    override: merge\n    period: 10s\n    http:\n      url: u\n",
         "log-targets:\n  l:\n    override: replace\n    type: loki\n",
-        "{}", "[]", "~", ": :", "- - -", "&a [*a]", "!!binary AAAA", "\t", "'", "\"\\u\"",
-        "period: 1h2m3.5s", "backoff-factor: .nan", "summary: |\n  x\n",
+        "{}",
+        "[]",
+        "~",
+        ": :",
+        "- - -",
+        "&a [*a]",
+        "!!binary AAAA",
+        "\t",
+        "'",
+        "\"\\u\"",
+        "period: 1h2m3.5s",
+        "backoff-factor: .nan",
+        "summary: |\n  x\n",
     ];
     check("layer_from_yaml_text", text_or(yaml_bits), |text| {
         match Layer::from_yaml(&text) {
@@ -142,7 +259,11 @@ const UNITS: &[(&str, u128)] = &[
 #[test]
 fn go_duration_round_trip() {
     let parts = proptest::collection::vec(
-        (0u64..100_000, proptest::option::of(0u32..1000), 0..UNITS.len()),
+        (
+            0u64..100_000,
+            proptest::option::of(0u32..1000),
+            0..UNITS.len(),
+        ),
         1..5,
     );
     check(
@@ -164,7 +285,9 @@ fn go_duration_round_trip() {
                 }
                 text.push_str(name);
             }
-            let parsed = text.parse::<GoDuration>().map(|d| d.as_duration().as_nanos());
+            let parsed = text
+                .parse::<GoDuration>()
+                .map(|d| d.as_duration().as_nanos());
             prop_assert_eq!(parsed, Ok(expected), "{}", text);
             Ok(())
         },
@@ -216,7 +339,12 @@ fn response() -> impl Strategy<Value = Response> {
             // A multipart body around the envelope, as `pull` gets it.
             let parts = [
                 Part::form_data("response", None, "application/json", body),
-                Part::form_data("files", Some("/f"), "application/octet-stream", b"x".to_vec()),
+                Part::form_data(
+                    "files",
+                    Some("/f"),
+                    "application/octet-stream",
+                    b"x".to_vec(),
+                ),
             ];
             multipart::build("b", &parts)
         } else {
@@ -224,7 +352,10 @@ fn response() -> impl Strategy<Value = Response> {
         };
         Response {
             status,
-            headers: ct.map(|c| ("Content-Type".to_string(), c)).into_iter().collect(),
+            headers: ct
+                .map(|c| ("Content-Type".to_string(), c))
+                .into_iter()
+                .collect(),
             body,
         }
     })
@@ -258,12 +389,17 @@ fn pebble_client_replies() {
 fn multipart_parse_any_body() {
     let body = prop_oneof![
         proptest::collection::vec(any::<u8>(), 0..300),
-        (text(), text(), proptest::collection::vec(any::<u8>(), 0..50)).prop_map(|(h, v, b)| {
-            let mut out = format!("--b\r\n{h}: {v}\r\n\r\n").into_bytes();
-            out.extend(b);
-            out.extend(b"\r\n--b--\r\n");
-            out
-        }),
+        (
+            text(),
+            text(),
+            proptest::collection::vec(any::<u8>(), 0..50)
+        )
+            .prop_map(|(h, v, b)| {
+                let mut out = format!("--b\r\n{h}: {v}\r\n\r\n").into_bytes();
+                out.extend(b);
+                out.extend(b"\r\n--b--\r\n");
+                out
+            }),
     ];
     check(
         "multipart_parse_any_body",
@@ -294,7 +430,9 @@ fn multipart_round_trip() {
             let boundary = multipart::new_boundary();
             let built: Vec<Part> = parts
                 .iter()
-                .map(|(n, f, b)| Part::form_data(n, f.as_deref(), "application/octet-stream", b.clone()))
+                .map(|(n, f, b)| {
+                    Part::form_data(n, f.as_deref(), "application/octet-stream", b.clone())
+                })
                 .collect();
             let back = multipart::parse(&boundary, &multipart::build(&boundary, &built));
             prop_assert!(back.is_ok(), "{back:?}");
