@@ -6,6 +6,7 @@
 //!   its journal and the queue of events its changes cause;
 //! - [`pods`]: the pods of units that run in containers, as the controller drives them;
 //! - [`played`]: applications JujuLocal plays from the CLI (databags, secrets);
+//! - [`removal`]: removing units and applications (`remove-unit`, `remove-application`);
 //! - [`logs`]: the debug log and the record of every dispatch.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -24,6 +25,7 @@ pub mod logs;
 pub mod model_ops;
 pub mod played;
 pub mod pods;
+pub mod removal;
 
 pub use crate::exe::jujulocal_bin;
 pub use logs::{append_log, HookRecord};
