@@ -7,7 +7,7 @@ CARGO ?= cargo
 TOOLS ?= /opt/synapse-charm
 export SYNAPSE_CHARM_TOOLS := $(TOOLS)
 
-.PHONY: setup build charm run stop test lint size-check analyse analyse-debug nginx-test rules-test bench clean
+.PHONY: setup build charm run stop test lint size-check analyse analyse-debug nginx-test rules-test integration bench clean
 
 setup:
 	bash scripts/setup.sh
@@ -54,6 +54,15 @@ test: setup lint
 	$(MAKE) nginx-test rules-test analyse-debug
 	@# How many bad configurations the table tried (the test asserts each).
 	$(CARGO) test -q --lib charm::bad_configs -- --nocapture 2>&1 | grep -E "^bad configurations: "
+
+# The Jubilant suite (tests/integration/): Jubilant drives the charm through JujuLocal's
+# `juju` client (jujulocal-juju) with real pods. The charm is packed from the debug
+# build (as analyse-debug does) into build/charm; PYTEST_ARGS passes options to pytest.
+# Not part of `make test` (yet).
+integration: setup
+	$(CARGO) build -p synapse-k8s-charm -p synapse-stats-exporter -p jujulocal
+	bash scripts/pack-charm.sh target/debug/synapse-k8s-charm
+	cd tests/integration && $(TOOLS)/integration-venv/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: setup charm
 	bash scripts/bench.sh
