@@ -5,7 +5,8 @@
 //! - [`args`]: Juju's flag syntax;
 //! - [`models`]: where models live (`$JUJULOCAL_HOME`), pods files, per-model state;
 //! - [`json`]: the `--format json` documents (status, config, tasks, units, secrets);
-//! - [`commands`]: the application and unit commands; [`exec`]: `exec` and `ssh`.
+//! - [`commands`]: the application and unit commands; [`model_cmds`]: the model
+//!   commands and `status`; [`exec`]: `exec` and `ssh`.
 //!
 //! Juju's commands return before the hooks they cause have run; JujuLocal runs them
 //! in the command. A hook that fails does not fail the command: like in Juju, the
@@ -22,6 +23,7 @@ pub mod args;
 pub mod commands;
 pub mod exec;
 pub mod json;
+pub mod model_cmds;
 pub mod models;
 
 use args::{boolean, val, Args, Flag};
