@@ -7,7 +7,7 @@ CARGO ?= cargo
 TOOLS ?= /opt/synapse-charm
 export SYNAPSE_CHARM_TOOLS := $(TOOLS)
 
-.PHONY: setup build charm run stop test fuzz lint size-check analyse analyse-debug nginx-test rules-test audit bench clean
+.PHONY: setup build charm run stop test fuzz lint size-check analyse analyse-debug nginx-test rules-test audit integration bench clean
 
 setup:
 	bash scripts/setup.sh
@@ -71,6 +71,15 @@ fuzz:
 	mkdir -p target
 	set -o pipefail; PROPTEST_CASES=$${PROPTEST_CASES:-100000} $(CARGO) test --release $(PROPERTY_PACKAGES) --test properties 2>&1 | tee target/fuzz-output.txt
 	bash scripts/property-count.sh target/fuzz-output.txt
+
+# The Jubilant suite (tests/integration/): Jubilant drives the charm through JujuLocal's
+# `juju` client (jujulocal-juju) with real pods. The charm is packed from the debug
+# build (as analyse-debug does) into build/charm; PYTEST_ARGS passes options to pytest.
+# Not part of `make test` (yet).
+integration: setup
+	$(CARGO) build -p synapse-k8s-charm -p synapse-stats-exporter -p jujulocal
+	bash scripts/pack-charm.sh target/debug/synapse-k8s-charm
+	cd tests/integration && $(TOOLS)/integration-venv/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: setup charm
 	bash scripts/bench.sh

@@ -11,6 +11,7 @@ pub mod error;
 pub mod exe;
 pub mod flags;
 pub mod journal;
+pub mod juju_cli;
 pub mod logfile;
 pub mod meta;
 pub mod model;

@@ -8,6 +8,7 @@
 //! - [`checks`]: Pebble check transitions, as the unit agent turns them into events;
 //! - [`faults`]: hook-tool failures injected on purpose, for tests of failed hooks;
 //! - [`played`]: applications JujuLocal plays from the CLI (databags, secrets);
+//! - [`removal`]: removing units and applications (`remove-unit`, `remove-application`);
 //! - [`logs`]: the debug log and the record of every dispatch.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -28,6 +29,7 @@ pub mod logs;
 pub mod model_ops;
 pub mod played;
 pub mod pods;
+pub mod removal;
 
 pub use crate::exe::jujulocal_bin;
 pub use logs::{append_log, HookRecord};

@@ -31,6 +31,7 @@ use crate::Error;
 
 mod action;
 mod config;
+mod help;
 mod network;
 mod relation;
 mod secret;
@@ -129,6 +130,10 @@ const FORMAT: Flag = val(&["format"]);
 
 /// Entry point for a hook tool. Returns the process exit code.
 pub fn main(tool: &str, args: Vec<String>) -> i32 {
+    if help::asked(&args) {
+        print!("{}", help::text(tool));
+        return 0;
+    }
     let started = std::time::Instant::now();
     let dir = match context_dir() {
         Ok(d) => d,
