@@ -63,6 +63,7 @@ test: setup lint
 	$(MAKE) nginx-test rules-test analyse-debug audit
 	@# How many bad configurations the table tried (the test asserts each).
 	$(CARGO) test -q --lib charm::bad_configs -- --nocapture 2>&1 | grep -E "^bad configurations: "
+	$(MAKE) integration
 
 # Only the property tests (every parser of outside input), 100000 cases each instead of
 # the 2000 of `make test`; optimised, as the cases, not the build, take the time.
@@ -75,7 +76,7 @@ fuzz:
 # The Jubilant suite (tests/integration/): Jubilant drives the charm through JujuLocal's
 # `juju` client (jujulocal-juju) with real pods. The charm is packed from the debug
 # build (as analyse-debug does) into build/charm; PYTEST_ARGS passes options to pytest.
-# Not part of `make test` (yet).
+# Part of `make test` (its last step); pytest prints its own summary line.
 integration: setup
 	$(CARGO) build -p synapse-k8s-charm -p synapse-stats-exporter -p jujulocal
 	bash scripts/pack-charm.sh target/debug/synapse-k8s-charm
