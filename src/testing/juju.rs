@@ -11,9 +11,7 @@ use std::path::Path;
 
 use jujulocal::journal::{self, Call, HookCtx, Op};
 use jujulocal::meta::{CharmMeta, EndpointMeta, Role};
-use jujulocal::model::{
-    Application, Grant, Model, Relation, RelationEnd, Secret, SecretRevision, Unit,
-};
+use jujulocal::model::{Application, Grant, Model, Relation, RelationEnd, Secret, Unit};
 use jujulocal::tools::Session;
 use serde_json::Value;
 
@@ -319,31 +317,19 @@ impl Juju {
         grant: Option<(&RelationId, &str)>,
     ) -> String {
         let id = format!("s{:019}", self.model.secrets.len() + 1);
-        let secret = Secret {
-            id: id.clone(),
-            owner: owner.into(),
-            label: label.map(str::to_string),
-            description: None,
-            rotate: None,
-            expire: None,
-            revisions: vec![SecretRevision {
-                revision: 1,
-                content: content
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            }],
-            grants: grant
-                .map(|(rel, app)| Grant {
-                    relation_id: rel.id,
-                    app: app.into(),
-                    unit: None,
-                })
-                .into_iter()
-                .collect(),
-            consumers: BTreeMap::new(),
-            owner_tracking: BTreeMap::new(),
-        };
+        let content = content
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut secret = Secret::new(&id, owner, label, content);
+        secret.grants = grant
+            .map(|(rel, app)| Grant {
+                relation_id: rel.id,
+                app: app.into(),
+                unit: None,
+            })
+            .into_iter()
+            .collect();
         let uri = secret.uri();
         self.model.secrets.insert(id, secret);
         uri
@@ -391,7 +377,7 @@ impl Juju {
             .applications
             .get(APP)
             .is_some_and(|a| a.leader.as_deref() == Some(unit));
-        let hook_ctx = hook_ctx(&ctx, leader);
+        let hook_ctx = HookCtx::for_event(std::path::Path::new(""), unit, leader, &ctx.event);
         let session = Session::new(hook_ctx.clone(), self.model.clone());
         let tools = CachedTools::new(ProcessTools::new(InMemory {
             session: RefCell::new(session),
@@ -488,37 +474,6 @@ impl Juju {
             .filter(|c| c.exit != 0)
             .map(summary)
             .collect()
-    }
-}
-
-/// JujuLocal's view of a hook: who runs it and for which event.
-fn hook_ctx(ctx: &HookContext, leader: bool) -> HookCtx {
-    let (relation_id, remote_unit, remote_app, departing_unit) = match &ctx.event {
-        Event::Relation {
-            relation,
-            remote_app,
-            remote_unit,
-            departing_unit,
-            ..
-        } => (
-            Some(relation.id),
-            remote_unit.clone(),
-            remote_app.clone(),
-            departing_unit.clone(),
-        ),
-        _ => (None, None, None, None),
-    };
-    let dispatch_path = ctx.event.dispatch_path();
-    HookCtx {
-        home: std::path::PathBuf::new(),
-        unit: ctx.unit_name.clone(),
-        dispatch_path,
-        leader,
-        relation_id,
-        remote_unit,
-        remote_app,
-        departing_unit,
-        action_id: None,
     }
 }
 

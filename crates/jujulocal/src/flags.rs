@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use crate::Error;
 
-#[derive(Clone, Copy)]
+/// One flag: its names (without dashes) and whether it takes a value.
+#[derive(Debug, Clone, Copy)]
 pub struct Flag {
     pub names: &'static [&'static str],
     pub takes_value: bool,

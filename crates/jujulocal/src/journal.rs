@@ -30,6 +30,41 @@ impl HookCtx {
     pub fn app(&self) -> &str {
         app_of(&self.unit)
     }
+
+    /// The unit-agent view of an event: what the hook tools need to know about it.
+    pub fn for_event(home: &Path, unit: &str, leader: bool, event: &juju_hook::Event) -> Self {
+        use juju_hook::Event;
+        let (relation_id, remote_unit, remote_app, departing_unit) = match event {
+            Event::Relation {
+                relation,
+                remote_app,
+                remote_unit,
+                departing_unit,
+                ..
+            } => (
+                Some(relation.id),
+                remote_unit.clone(),
+                remote_app.clone(),
+                departing_unit.clone(),
+            ),
+            _ => (None, None, None, None),
+        };
+        let action_id = match event {
+            Event::Action { id: Some(id), .. } => id.parse().ok(),
+            _ => None,
+        };
+        HookCtx {
+            home: home.to_path_buf(),
+            unit: unit.to_string(),
+            dispatch_path: event.dispatch_path(),
+            leader,
+            relation_id,
+            remote_unit,
+            remote_app,
+            departing_unit,
+            action_id,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -175,6 +175,25 @@ pub struct Secret {
 }
 
 impl Secret {
+    /// A new secret with one revision, no grants and no consumers.
+    pub fn new(id: &str, owner: &str, label: Option<&str>, content: Bag) -> Self {
+        Secret {
+            id: id.into(),
+            owner: owner.into(),
+            label: label.map(str::to_string),
+            description: None,
+            rotate: None,
+            expire: None,
+            revisions: vec![SecretRevision {
+                revision: 1,
+                content,
+            }],
+            grants: vec![],
+            consumers: BTreeMap::new(),
+            owner_tracking: BTreeMap::new(),
+        }
+    }
+
     pub fn latest(&self) -> Option<&SecretRevision> {
         self.revisions.last()
     }

@@ -66,43 +66,6 @@ pub fn named_hook(name: &str) -> Event {
     }
 }
 
-/// The unit-agent view of an event: what the hook tools need to know about it.
-fn hook_ctx(home: &Path, unit: &str, leader: bool, event: &Event) -> HookCtx {
-    let (relation_id, remote_unit, remote_app, departing_unit) = match event {
-        Event::Relation {
-            relation,
-            remote_app,
-            remote_unit,
-            departing_unit,
-            ..
-        } => (
-            Some(relation.id),
-            remote_unit.clone(),
-            remote_app.clone(),
-            departing_unit.clone(),
-        ),
-        _ => (None, None, None, None),
-    };
-    HookCtx {
-        home: home.to_path_buf(),
-        unit: unit.to_string(),
-        dispatch_path: event.dispatch_path(),
-        leader,
-        relation_id,
-        remote_unit,
-        remote_app,
-        departing_unit,
-        action_id: action_id(event),
-    }
-}
-
-fn action_id(event: &Event) -> Option<u64> {
-    match event {
-        Event::Action { id: Some(id), .. } => id.parse().ok(),
-        _ => None,
-    }
-}
-
 impl Controller {
     pub(super) fn enqueue(&mut self, unit: &str, event: Event) {
         self.queue.push_back((unit.to_string(), event));
@@ -212,7 +175,7 @@ impl Controller {
         let ctx_dir = self.home.join("hooks").join(seq.to_string());
         std::fs::create_dir_all(&ctx_dir).map_err(Error::io(Area::Model, &ctx_dir))?;
         let leader = app.leader.as_deref() == Some(unit);
-        let ctx = hook_ctx(&self.home, unit, leader, event);
+        let ctx = HookCtx::for_event(&self.home, unit, leader, event);
         // Hook tools read the model from disk: it must be current.
         self.save()?;
         journal::write_json(&journal::ctx_path(&ctx_dir), &ctx)?;
@@ -264,7 +227,7 @@ impl Controller {
         self.records.push(record);
         let _ = std::fs::remove_dir_all(&ctx_dir);
         journal::commit(&mut self.model, &ctx, &journal, code == 0);
-        if let Some(a) = action_id(event) {
+        if let Some(a) = ctx.action_id {
             if let Some(action) = self.model.actions.iter_mut().find(|x| x.id == a) {
                 action
                     .results
@@ -480,7 +443,7 @@ mod tests {
     fn hook_ctx_takes_relation_and_action_from_the_event() {
         let home = Path::new("/m");
         let departed = departed_event("db", 3, "pg", "pg/1");
-        let ctx = hook_ctx(home, "synapse/0", true, &departed);
+        let ctx = HookCtx::for_event(home, "synapse/0", true, &departed);
         assert_eq!(ctx.dispatch_path, "hooks/db-relation-departed");
         assert_eq!(ctx.relation_id, Some(3));
         assert_eq!(ctx.remote_app.as_deref(), Some("pg"));
@@ -489,7 +452,7 @@ mod tests {
             name: "register-user".into(),
             id: Some("7".into()),
         };
-        let ctx = hook_ctx(home, "synapse/0", false, &action);
+        let ctx = HookCtx::for_event(home, "synapse/0", false, &action);
         assert_eq!(ctx.action_id, Some(7));
         assert_eq!(ctx.relation_id, None);
         assert_eq!(ctx.dispatch_path, "actions/register-user");

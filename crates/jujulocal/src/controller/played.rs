@@ -146,24 +146,9 @@ impl Controller {
             )));
         }
         let id = crate::util::secret_xid()?;
-        self.model.secrets.insert(
-            id.clone(),
-            Secret {
-                id: id.clone(),
-                owner: owner.into(),
-                label: label.map(str::to_string),
-                description: None,
-                rotate: None,
-                expire: None,
-                revisions: vec![SecretRevision {
-                    revision: 1,
-                    content: content.clone(),
-                }],
-                grants: vec![],
-                consumers: BTreeMap::new(),
-                owner_tracking: BTreeMap::new(),
-            },
-        );
+        self.model
+            .secrets
+            .insert(id.clone(), Secret::new(&id, owner, label, content.clone()));
         self.save()?;
         Ok(format!("secret:{id}"))
     }

@@ -5,26 +5,8 @@
 
 use crate::Error;
 
-/// One flag a command accepts: its names (without dashes) and whether it takes a value.
-#[derive(Debug, Clone, Copy)]
-pub struct Flag {
-    pub names: &'static [&'static str],
-    pub takes_value: bool,
-}
-
-pub const fn val(names: &'static [&'static str]) -> Flag {
-    Flag {
-        names,
-        takes_value: true,
-    }
-}
-
-pub const fn boolean(names: &'static [&'static str]) -> Flag {
-    Flag {
-        names,
-        takes_value: false,
-    }
-}
+// The same flag shapes as the hook tools' (both follow Go's `gnuflag`).
+pub use crate::flags::{boolean, val, Flag};
 
 /// Flags every command accepts (Juju's global and model options).
 pub const GLOBAL: &[Flag] = &[
