@@ -184,4 +184,13 @@ fn deploy_postgresql_k8s_answers_database_requests_with_a_real_server() {
     let out = psql(&password, "SELECT 1");
     assert!(!out.status.success(), "the server still answers");
     assert!(!j.model_dir().join("providers/postgresql-k8s.json").exists());
+
+    // Destroying the model stops a stand-in's server too.
+    j.ok(&["deploy", "postgresql-k8s", "db"]);
+    let c = Controller::open(&j.model_dir()).unwrap();
+    let cluster = jujulocal::controller::providers::postgresql::cluster_of(&c, "db").unwrap();
+    assert!(cluster.psql("SELECT 1").is_ok());
+    j.ok(&["destroy-model", "m1", "--no-prompt"]);
+    assert!(cluster.psql("SELECT 1").is_err());
+    assert!(!cluster.dir.exists());
 }

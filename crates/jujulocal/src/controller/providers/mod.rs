@@ -63,6 +63,16 @@ pub(crate) fn save(c: &Controller, app: &str, st: &ProviderState) -> Result<(), 
 }
 
 impl Controller {
+    /// Stops every stand-in's server (the model is being destroyed).
+    pub fn stop_providers(&self) {
+        let apps: Vec<String> = self.model.applications.keys().cloned().collect();
+        for app in apps {
+            if let Err(e) = remove(self, &app) {
+                eprintln!("jujulocal: stopping the stand-in {app}: {e}");
+            }
+        }
+    }
+
     /// `juju deploy CHARM [APP]` for a charm JujuLocal stands in for.
     pub fn deploy_provider(&mut self, charm: &str, app: Option<&str>) -> Result<(), Error> {
         let Some(p) = PROVIDERS.iter().find(|p| p.0 == charm) else {
