@@ -90,6 +90,14 @@ impl Controller {
                 continue;
             };
             if app.is_played() || !app.units.contains_key(&unit) {
+                // A stand-in provider answers what reached its unit.
+                if app.units.contains_key(&unit) {
+                    if let Err(e) = super::providers::react(self, app_of(&unit)) {
+                        self.queue.clear();
+                        self.save()?;
+                        return Err(e);
+                    }
+                }
                 continue;
             }
             if let Err(e) = self.dispatch(&unit, &event) {

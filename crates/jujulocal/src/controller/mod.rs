@@ -8,6 +8,7 @@
 //! - [`checks`]: Pebble check transitions, as the unit agent turns them into events;
 //! - [`faults`]: hook-tool failures injected on purpose, for tests of failed hooks;
 //! - [`played`]: applications JujuLocal plays from the CLI (databags, secrets);
+//! - [`providers`]: stand-ins for Charmhub charms (postgresql-k8s), backed by real servers;
 //! - [`removal`]: removing units and applications (`remove-unit`, `remove-application`);
 //! - [`logs`]: the debug log and the record of every dispatch.
 
@@ -29,6 +30,7 @@ pub mod logs;
 pub mod model_ops;
 pub mod played;
 pub mod pods;
+pub mod providers;
 pub mod removal;
 
 pub use crate::exe::jujulocal_bin;

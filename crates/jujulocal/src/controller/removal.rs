@@ -135,7 +135,9 @@ impl Controller {
         for id in regular {
             self.remove_relation_id(id)?;
         }
-        if !played {
+        if played {
+            super::providers::remove(self, app_name)?;
+        } else {
             for u in units.iter().rev() {
                 self.remove_unit(u)?;
             }

@@ -357,6 +357,13 @@ fn deploy(a: &Args, models: &Models) -> Result<(), Error> {
     };
     let dir = models.current(a.get("model"))?;
     let mut c = Controller::open(&dir)?;
+    if crate::controller::providers::known(charm) {
+        eprintln!(
+            "Deploying {:?} (JujuLocal stand-in for {charm})",
+            app.unwrap_or(charm)
+        );
+        return c.deploy_provider(charm, app);
+    }
     let charm_dir = charm_dir(charm, &dir, app)?;
     let meta = crate::meta::CharmMeta::load(&charm_dir)?;
     let name = app.unwrap_or(&meta.name).to_string();

@@ -76,7 +76,9 @@ pub(super) fn destroy_model(a: &Args, models: &Models) -> Result<(), Error> {
         return Err(Error::Usage("no model specified".into()));
     };
     let dir = models.current(Some(name))?;
-    Controller::open(&dir)?.stop_pods();
+    let mut c = Controller::open(&dir)?;
+    c.stop_pods();
+    c.stop_providers();
     eprintln!("Destroying model {}", model_name(name));
     if dir == models.root {
         // A model bootstrapped by `jujulocal` in the root: forget it, keep the root.
