@@ -68,9 +68,9 @@ make_venv /usr/bin/python3 synapse-venv "synapse-$SYNAPSE_VERSION-2" "matrix-syn
   "synapse-invite-checker==0.6.1"
 # Independent clients used by the tests: ops (checks the Juju stand-in), matrix-nio (Matrix client).
 make_venv "$PY" test-venv "test-3" "ops==3.9.0" "matrix-nio==0.26.0" pyyaml
-# Jubilant (drives the `juju` CLI; here JujuLocal's `jujulocal-juju`) and pytest, for
+# Jubilant (drives the `juju` CLI; here JujuLocal's `jujulocal-juju`), pytest and matrix-nio (the Matrix client), for
 # the integration suite (`make integration`).
-make_venv "$PY" integration-venv "integration-1" "jubilant==1.14.0" "pytest==8.4.2"
+make_venv "$PY" integration-venv "integration-2" "jubilant==1.14.0" "pytest==8.4.2" "matrix-nio==0.26.0"
 # charmcraft, for `charmcraft analyse` of the packed charm.
 make_venv "$PY" charmcraft-venv "charmcraft-4.5.0-1" "charmcraft==4.5.0"
 

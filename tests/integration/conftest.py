@@ -35,7 +35,9 @@ def jujulocal_home():
     _require(TARGET / 'synapse-stats-exporter', 'the stats exporter')
     _require(TOOLS / 'bin' / 'pebble', 'Pebble')
     _require(CHARM / 'dispatch', 'the packed charm')
-    with tempfile.TemporaryDirectory(prefix='jujulocal-jubilant-') as home:
+    # A short root: a Pebble socket path (<root>/models/<model>/pods/<unit>/containers/
+    # <container>/pebble.socket) must fit in the 108 bytes of a Unix socket address.
+    with tempfile.TemporaryDirectory(prefix='jl-', dir='/tmp') as home:
         home_path = pathlib.Path(home)
         bin_dir = home_path / 'bin'
         bin_dir.mkdir()

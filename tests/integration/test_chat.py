@@ -1,0 +1,156 @@
+"""Deploy, chat, reconfigure: what an operator and a Matrix user see.
+
+One model (and one Synapse) for the whole module; the tests run in file order and
+each builds on the last, as an operator's session would. Counts of Synapse starts are
+taken before and after each step, so a single test can also run alone (`-k`).
+"""
+
+import time
+
+import jubilant
+import pytest
+
+from conftest import CHARM
+from helpers import URL, http_status, matrix, starts, unit_status, wait_serving
+
+APP = 'synapse'
+UNIT = f'{APP}/0'
+SERVER_NAME = 'chat.example.com'
+PASSWORD = 'correct horse battery'
+HELLO = 'hello from the charm test'
+
+
+@pytest.fixture(scope='module')
+def alice(juju: jubilant.Juju) -> dict:
+    """Synapse deployed and serving; alice registered, with a room holding one message.
+
+    Returns her session (an access token: Synapse rate-limits logins) and the room.
+    """
+    juju.deploy(CHARM, APP, config={'server_name': SERVER_NAME})
+    wait_serving(juju, UNIT)
+
+    # Shared-secret registration, with the secret the charm keeps in its application secret.
+    secret = next(s for s in juju.secrets() if s.label == 'synapse-keys')
+    shared = juju.show_secret(secret.uri, reveal=True).content['registration-shared-secret']
+    reg = matrix(juju, UNIT, 'register', URL, shared, 'alice', PASSWORD)
+    assert reg['user_id'] == f'@alice:{SERVER_NAME}'
+
+    chat = matrix(juju, UNIT, 'chat', URL, 'alice', PASSWORD, HELLO)
+    assert HELLO in chat['messages'], chat
+    return {'session': f'token:{chat["access_token"]}', 'room_id': chat['room_id']}
+
+
+def test_deploy_and_chat(juju: jubilant.Juju, alice: dict):
+    assert unit_status(juju, UNIT) == ('active', '')
+    assert http_status(juju, UNIT, f'{URL}/health') == 204
+    assert '"versions"' in juju.exec(f'curl -s {URL}/_matrix/client/versions', unit=UNIT).stdout
+
+    read = matrix(juju, UNIT, 'read', URL, 'alice', alice['session'], alice['room_id'])
+    assert HELLO in read['messages']
+
+
+def test_nothing_restarts_without_a_change(juju: jubilant.Juju, alice: dict):
+    synapse_starts = starts(juju, UNIT, 'synapse', 'synapse')
+    nginx_starts = starts(juju, UNIT, 'synapse-nginx', 'nginx')
+    written = juju.ssh(UNIT, 'stat -c %Y /data/homeserver.yaml', container='synapse')
+
+    # update-status: JujuLocal fires it from `juju status` once
+    # JUJULOCAL_UPDATE_STATUS_INTERVAL (5 s here) has passed; Juju on its own timer.
+    time.sleep(6)
+    juju.status()
+    # The same value again.
+    juju.config(APP, {'server_name': SERVER_NAME})
+
+    assert starts(juju, UNIT, 'synapse', 'synapse') == synapse_starts, 'no Synapse restart'
+    assert starts(juju, UNIT, 'synapse-nginx', 'nginx') == nginx_starts, 'no NGINX restart'
+    assert (
+        juju.ssh(UNIT, 'stat -c %Y /data/homeserver.yaml', container='synapse') == written
+    ), 'no file write'
+    assert unit_status(juju, UNIT) == ('active', '')
+
+
+def test_config_change_restarts_synapse_once(juju: jubilant.Juju, alice: dict):
+    before = matrix(juju, UNIT, 'public-rooms', URL, 'alice', alice['session'])
+    assert before['room_id'] in before['listed'], before
+    synapse_starts = starts(juju, UNIT, 'synapse', 'synapse')
+    nginx_starts = starts(juju, UNIT, 'synapse-nginx', 'nginx')
+
+    juju.config(APP, {'enable_room_list_search': False})
+    wait_serving(juju, UNIT)
+
+    assert starts(juju, UNIT, 'synapse', 'synapse') == synapse_starts + 1, 'one restart'
+    assert starts(juju, UNIT, 'synapse-nginx', 'nginx') == nginx_starts, 'NGINX untouched'
+    after = matrix(juju, UNIT, 'public-rooms', URL, 'alice', alice['session'])
+    assert after['listed'] == [], f'room directory search is off: {after}'
+
+    juju.config(APP, {'enable_room_list_search': False})
+    assert starts(juju, UNIT, 'synapse', 'synapse') == synapse_starts + 1, 'same value: no restart'
+
+
+def test_server_name_cannot_change(juju: jubilant.Juju, alice: dict):
+    synapse_starts = starts(juju, UNIT, 'synapse', 'synapse')
+
+    juju.config(APP, {'server_name': 'other.example.com'})
+    status, message = unit_status(juju, UNIT)
+    assert status == 'blocked'
+    assert f'server_name cannot change from "{SERVER_NAME}" to "other.example.com"' in message
+    assert starts(juju, UNIT, 'synapse', 'synapse') == synapse_starts, 'keeps the old name'
+    read = matrix(juju, UNIT, 'read', URL, 'alice', alice['session'], alice['room_id'])
+    assert HELLO in read['messages']
+
+    juju.config(APP, {'server_name': SERVER_NAME})
+    assert unit_status(juju, UNIT) == ('active', ''), 'back to the old name'
+    assert starts(juju, UNIT, 'synapse', 'synapse') == synapse_starts
+
+
+def test_config_synapse_rejects_keeps_the_last_good_one(juju: jubilant.Juju, alice: dict):
+    # The charm accepts these, but the invite-checker module in the image wants more.
+    synapse_starts = starts(juju, UNIT, 'synapse', 'synapse')
+    juju.config(
+        APP,
+        {
+            'invite_checker_policy_rooms': f'abc:{SERVER_NAME}',
+            'invite_checker_blocklist_allowlist_url': 'https://lists.example.com/l.json',
+        },
+    )
+    status, message = unit_status(juju, UNIT)
+    assert status == 'blocked', message
+    assert message.startswith(
+        'Synapse rejects the new configuration '
+        '(invite_checker_blocklist_allowlist_url, invite_checker_policy_rooms): '
+    ), message
+    assert 'Incomplete federation list config' in message
+    assert message.endswith('Synapse keeps its last good configuration'), message
+
+    assert starts(juju, UNIT, 'synapse', 'synapse') == synapse_starts, 'no restart'
+    files = juju.ssh(UNIT, 'ls /data', container='synapse').split()
+    assert 'homeserver.yaml.candidate' not in files, 'no candidate left'
+    config = juju.ssh(UNIT, 'cat /data/homeserver.yaml', container='synapse')
+    assert 'invite_checker' not in config
+    assert http_status(juju, UNIT, f'{URL}/_matrix/client/versions') == 200, 'still serving'
+
+    time.sleep(6)  # an update-status (see above): the message stays
+    assert unit_status(juju, UNIT) == ('blocked', message)
+
+    juju.config(
+        APP, reset=['invite_checker_policy_rooms', 'invite_checker_blocklist_allowlist_url']
+    )
+    assert unit_status(juju, UNIT) == ('active', '')
+    assert starts(juju, UNIT, 'synapse', 'synapse') == synapse_starts, 'back without a restart'
+
+
+def test_invalid_config_blocks_with_the_option_and_reason(juju: jubilant.Juju):
+    # A second application in the same model, deployed without a server_name.
+    app, unit = 'unconfigured', 'unconfigured/0'
+    juju.deploy(CHARM, app)
+    status, message = unit_status(juju, unit)
+    assert status == 'blocked'
+    assert message.startswith('invalid configuration: server_name: must be set'), message
+
+    juju.config(app, {'server_name': 'example.com', 'ip_range_whitelist': '10.0.0.0/33'})
+    assert unit_status(juju, unit) == (
+        'blocked',
+        'invalid configuration: ip_range_whitelist: "10.0.0.0/33" is not a CIDR',
+    )
+    assert starts(juju, unit, 'synapse', 'synapse') == 0, 'nothing started'
+    juju.remove_application(app)
