@@ -7,7 +7,7 @@ CARGO ?= cargo
 TOOLS ?= /opt/synapse-charm
 export SYNAPSE_CHARM_TOOLS := $(TOOLS)
 
-.PHONY: setup build charm run stop test fuzz lint size-check analyse analyse-debug nginx-test rules-test audit integration bench clean
+.PHONY: setup build charm run stop ports test fuzz lint size-check analyse analyse-debug nginx-test rules-test audit integration bench clean
 
 setup:
 	bash scripts/setup.sh
@@ -54,7 +54,12 @@ rules-test:
 audit:
 	$(CARGO) deny --log-level error --config scripts/deny.toml check licenses bans sources
 
-test: setup lint
+# Refuses at once while a `make run` deployment (or anything else) holds the host
+# ports that the host-network tests need.
+ports:
+	bash scripts/check-ports.sh
+
+test: ports setup lint
 	$(CARGO) build --workspace --all-targets
 	mkdir -p target
 	set -o pipefail; $(CARGO) test --workspace 2>&1 | tee target/test-output.txt
