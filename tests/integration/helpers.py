@@ -1,27 +1,45 @@
 """Small helpers the scenarios share: each is one or two plain `juju` commands.
 
 Everything here goes through the `juju` CLI (Jubilant), so it runs against a real
-controller as well; where JujuLocal and Juju differ, a comment says so.
+controller as well. Where JujuLocal and Juju differ, the helper hides it and a comment
+says how: on JujuLocal the test host cannot reach a pod's own network, so HTTP calls and
+the Matrix client run inside the unit's pod (`juju exec`, whose charm container is the
+host's file system); on Juju they run on the test host against the unit's address.
 """
 
 import json
+import os
 import shlex
+import subprocess
 import sys
 
 import jubilant
 
-from conftest import REPO
+from conftest import CHARM, REAL, REPO, RESOURCES
 
-# NGINX, in front of Synapse, as seen from inside the unit's pod.
-URL = 'http://localhost:8080'
 MATRIX_CLIENT = REPO / 'tests' / 'e2e' / 'matrix_client.py'
 
 
-def unit_status(juju: jubilant.Juju, unit: str) -> tuple[str, str]:
-    """The unit's workload status and message, as `juju status` shows them."""
-    app = unit.split('/')[0]
-    ws = juju.status().apps[app].units[unit].workload_status
-    return ws.current, ws.message
+def deploy_synapse(juju: jubilant.Juju, app: str = 'synapse', **kwargs) -> None:
+    """`juju deploy ./synapse.charm APP --resource ...` (kwargs: config, num_units, ...)."""
+    juju.deploy(CHARM, app, resources=RESOURCES, **kwargs)
+
+
+def address(juju: jubilant.Juju, unit: str) -> str:
+    """The unit's address, as `juju status` shows it."""
+    return juju.status().get_units(unit.split('/')[0])[unit].address
+
+
+def base_url(juju: jubilant.Juju, unit: str, port: int = 8080) -> str:
+    """Where the unit's NGINX (or PORT) answers for `http_status`, `http_get`, `matrix`."""
+    return f'http://{address(juju, unit)}:{port}' if REAL else f'http://localhost:{port}'
+
+
+def _run(juju: jubilant.Juju, unit: str, argv: list[str]) -> str:
+    """Runs argv next to the unit: in its pod on JujuLocal, on the test host on Juju."""
+    if REAL:
+        return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+    return juju.exec(shlex.join(argv), unit=unit).stdout
 
 
 def in_pod(juju: jubilant.Juju, unit: str, *command: str) -> str:
@@ -32,28 +50,47 @@ def in_pod(juju: jubilant.Juju, unit: str, *command: str) -> str:
     return juju.exec(shlex.join(command), unit=unit).stdout
 
 
-def http_status(juju: jubilant.Juju, unit: str, url: str, *headers: str) -> int:
-    """The HTTP status of a GET made inside the pod (0 when nothing answers).
-
-    JujuLocal's charm container is the host's file system, which has curl; on real Juju,
-    use a charm base with curl or call the unit's address from the test host instead.
-    """
-    args = ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '5']
+def _curl(url: str, headers: tuple[str, ...], *opts: str) -> list[str]:
+    args = ['curl', '-s', '--max-time', '5', *opts]
     for h in headers:
         args += ['-H', h]
-    out = juju.exec(shlex.join([*args, url]) + ' || true', unit=unit).stdout
+    return [*args, url]
+
+
+def http_status(juju: jubilant.Juju, unit: str, url: str, *headers: str) -> int:
+    """The HTTP status of a GET of URL (from `base_url`); 0 when nothing answers."""
+    argv = _curl(url, headers, '-o', '/dev/null', '-w', '%{http_code}')
+    if REAL:
+        out = subprocess.run(argv, capture_output=True, text=True).stdout
+    else:
+        out = juju.exec(shlex.join(argv) + ' || true', unit=unit).stdout
     return int(out.strip() or 0)
 
 
-def matrix(juju: jubilant.Juju, unit: str, *args: str) -> dict:
-    """Runs the Matrix client (matrix-nio, tests/e2e/matrix_client.py) in the unit's pod.
+def http_get(juju: jubilant.Juju, unit: str, url: str, *headers: str) -> str:
+    """The body of a GET of URL (from `base_url`)."""
+    return _run(juju, unit, _curl(url, headers))
 
-    JujuLocal only: its charm container sees the host's files, so this interpreter and
-    the script are there. On real Juju, run the script on the test host against the
-    unit's address (or an ingress) instead of through `juju exec`.
+
+def http_post(juju: jubilant.Juju, unit: str, url: str, *headers: str) -> str:
+    """The body of an empty POST to URL (from `base_url`)."""
+    return _run(juju, unit, _curl(url, headers, '-X', 'POST'))
+
+
+def matrix(juju: jubilant.Juju, unit: str, *args: str) -> dict:
+    """The Matrix client (matrix-nio, tests/e2e/matrix_client.py), next to the unit.
+
+    The interpreter is this one (the integration venv, which has matrix-nio): on
+    JujuLocal the pod's charm container sees the host's files, so it runs there.
     """
-    out = in_pod(juju, unit, sys.executable, str(MATRIX_CLIENT), *args)
-    return json.loads(out)
+    return json.loads(_run(juju, unit, [sys.executable, str(MATRIX_CLIENT), *args]))
+
+
+def unit_status(juju: jubilant.Juju, unit: str) -> tuple[str, str]:
+    """The unit's workload status and message, as `juju status` shows them."""
+    app = unit.split('/')[0]
+    ws = juju.status().apps[app].units[unit].workload_status
+    return ws.current, ws.message
 
 
 def starts(juju: jubilant.Juju, unit: str, container: str, service: str) -> int:
@@ -63,6 +100,7 @@ def starts(juju: jubilant.Juju, unit: str, container: str, service: str) -> int:
     Pebble's own log (`Service "synapse" starting`) is not reachable through `juju`
     (on Kubernetes it is the container's log, `kubectl logs`); its changes are, and they
     count the starts the charm asked for (not Pebble's own restarts of a crashed service).
+    A new container (pod churn) starts counting from zero.
     """
     out = juju.ssh(
         unit,
@@ -73,11 +111,35 @@ def starts(juju: jubilant.Juju, unit: str, container: str, service: str) -> int:
     return sum(1 for line in out.splitlines() if line.endswith(f'Start service "{service}"'))
 
 
+def restart_pod(juju: jubilant.Juju, unit: str) -> None:
+    """Pod churn: every workload container comes back with a fresh Pebble (no layers, no
+    services); Juju then fires pebble-ready for each.
+
+    Juju: `kubectl delete pod` (Kubernetes recreates it, the charm container too).
+    JujuLocal: `jujulocal restart-container` for each workload container (its charm
+    container is the host's file system and stays).
+    """
+    app, n = unit.split('/')
+    if REAL:
+        subprocess.run(
+            ['kubectl', '-n', juju.model, 'delete', 'pod', f'{app}-{n}'], check=True
+        )
+        return
+    jujulocal = os.environ['JUJULOCAL_BIN']
+    model_dir = os.path.join(os.environ['JUJULOCAL_HOME'], 'models', juju.model or '')
+    for container in ('synapse', 'synapse-nginx'):
+        subprocess.run(
+            [jujulocal, '--model-dir', model_dir, 'restart-container', unit, container],
+            check=True,
+            capture_output=True,
+        )
+
+
 def wait_serving(juju: jubilant.Juju, unit: str) -> jubilant.Status:
     """Waits until every unit is active and Synapse answers through NGINX."""
     return juju.wait(
         lambda status: jubilant.all_active(status, unit.split('/')[0])
-        and http_status(juju, unit, f'{URL}/_matrix/client/versions') == 200,
+        and http_status(juju, unit, f'{base_url(juju, unit)}/_matrix/client/versions') == 200,
         error=jubilant.any_error,
         delay=1,
     )
@@ -90,4 +152,3 @@ def secret_content(juju: jubilant.Juju, label: str) -> dict[str, str]:
         if secret.label == label:
             return juju.show_secret(secret.uri, reveal=True).content
     raise AssertionError(f'no secret labelled {label!r}')
-

@@ -7,21 +7,29 @@ One model and one Synapse for the module; the tests run in file order.
 import jubilant
 import pytest
 
-from conftest import CHARM
-from helpers import URL, http_status, in_pod, matrix, secret_content, unit_status, wait_serving
+from helpers import (
+    base_url,
+    deploy_synapse,
+    http_post,
+    http_status,
+    matrix,
+    secret_content,
+    unit_status,
+    wait_serving,
+)
 
 APP = 'synapse'
 UNIT = f'{APP}/0'
 SERVER_NAME = 'example.com'
-# An admin API call, straight to Synapse inside the pod.
-ADMIN_API = 'http://localhost:8008/_synapse/admin/v2/users?limit=1'
+# An admin API call, straight to Synapse (port 8008, not through NGINX).
+ADMIN_API = '/_synapse/admin/v2/users?limit=1'
 
 passwords: list[str] = []
 
 
 @pytest.fixture(scope='module')
 def synapse(juju: jubilant.Juju) -> jubilant.Juju:
-    juju.deploy(CHARM, APP, config={'server_name': SERVER_NAME})
+    deploy_synapse(juju, APP, config={'server_name': SERVER_NAME})
     wait_serving(juju, UNIT)
     return juju
 
@@ -39,11 +47,12 @@ def register(juju: jubilant.Juju, username: str, **params) -> str:
 
 
 def login(juju: jubilant.Juju, user: str, password: str) -> dict:
-    return matrix(juju, UNIT, 'login', URL, user, password)
+    return matrix(juju, UNIT, 'login', base_url(juju, UNIT), user, password)
 
 
 def admin_call(juju: jubilant.Juju, token: str) -> int:
-    return http_status(juju, UNIT, ADMIN_API, f'Authorization: Bearer {token}')
+    url = base_url(juju, UNIT, 8008) + ADMIN_API
+    return http_status(juju, UNIT, url, f'Authorization: Bearer {token}')
 
 
 def test_register_user(synapse: jubilant.Juju):
@@ -70,14 +79,14 @@ def test_anonymize_user(synapse: jubilant.Juju):
     password = register(synapse, 'carol')
     carol = f'token:{login(synapse, "carol", password)["access_token"]}'
     dave = f'token:{login(synapse, "dave", register(synapse, "dave"))["access_token"]}'
-    matrix(synapse, UNIT, 'set-displayname', URL, 'carol', carol, 'Carol Liddell')
-    profile = matrix(synapse, UNIT, 'profile', URL, 'dave', dave, f'@carol:{SERVER_NAME}')
+    matrix(synapse, UNIT, 'set-displayname', base_url(synapse, UNIT), 'carol', carol, 'Carol Liddell')
+    profile = matrix(synapse, UNIT, 'profile', base_url(synapse, UNIT), 'dave', dave, f'@carol:{SERVER_NAME}')
     assert profile['displayname'] == 'Carol Liddell'
 
     task = synapse.run(UNIT, 'anonymize-user', {'username': 'carol'})
     assert task.results['deactivated'] == 'true'
     assert not login(synapse, 'carol', password)['ok'], 'carol can no longer log in'
-    profile = matrix(synapse, UNIT, 'profile', URL, 'dave', dave, f'@carol:{SERVER_NAME}')
+    profile = matrix(synapse, UNIT, 'profile', base_url(synapse, UNIT), 'dave', dave, f'@carol:{SERVER_NAME}')
     assert profile['displayname'] != 'Carol Liddell', profile
 
 
@@ -119,12 +128,12 @@ def test_actions_fail_fast_when_synapse_is_down(synapse: jubilant.Juju):
 def test_a_rejected_admin_token_is_renewed(synapse: jubilant.Juju):
     # The charm's own admin session, logged out behind its back.
     token = secret_content(synapse, 'synapse-admin')['access-token']
-    in_pod(
+    http_post(
         synapse,
         UNIT,
-        'curl', '-s', '-X', 'POST', '-H', f'Authorization: Bearer {token}',
-        'http://localhost:8008/_matrix/client/v3/logout',
-    )  # fmt: skip
+        base_url(synapse, UNIT, 8008) + '/_matrix/client/v3/logout',
+        f'Authorization: Bearer {token}',
+    )
     task = synapse.run(UNIT, 'promote-user-admin', {'username': 'root'})
     assert task.status == 'completed'
     assert secret_content(synapse, 'synapse-admin')['access-token'] != token

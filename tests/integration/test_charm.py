@@ -2,14 +2,14 @@
 
 import jubilant
 
-from conftest import CHARM
+from conftest import CHARM, RESOURCES
 
 APP = 'synapse'
 SERVER_NAME = 'jubilant.example.com'
 
 
 def test_deploy_configure_and_register_user(juju: jubilant.Juju):
-    juju.deploy(CHARM, APP)
+    juju.deploy(CHARM, APP, resources=RESOURCES)
     juju.config(APP, {'server_name': SERVER_NAME})
     status = juju.wait(jubilant.all_active, error=jubilant.any_error)
     assert status.apps[APP].units[f'{APP}/0'].leader

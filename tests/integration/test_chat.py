@@ -10,14 +10,25 @@ import time
 import jubilant
 import pytest
 
-from conftest import CHARM
-from helpers import URL, http_status, matrix, starts, unit_status, wait_serving
+from conftest import REAL
+from helpers import (
+    base_url,
+    deploy_synapse,
+    http_get,
+    http_status,
+    matrix,
+    restart_pod,
+    starts,
+    unit_status,
+    wait_serving,
+)
 
 APP = 'synapse'
 UNIT = f'{APP}/0'
 SERVER_NAME = 'chat.example.com'
 PASSWORD = 'correct horse battery'
 HELLO = 'hello from the charm test'
+SERVICES = [('synapse', 'synapse'), ('synapse-nginx', 'nginx')]
 
 
 @pytest.fixture(scope='module')
@@ -26,26 +37,27 @@ def alice(juju: jubilant.Juju) -> dict:
 
     Returns her session (an access token: Synapse rate-limits logins) and the room.
     """
-    juju.deploy(CHARM, APP, config={'server_name': SERVER_NAME})
+    deploy_synapse(juju, APP, config={'server_name': SERVER_NAME})
     wait_serving(juju, UNIT)
+    url = base_url(juju, UNIT)
 
     # Shared-secret registration, with the secret the charm keeps in its application secret.
     secret = next(s for s in juju.secrets() if s.label == 'synapse-keys')
     shared = juju.show_secret(secret.uri, reveal=True).content['registration-shared-secret']
-    reg = matrix(juju, UNIT, 'register', URL, shared, 'alice', PASSWORD)
+    reg = matrix(juju, UNIT, 'register', url, shared, 'alice', PASSWORD)
     assert reg['user_id'] == f'@alice:{SERVER_NAME}'
 
-    chat = matrix(juju, UNIT, 'chat', URL, 'alice', PASSWORD, HELLO)
+    chat = matrix(juju, UNIT, 'chat', url, 'alice', PASSWORD, HELLO)
     assert HELLO in chat['messages'], chat
-    return {'session': f'token:{chat["access_token"]}', 'room_id': chat['room_id']}
+    return {'session': f'token:{chat["access_token"]}', 'room_id': chat['room_id'], 'url': url}
 
 
 def test_deploy_and_chat(juju: jubilant.Juju, alice: dict):
     assert unit_status(juju, UNIT) == ('active', '')
-    assert http_status(juju, UNIT, f'{URL}/health') == 204
-    assert '"versions"' in juju.exec(f'curl -s {URL}/_matrix/client/versions', unit=UNIT).stdout
+    assert http_status(juju, UNIT, alice['url'] + '/health') == 204
+    assert '"versions"' in http_get(juju, UNIT, alice['url'] + '/_matrix/client/versions')
 
-    read = matrix(juju, UNIT, 'read', URL, 'alice', alice['session'], alice['room_id'])
+    read = matrix(juju, UNIT, 'read', alice['url'], 'alice', alice['session'], alice['room_id'])
     assert HELLO in read['messages']
 
 
@@ -70,7 +82,7 @@ def test_nothing_restarts_without_a_change(juju: jubilant.Juju, alice: dict):
 
 
 def test_config_change_restarts_synapse_once(juju: jubilant.Juju, alice: dict):
-    before = matrix(juju, UNIT, 'public-rooms', URL, 'alice', alice['session'])
+    before = matrix(juju, UNIT, 'public-rooms', alice['url'], 'alice', alice['session'])
     assert before['room_id'] in before['listed'], before
     synapse_starts = starts(juju, UNIT, 'synapse', 'synapse')
     nginx_starts = starts(juju, UNIT, 'synapse-nginx', 'nginx')
@@ -80,7 +92,7 @@ def test_config_change_restarts_synapse_once(juju: jubilant.Juju, alice: dict):
 
     assert starts(juju, UNIT, 'synapse', 'synapse') == synapse_starts + 1, 'one restart'
     assert starts(juju, UNIT, 'synapse-nginx', 'nginx') == nginx_starts, 'NGINX untouched'
-    after = matrix(juju, UNIT, 'public-rooms', URL, 'alice', alice['session'])
+    after = matrix(juju, UNIT, 'public-rooms', alice['url'], 'alice', alice['session'])
     assert after['listed'] == [], f'room directory search is off: {after}'
 
     juju.config(APP, {'enable_room_list_search': False})
@@ -95,7 +107,7 @@ def test_server_name_cannot_change(juju: jubilant.Juju, alice: dict):
     assert status == 'blocked'
     assert f'server_name cannot change from "{SERVER_NAME}" to "other.example.com"' in message
     assert starts(juju, UNIT, 'synapse', 'synapse') == synapse_starts, 'keeps the old name'
-    read = matrix(juju, UNIT, 'read', URL, 'alice', alice['session'], alice['room_id'])
+    read = matrix(juju, UNIT, 'read', alice['url'], 'alice', alice['session'], alice['room_id'])
     assert HELLO in read['messages']
 
     juju.config(APP, {'server_name': SERVER_NAME})
@@ -127,7 +139,7 @@ def test_config_synapse_rejects_keeps_the_last_good_one(juju: jubilant.Juju, ali
     assert 'homeserver.yaml.candidate' not in files, 'no candidate left'
     config = juju.ssh(UNIT, 'cat /data/homeserver.yaml', container='synapse')
     assert 'invite_checker' not in config
-    assert http_status(juju, UNIT, f'{URL}/_matrix/client/versions') == 200, 'still serving'
+    assert http_status(juju, UNIT, alice['url'] + '/_matrix/client/versions') == 200, 'still serving'
 
     time.sleep(6)  # an update-status (see above): the message stays
     assert unit_status(juju, UNIT) == ('blocked', message)
@@ -142,7 +154,7 @@ def test_config_synapse_rejects_keeps_the_last_good_one(juju: jubilant.Juju, ali
 def test_invalid_config_blocks_with_the_option_and_reason(juju: jubilant.Juju):
     # A second application in the same model, deployed without a server_name.
     app, unit = 'unconfigured', 'unconfigured/0'
-    juju.deploy(CHARM, app)
+    deploy_synapse(juju, app)
     status, message = unit_status(juju, unit)
     assert status == 'blocked'
     assert message.startswith('invalid configuration: server_name: must be set'), message
@@ -154,3 +166,25 @@ def test_invalid_config_blocks_with_the_option_and_reason(juju: jubilant.Juju):
     )
     assert starts(juju, unit, 'synapse', 'synapse') == 0, 'nothing started'
     juju.remove_application(app)
+
+
+def test_pod_churn_keeps_the_server_and_its_data(juju: jubilant.Juju, alice: dict):
+    key = juju.ssh(UNIT, f'cat /data/{SERVER_NAME}.signing.key', container='synapse')
+    before = {c: starts(juju, UNIT, c, s) for c, s in SERVICES}
+
+    # Fresh containers: their Pebbles know nothing; pebble-ready puts everything back.
+    restart_pod(juju, UNIT)
+    wait_serving(juju, UNIT)
+
+    assert unit_status(juju, UNIT) == ('active', '')
+    for container, service in SERVICES:
+        # Pebble keeps its changes in $PEBBLE=/charm/container/pebble, which outlives a
+        # container restart (JujuLocal's churn) but not a new pod (Juju's).
+        expected = 1 if REAL else before[container] + 1
+        assert starts(juju, UNIT, container, service) == expected, f'{service} started once'
+    assert juju.ssh(UNIT, f'cat /data/{SERVER_NAME}.signing.key', container='synapse') == key, (
+        'the same server keys'
+    )
+    url = base_url(juju, UNIT)  # on Kubernetes the new pod has a new address
+    read = matrix(juju, UNIT, 'read', url, 'alice', alice['session'], alice['room_id'])
+    assert HELLO in read['messages'], 'the data survived'

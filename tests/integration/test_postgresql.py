@@ -2,46 +2,24 @@
 
 On JujuLocal, `juju deploy postgresql-k8s` deploys its stand-in: a played provider that
 answers the charm's `postgresql_client` request from a real PostgreSQL server listening
-on the host's 127.0.0.1. The Synapse pod reaches it only on the host network, so this
-module deploys with a pods file without `netns` (the session's own gives each pod its
-own network namespace).
+on the host's 127.0.0.1. The Synapse pod reaches it only on the host network: the
+`host_network` fixture (requested before `juju`) gives this module's pods the host's
+network. On a real controller postgresql-k8s is the real charm (14/stable).
 """
 
-import os
-import pathlib
-
 import jubilant
-import pytest
 import yaml
 
-from conftest import CHARM
+from helpers import deploy_synapse
 
 APP = 'synapse'
 DB = 'postgresql-k8s'
 SERVER_NAME = 'pg.example.com'
 
 
-@pytest.fixture(scope='module')
-def host_network_pods(jujulocal_home: pathlib.Path):
-    """The session's pods file with `netns: false`, for this module's deploys."""
-    pods = yaml.safe_load((jujulocal_home / 'pods.yaml').read_text())
-    pods['netns'] = False
-    path = jujulocal_home / 'pods-host-network.yaml'
-    path.write_text(yaml.safe_dump(pods))
-    saved = os.environ.get('JUJULOCAL_PODS')
-    os.environ['JUJULOCAL_PODS'] = str(path)
-    try:
-        yield path
-    finally:
-        if saved is None:
-            os.environ.pop('JUJULOCAL_PODS', None)
-        else:
-            os.environ['JUJULOCAL_PODS'] = saved
-
-
-def test_synapse_uses_postgresql_k8s(host_network_pods, juju: jubilant.Juju):
-    juju.deploy(CHARM, APP, config={'server_name': SERVER_NAME})
-    juju.deploy(DB, trust=True)
+def test_synapse_uses_postgresql_k8s(host_network, juju: jubilant.Juju):
+    deploy_synapse(juju, APP, config={'server_name': SERVER_NAME})
+    juju.deploy(DB, channel='14/stable', trust=True)
     juju.integrate(f'{APP}:database', f'{DB}:database')
     juju.wait(jubilant.all_active, error=jubilant.any_error)
 

@@ -362,7 +362,13 @@ fn deploy(a: &Args, models: &Models) -> Result<(), Error> {
             "Deploying {:?} (JujuLocal stand-in for {charm})",
             app.unwrap_or(charm)
         );
+        // The channel picks a Charmhub revision; a stand-in has just the one.
         return c.deploy_provider(charm, app);
+    }
+    if a.get("channel").is_some() {
+        return Err(Error::Usage(format!(
+            "--channel is for charms from Charmhub, not the local charm {charm:?}"
+        )));
     }
     let charm_dir = charm_dir(charm, &dir, app)?;
     let meta = crate::meta::CharmMeta::load(&charm_dir)?;

@@ -131,6 +131,7 @@ fn command_flags(cmd: &str) -> Option<(Vec<Flag>, Option<usize>)> {
         ),
         "deploy" => (
             vec![
+                val(&["channel"]),
                 val(&["config"]),
                 val(&["resource"]),
                 val(&["num-units", "n"]),
