@@ -83,12 +83,19 @@ impl Role {
             Role::Undecided => Some(Status::waiting(
                 "Waiting for the leader to choose the unit that runs Synapse",
             )),
-            Role::Idle { main } => Some(Status::blocked(format!(
-                "Synapse runs on {main} only: scaling out is not supported yet; remove this unit with `juju remove-unit {}`",
-                ctx.unit_name
-            ))),
+            Role::Idle { main } => Some(Status::blocked(idle_message(main, &ctx.app_name))),
         }
     }
+}
+
+/// What an idle unit says. Kubernetes models remove units by number, never by name
+/// (`juju remove-unit synapse/1` is refused there): scaling back to one unit removes
+/// the highest-numbered ones.
+fn idle_message(main: &str, app: &str) -> String {
+    format!(
+        "Synapse runs on {main} only: scaling out is not supported yet; \
+         scale back to one unit with `juju scale-application {app} 1`"
+    )
 }
 
 /// The election's outcome: this unit's role, and whether it claims the main role
@@ -165,5 +172,15 @@ mod tests {
         assert_eq!(elect("s/0", Some("s/1"), true, false), claim);
         assert_eq!(elect("s/0", None, true, false), claim);
         assert_eq!(elect("s/0", None, false, false), main(Role::Undecided));
+    }
+
+    #[test]
+    fn idle_units_say_how_to_scale_back_on_kubernetes() {
+        assert_eq!(
+            idle_message("synapse/0", "chat"),
+            "Synapse runs on synapse/0 only: scaling out is not supported yet; \
+             scale back to one unit with `juju scale-application chat 1`"
+        );
+        assert!(!idle_message("synapse/0", "chat").contains("remove-unit"));
     }
 }

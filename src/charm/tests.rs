@@ -184,11 +184,13 @@ fn non_leader_waits_for_keys_then_uses_the_leaders() {
     // The leader chose another unit: this one stays idle and says why.
     j.set_app_data(&peer(), APP, &[(MAIN_UNIT_KEY, &leader)]);
     let status = config_changed(&mut j, &p);
-    assert_eq!(status.kind, StatusKind::Blocked);
-    assert!(
-        status.message.starts_with("Synapse runs on synapse/1 only"),
-        "{}",
-        status.message
+    assert_eq!(
+        status,
+        Status::blocked(
+            "Synapse runs on synapse/1 only: scaling out is not supported yet; \
+             scale back to one unit with `juju scale-application synapse 1`"
+        ),
+        "Kubernetes models refuse `juju remove-unit UNIT`: the hint scales by number"
     );
     assert!(
         p.synapse.pushes.borrow().is_empty(),
