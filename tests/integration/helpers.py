@@ -152,3 +152,157 @@ def secret_content(juju: jubilant.Juju, label: str) -> dict[str, str]:
         if secret.label == label:
             return juju.show_secret(secret.uri, reveal=True).content
     raise AssertionError(f'no secret labelled {label!r}')
+
+
+# --- scenarios ---
+
+
+def hook_runs(juju: jubilant.Juju, unit: str, hook: str) -> int:
+    """How often the unit agent has run HOOK on UNIT, from `juju debug-log` (its
+    `juju.worker.uniter.operation ran "HOOK" hook` lines; JujuLocal writes them too)."""
+    tag = 'unit-' + unit.replace('/', '-')
+    ran = f'ran "{hook}" hook'
+    return sum(1 for line in juju.debug_log().splitlines() if line.startswith(tag) and ran in line)
+
+
+def wait_for_hook(juju: jubilant.Juju, unit: str, hook: str, before: int) -> None:
+    """Waits until HOOK has run on UNIT more than BEFORE times (`hook_runs`)."""
+    juju.wait(lambda _: hook_runs(juju, unit, hook) > before, delay=1, successes=1)
+
+
+def wait_update_status(juju: jubilant.Juju, unit: str) -> None:
+    """Waits for the next update-status on UNIT to have run: Juju fires it on its timer
+    (the `juju` fixture sets 10 s), JujuLocal from `juju status` once
+    JUJULOCAL_UPDATE_STATUS_INTERVAL (5 s here) has passed."""
+    wait_for_hook(juju, unit, 'update-status', hook_runs(juju, unit, 'update-status'))
+
+
+def wait_until(juju: jubilant.Juju, condition, timeout: float | None = None) -> jubilant.Status:
+    """Waits until CONDITION() holds, polling once a second (`juju.wait`, whose status
+    calls also let JujuLocal fire its update-status)."""
+    return juju.wait(lambda _: condition(), delay=1, successes=1, timeout=timeout)
+
+
+def wait_status(
+    juju: jubilant.Juju, unit: str, current: str, message_start: str = '', **kwargs
+) -> str:
+    """Waits until UNIT's workload status is CURRENT with a message starting with
+    MESSAGE_START; returns the message. kwargs go to `juju.wait` (error, timeout)."""
+
+    def ready(status: jubilant.Status) -> bool:
+        ws = status.apps[unit.split('/')[0]].units[unit].workload_status
+        return ws.current == current and ws.message.startswith(message_start)
+
+    status = juju.wait(ready, delay=1, successes=1, **kwargs)
+    return status.apps[unit.split('/')[0]].units[unit].workload_status.message
+
+
+def services(juju: jubilant.Juju, unit: str, container: str) -> dict[str, str]:
+    """Pebble's services in the container and their state (`pebble services`)."""
+    out = juju.ssh(unit, '/charm/bin/pebble services', container=container)
+    return {line.split()[0]: line.split()[2] for line in out.splitlines()[1:] if line.strip()}
+
+
+def shared_secret(juju: jubilant.Juju, app: str) -> str:
+    """The registration shared secret APP keeps in its application secret."""
+    for secret in juju.secrets():
+        if secret.label == 'synapse-keys' and secret.owner == app:
+            return juju.show_secret(secret.uri, reveal=True).content['registration-shared-secret']
+    raise AssertionError(f'no synapse-keys secret owned by {app}')
+
+
+def metric(juju: jubilant.Juju, unit: str, name: str) -> float | None:
+    """A value of the stats exporter's metrics, scraped on the unit's port 9877."""
+    text = http_get(juju, unit, base_url(juju, unit, 9877) + '/metrics')
+    for line in text.splitlines():
+        if line.startswith(f'{name} '):
+            return float(line.split()[1])
+    return None
+
+
+def _jujulocal(juju: jubilant.Juju, *args: str) -> str:
+    """JujuLocal's own CLI on the model, for what the `juju` CLI cannot do there."""
+    model_dir = os.path.join(os.environ['JUJULOCAL_HOME'], 'models', juju.model or '')
+    return subprocess.run(
+        [os.environ['JUJULOCAL_BIN'], '--model-dir', model_dir, *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+def _standin_cluster(juju: jubilant.Juju, app: str) -> dict:
+    path = os.path.join(
+        os.environ['JUJULOCAL_HOME'], 'models', juju.model or '', 'providers', f'{app}.json'
+    )
+    with open(path) as f:
+        return json.load(f)['data']
+
+
+def _as_postgres(cluster: dict, program: str, *args: str) -> list[str]:
+    argv = [os.path.join(cluster['bin'], program), *args]
+    return ['runuser', '-u', 'postgres', '--', *argv] if os.geteuid() == 0 else argv
+
+
+def psql(juju: jubilant.Juju, app: str, sql: str, database: str = 'postgres') -> str:
+    """Runs SQL as PostgreSQL's superuser on APP (postgresql-k8s); stdout, trimmed.
+
+    JujuLocal: the stand-in's server, over its Unix socket. Juju: `psql` in the
+    postgresql container as the charm's `operator` user (`get-password` action).
+    """
+    if REAL:
+        password = juju.run(f'{app}/leader', 'get-password').results['password']
+        command = shlex.join(
+            ['psql', '-h', '127.0.0.1', '-U', 'operator', '-d', database, '-XAtc', sql]
+        )
+        return juju.ssh(
+            f'{app}/0', f'PGPASSWORD={shlex.quote(password)} {command}', container='postgresql'
+        ).strip()
+    cl = _standin_cluster(juju, app)
+    argv = _as_postgres(
+        cl, 'psql', '-X', '-A', '-t', '-h', cl['dir'], '-p', str(cl['port']), '-U', 'postgres',
+        '-d', database, '-v', 'ON_ERROR_STOP=1', '-c', sql,
+    )
+    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def stop_database(juju: jubilant.Juju, app: str) -> None:
+    """A PostgreSQL outage (JujuLocal only): the stand-in's server stops (`pg_ctl stop`)."""
+    cl = _standin_cluster(juju, app)
+    data = os.path.join(cl['dir'], 'data')
+    subprocess.run(
+        _as_postgres(cl, 'pg_ctl', '-D', data, '-m', 'fast', '-w', 'stop'),
+        check=True,
+        capture_output=True,
+    )
+
+
+def start_database(juju: jubilant.Juju, app: str) -> None:
+    """The end of the outage (JujuLocal only): the server starts again, same port."""
+    cl = _standin_cluster(juju, app)
+    data = os.path.join(cl['dir'], 'data')
+    log = os.path.join(cl['dir'], 'postgres.log')
+    subprocess.run(
+        _as_postgres(cl, 'pg_ctl', '-D', data, '-l', log, '-w', '-o', f'-p {cl["port"]}', 'start'),
+        check=True,
+        capture_output=True,
+        cwd=cl['dir'],
+    )
+
+
+def database_credentials(juju: jubilant.Juju, app: str) -> tuple[str, dict[str, str]]:
+    """The URI and content of the credentials secret APP (postgresql-k8s) shares."""
+    owned = [s for s in juju.secrets() if s.owner == app]
+    assert len(owned) == 1, f'one secret owned by {app}: {owned}'
+    return str(owned[0].uri), juju.show_secret(owned[0].uri, reveal=True).content
+
+
+def rotate_database_password(juju: jubilant.Juju, app: str, password: str, *, apply=True) -> None:
+    """The relation user's password changes (JujuLocal only): in the stand-in's server
+    (unless APPLY is false: the secret then holds a password PostgreSQL refuses) and
+    in a new revision of its credentials secret, which fires secret-changed."""
+    uri, content = database_credentials(juju, app)
+    user = content['username']
+    if apply:
+        psql(juju, app, f"ALTER ROLE {user} PASSWORD '{password}'")
+    _jujulocal(juju, 'secret-set', uri, f'username={user}', f'password={password}')

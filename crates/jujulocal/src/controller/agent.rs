@@ -222,6 +222,25 @@ impl Controller {
                 );
             }
         }
+        // Juju's unit agent logs each hook it ran (what `juju debug-log` shows, and
+        // what tests wait on, e.g. for the next update-status).
+        if ctx.action_id.is_none() {
+            let via = "(via hook dispatching script: dispatch)";
+            let (level, line) = if code == 0 {
+                ("INFO", format!("ran \"{hook_name}\" hook {via}"))
+            } else {
+                (
+                    "ERROR",
+                    format!("hook \"{hook_name}\" {via} failed: exit status {code}"),
+                )
+            };
+            append_log(
+                &self.home,
+                unit,
+                level,
+                &format!("juju.worker.uniter.operation {line}"),
+            );
+        }
         let record = HookRecord {
             seq,
             unit: unit.into(),
