@@ -5,7 +5,7 @@ use crate::error::CharmResult;
 use crate::juju::hints::UnitHints;
 use crate::juju::{HookContext, HookTools, RelationId, Status};
 use crate::peers::{self, Peers};
-use crate::relations::{database, observability};
+use crate::relations::{database, ingress, observability};
 use crate::status::{self, Progress};
 use crate::synapse::config::SynapseConfig;
 use crate::workload::{Workload, Workloads};
@@ -26,6 +26,9 @@ pub fn reconcile(
         Ok(c) => c,
         Err(e) => return Ok(Status::blocked(e.to_string())),
     };
+    // Every unit publishes its address for the ingress, main unit or not.
+    let exposure = ingress::reconcile(ctx, tools, &work.exposure, &config, hints)?;
+    let config = config.with_default_baseurl(exposure.url.as_deref());
     let peers = read_peers(ctx, tools, hints)?;
     share_keys(tools, &peers)?;
     if let Some(status) = peers::role(ctx, tools, &peers)?.status(ctx) {
@@ -36,9 +39,11 @@ pub fn reconcile(
     let synapse = run_synapse(ctx, tools, &pod, &config, &db, &peers, &work, hints)?;
     let nginx = nginx::reconcile(pod.nginx.as_ref(), &mut hints.ready_baselines)?;
     run_observability(ctx, tools, &pod, &db, &work)?;
+    let mut notes = config.unhonoured();
+    notes.extend(exposure.note);
     Ok(status::aggregate_with_notes(
-        &[synapse, nginx],
-        &config.unhonoured(),
+        &[synapse, nginx, exposure.progress],
+        &notes,
     ))
 }
 

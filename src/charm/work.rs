@@ -20,10 +20,18 @@
 //! | `logging-relation-*` | | | log targets of both containers; leader `metadata` |
 //! | anything else (`update-status`, `config-changed`, …) | | | |
 //!
+//! The exposure column ([`ingress`]): `install`, `start` and `upgrade-charm` look both
+//! relations up again and publish; `leader-elected` publishes both; `config-changed`
+//! has the leader re-publish the route (its host name follows the configuration);
+//! `ingress-relation-*` reads the provider's URL again and publishes this unit's
+//! address (and the leader's request); `nginx-route-relation-*` looks the relation up
+//! and publishes the route. Everything else uses the remembered relation ids and URL.
+//!
 //! Adding an integration: one module under [`crate::relations`], one field here, one
 //! arm in [`Work::for_event`] for its endpoint, one line in [`super::reconcile`].
 
 use crate::juju::Event;
+use crate::relations::ingress::{self, nginx_route, traefik};
 use crate::relations::observability::{self, grafana, loki, prometheus};
 use crate::relations::{database, Scope};
 
@@ -34,6 +42,8 @@ pub struct Work {
     pub open_port: bool,
     pub database: database::Work,
     pub observability: observability::Work,
+    /// The `ingress` and `nginx-route` relations.
+    pub exposure: ingress::Work,
 }
 
 impl Work {
@@ -46,6 +56,7 @@ impl Work {
                     request: false,
                     answer_may_change: true,
                 },
+                exposure: ingress::Work::everything(),
                 ..Default::default()
             },
             Event::Start => Self {
@@ -56,6 +67,7 @@ impl Work {
                     answer_may_change: true,
                 },
                 observability: observability::Work::everything(),
+                exposure: ingress::Work::everything(),
             },
             Event::UpgradeCharm => Self {
                 open_port: true,
@@ -65,6 +77,7 @@ impl Work {
                     answer_may_change: true,
                 },
                 observability: observability::Work::everything(),
+                exposure: ingress::Work::everything(),
             },
             Event::LeaderElected => Self {
                 database: database::Work {
@@ -72,6 +85,18 @@ impl Work {
                     ..Default::default()
                 },
                 observability: observability::Work::everything(),
+                exposure: ingress::Work {
+                    ingress_publish: true,
+                    route_publish: true,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            Event::ConfigChanged => Self {
+                exposure: ingress::Work {
+                    route_publish: true,
+                    ..Default::default()
+                },
                 ..Default::default()
             },
             Event::PebbleReady { container }
@@ -121,6 +146,22 @@ impl Work {
                     loki::ENDPOINT => Self {
                         observability: observability::Work {
                             logging: true,
+                            ..Default::default()
+                        },
+                        ..Default::default()
+                    },
+                    traefik::ENDPOINT => Self {
+                        exposure: ingress::Work {
+                            ingress_lookup: true,
+                            ingress_publish: true,
+                            ..Default::default()
+                        },
+                        ..Default::default()
+                    },
+                    nginx_route::ENDPOINT => Self {
+                        exposure: ingress::Work {
+                            route_lookup: true,
+                            route_publish: true,
                             ..Default::default()
                         },
                         ..Default::default()

@@ -17,6 +17,13 @@ pub struct UnitHints {
     /// The `database` relation id; `Some("")` when known to be absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database_relation: Option<String>,
+    /// The `ingress` relation id (empty when there is none) and the provider's raw
+    /// `ingress` value, read again on the events that can change them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<IngressHint>,
+    /// The `nginx-route` relation id; `Some("")` when known to be absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nginx_route_relation: Option<String>,
     /// The configuration Synapse last rejected, so that it is not checked again on
     /// every hook while it stays the same.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -25,6 +32,14 @@ pub struct UnitHints {
     /// its service; "ready" needs a success after that.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub ready_baselines: std::collections::BTreeMap<String, u64>,
+}
+
+/// The `ingress` relation as last read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngressHint {
+    pub relation: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
 }
 
 /// A configuration Synapse rejected: its shape hash (no secrets) and the status.
@@ -78,6 +93,11 @@ mod tests {
                 status: "blocked".into(),
             }),
             ready_baselines: [("synapse".to_string(), 3)].into(),
+            ingress: Some(IngressHint {
+                relation: "ingress:5".into(),
+                answer: Some(r#"{"url": "http://h/"}"#.into()),
+            }),
+            nginx_route_relation: Some(String::new()),
         };
         h.save(&p);
         assert_eq!(UnitHints::load(&p), h);

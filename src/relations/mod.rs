@@ -6,10 +6,12 @@
 //! |---|---|
 //! | [`database`] | `database` (postgresql_client requirer) |
 //! | [`observability`] | `metrics-endpoint`, `grafana-dashboard`, `logging` |
+//! | [`ingress`] | `ingress` (traefik-k8s), `nginx-route` (nginx-ingress-integrator) |
 //!
 //! Which event calls for which work is decided in one place: [`crate::charm::work`].
 
 pub mod database;
+pub mod ingress;
 pub mod observability;
 
 use crate::juju::{Databag, Event, HookTools, RelationHook, RelationId, ToolResult};

@@ -273,6 +273,12 @@ fn check_url_parts(item: &str, query: bool) -> Result<String, String> {
     Ok(url)
 }
 
+/// Checks a base URL the way `public_baseurl` is checked (http(s), a valid host, no
+/// query or fragment); for URLs that come from relations.
+pub fn check_base_url(item: &str) -> Result<String, String> {
+    check_url_parts(item, false)
+}
+
 fn check_url(item: &str) -> Result<String, String> {
     if item.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(format!(
@@ -353,6 +359,16 @@ pub const DEFAULT_ALIVE_CHECK: &str = "2m,5,20s";
 impl SynapseConfig {
     /// Options that are set but that the charm cannot honour in this deployment (pure):
     /// never silent, they are named in the status.
+    /// This configuration with `url` (an ingress URL) as `public_baseurl`, unless the
+    /// option is set: the operator's value always wins.
+    pub fn with_default_baseurl(&self, url: Option<&str>) -> Self {
+        let mut c = self.clone();
+        if c.public_baseurl.is_none() {
+            c.public_baseurl = url.map(|u| u.trim_end_matches('/').to_string());
+        }
+        c
+    }
+
     pub fn unhonoured(&self) -> Vec<String> {
         let mut notes = vec![];
         if self.enable_email_notifs {

@@ -437,12 +437,18 @@ fn config(a: &Args, models: &Models, out: &mut dyn Write) -> Result<(), Error> {
     };
     let dir = models.current(a.get("model"))?;
     let mut c = Controller::open(&dir)?;
-    let application = c.model.app(app)?;
-    if application.is_played() {
-        return Err(Error::Refused(format!(
-            "application {app:?} is played by jujulocal and has no configuration"
-        )));
+    if c.model.app(app)?.is_played() {
+        // A stand-in's own options (e.g. traefik-k8s's routing_mode), set only.
+        if rest.is_empty() || rest.iter().any(|x| !x.contains('=')) {
+            return Err(Error::Refused(format!(
+                "application {app:?} is played by jujulocal: only a stand-in's options can be set (key=value)"
+            )));
+        }
+        let sets = key_values(rest.iter())?;
+        return c.configure_provider(app, &sets.into_iter().collect());
     }
+    let application = c.model.app(app)?;
+
     let trust = CliState::load(&dir)
         .trust
         .get(app.as_str())

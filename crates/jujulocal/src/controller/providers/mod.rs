@@ -5,12 +5,17 @@
 //! | charm name       | stands in with                                      |
 //! |------------------|-----------------------------------------------------|
 //! | `postgresql-k8s` | [`postgresql`]: a real PostgreSQL on 127.0.0.1      |
+//! | `traefik-k8s`    | [`traefik`]: a real NGINX on 127.0.0.1 ([`proxy`]), `ingress` v2 |
+//! | `nginx-ingress-integrator` | [`nginx_ingress`]: a real NGINX on 127.0.0.1, `nginx-route` |
 //!
 //! Each deployed stand-in keeps its state in `<model>/providers/<app>.json`; the
 //! controller calls [`react`] whenever an event reaches one of its (played) units, and
 //! [`remove`] when the application is removed.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+
+use juju_hook::RelationHook;
 
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +23,10 @@ use super::Controller;
 use crate::error::Area;
 use crate::Error;
 
+pub mod nginx_ingress;
 pub mod postgresql;
+pub mod proxy;
+pub mod traefik;
 
 /// What a stand-in keeps between CLI invocations.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -33,13 +41,32 @@ type DeployFn = fn(&mut Controller, &str) -> Result<(), Error>;
 type ReactFn = fn(&mut Controller, &str, &ProviderState) -> Result<(), Error>;
 type RemoveFn = fn(&Controller, &str, &ProviderState) -> Result<(), Error>;
 
+type ConfigureFn = fn(&ProviderState, &BTreeMap<String, String>) -> Result<ProviderState, Error>;
+
 /// `charm name → (deploy, react, remove)`.
-pub const PROVIDERS: &[(&str, DeployFn, ReactFn, RemoveFn)] = &[(
-    "postgresql-k8s",
-    postgresql::deploy,
-    postgresql::react,
-    postgresql::remove,
-)];
+pub const PROVIDERS: &[(&str, DeployFn, ReactFn, RemoveFn)] = &[
+    (
+        "postgresql-k8s",
+        postgresql::deploy,
+        postgresql::react,
+        postgresql::remove,
+    ),
+    (
+        traefik::CHARM,
+        traefik::deploy,
+        traefik::react,
+        traefik::remove,
+    ),
+    (
+        nginx_ingress::CHARM,
+        nginx_ingress::deploy,
+        nginx_ingress::react,
+        nginx_ingress::remove,
+    ),
+];
+
+/// Stand-ins with options (`juju config APP key=value`): `charm name → configure`.
+const CONFIGURABLE: &[(&str, ConfigureFn)] = &[(traefik::CHARM, traefik::configure)];
 
 /// Whether JujuLocal has a stand-in for this charm name.
 pub fn known(charm: &str) -> bool {
@@ -62,7 +89,110 @@ pub(crate) fn save(c: &Controller, app: &str, st: &ProviderState) -> Result<(), 
     crate::journal::write_json(&path, st)
 }
 
+/// The stand-ins' servers listen on the host's 127.0.0.1: pods in their own network
+/// namespace cannot reach them, nor they the pods.
+pub(crate) fn warn_netns(c: &Controller, charm: &str) {
+    if c.runtime.pod_config.as_ref().is_some_and(|p| p.netns) {
+        eprintln!(
+            "jujulocal: {charm} works on the host's 127.0.0.1: pods with their own \
+             network namespace (netns: true) cannot be reached"
+        );
+    }
+}
+
+/// Sets the workload status of a stand-in's (only) unit.
+pub(crate) fn set_unit_status(
+    c: &mut Controller,
+    app: &str,
+    status: &str,
+    message: &str,
+) -> Result<(), Error> {
+    let entry = crate::model::StatusEntry::new(status, message);
+    if let Ok(a) = c.model.app_mut(app) {
+        for u in a.units.values_mut() {
+            if u.status.as_ref().map(|s| (&s.status, &s.message))
+                != Some((&entry.status, &entry.message))
+            {
+                u.status = Some(entry.clone());
+            }
+        }
+    }
+    c.save()
+}
+
+/// The relations of `app`'s `endpoint` that are not being removed.
+pub(crate) fn live_relations(
+    c: &Controller,
+    app: &str,
+    endpoint: &str,
+) -> Vec<crate::model::Relation> {
+    c.model
+        .relations
+        .iter()
+        .filter(|r| !r.dying && r.end_for(app).is_some_and(|e| e.endpoint == endpoint))
+        .cloned()
+        .collect()
+}
+
+/// Writes `bag` into `app`'s application databag of relation `id` (an empty value
+/// deletes the key) and, when that changed it, tells the remote units.
+pub(crate) fn answer(
+    c: &mut Controller,
+    app: &str,
+    id: u64,
+    remote: &str,
+    bag: &BTreeMap<String, String>,
+) -> Result<(), Error> {
+    let Some(rel) = c.model.relation_mut(id) else {
+        return Ok(());
+    };
+    let own = rel.app_data.entry(app.to_string()).or_default();
+    let before = own.clone();
+    for (k, v) in bag {
+        if v.is_empty() {
+            own.remove(k);
+        } else {
+            own.insert(k.clone(), v.clone());
+        }
+    }
+    if *own == before {
+        return Ok(());
+    }
+    let remote_ep = rel
+        .end_for(remote)
+        .map(|e| e.endpoint.clone())
+        .unwrap_or_default();
+    let targets = rel.joined.get(remote).cloned().unwrap_or_default();
+    for t in targets {
+        c.enqueue(
+            &t,
+            super::agent::relation_event(RelationHook::Changed, &remote_ep, id, app, None),
+        );
+    }
+    Ok(())
+}
+
 impl Controller {
+    /// `juju config APP key=value ...` for a stand-in with options; it reacts at once.
+    pub fn configure_provider(
+        &mut self,
+        app: &str,
+        sets: &BTreeMap<String, String>,
+    ) -> Result<(), Error> {
+        let st = load(self, app)
+            .ok_or_else(|| Error::Refused(format!("application {app:?} has no configuration")))?;
+        let Some(f) = CONFIGURABLE.iter().find(|p| p.0 == st.charm) else {
+            return Err(Error::Refused(format!(
+                "application {app:?} (stand-in for {}) has no configuration",
+                st.charm
+            )));
+        };
+        let new = (f.1)(&st, sets)?;
+        save(self, app, &new)?;
+        react(self, app)?;
+        self.drain()
+    }
+
     /// Stops every stand-in's server (the model is being destroyed).
     pub fn stop_providers(&self) {
         let apps: Vec<String> = self.model.applications.keys().cloned().collect();
