@@ -25,6 +25,13 @@ pub struct UnitHints {
     /// its service; "ready" needs a success after that.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub ready_baselines: std::collections::BTreeMap<String, u64>,
+    /// Hash of the NGINX site files last pushed (`nginx::site::Site::hash`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nginx_site: Option<String>,
+    /// Synapse's version as last set with `application-version-set`; cleared when the
+    /// charm (re)starts Synapse, so it is read again once Synapse is ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_version: Option<String>,
 }
 
 /// A configuration Synapse rejected: its shape hash (no secrets) and the status.
@@ -78,6 +85,8 @@ mod tests {
                 status: "blocked".into(),
             }),
             ready_baselines: [("synapse".to_string(), 3)].into(),
+            nginx_site: Some("0123456789abcdef".into()),
+            workload_version: Some("1.140.0".into()),
         };
         h.save(&p);
         assert_eq!(UnitHints::load(&p), h);
