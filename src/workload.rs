@@ -34,6 +34,8 @@ pub trait Workload {
     fn remove(&self, path: &str) -> PebbleResult<()>;
     /// The body of an HTTP GET of `url` in the pod's network (2xx within a second).
     fn fetch(&self, url: &str) -> Option<Vec<u8>>;
+    /// Sends a signal (e.g. `SIGHUP`) to the services' main processes.
+    fn signal(&self, services: &[&str], signal: &str) -> PebbleResult<()>;
 }
 
 /// A container reached through its Pebble socket.
@@ -100,6 +102,9 @@ impl Workload for PebbleWorkload {
             Ok(r) if (200..300).contains(&r.status) => Some(r.body),
             _ => None,
         }
+    }
+    fn signal(&self, services: &[&str], signal: &str) -> PebbleResult<()> {
+        self.client.send_signal(signal, services)
     }
     fn remove(&self, path: &str) -> PebbleResult<()> {
         match self.client.remove_path(path, false) {

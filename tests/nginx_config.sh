@@ -75,9 +75,11 @@ finish() {
 # command lines, not functions, so that `"${IN_CONTAINER_VIEW[@]}" nginx ... &`
 # leaves $! pointing at the nginx master itself (unshare and bash both exec).
 # With a static directory, the view also has the rock's /srv/synapse-static.
+# With a site directory, the view also has the files the charm pushes through Pebble
+# (/var/lib/nginx/charm, from tests/nginx_site/<setup>).
 VIEW_SCRIPT='
     set -e
-    conf=$1 static=$2; shift 2
+    conf=$1 static=$2 site=$3; shift 3
     # Sources first: the repository may itself live under /tmp, which is replaced below.
     mount --bind "$conf" /etc/nginx
     mount -o remount,ro,bind /etc/nginx
@@ -87,14 +89,21 @@ VIEW_SCRIPT='
         mount --bind "$static" /srv/synapse-static
         mount -o remount,ro,bind /srv/synapse-static
     fi
+    mount -t tmpfs -o mode=0755 tmpfs /var/lib/nginx
+    if [ -n "$site" ]; then
+        mkdir /var/lib/nginx/charm
+        cp "$site"/*.json "$site"/*.conf /var/lib/nginx/charm/
+    fi
     mount -t tmpfs -o mode=1777 tmpfs /tmp
-    for d in /run /var/lib/nginx /var/log/nginx; do
+    for d in /run /var/log/nginx; do
         mount -t tmpfs -o mode=0755 tmpfs "$d"
     done
     exec "$@"
 '
-IN_CONTAINER_VIEW=(unshare --mount --propagation private -- "$BASH" -c "$VIEW_SCRIPT" view "$CONF_SRC" "")
-IN_ROCK_VIEW=(unshare --mount --propagation private -- "$BASH" -c "$VIEW_SCRIPT" view "$CONF_SRC" "$STATIC_SRC")
+SITE_SRC=$REPO/tests/nginx_site
+IN_BARE_VIEW=(unshare --mount --propagation private -- "$BASH" -c "$VIEW_SCRIPT" view "$CONF_SRC" "" "")
+IN_CONTAINER_VIEW=(unshare --mount --propagation private -- "$BASH" -c "$VIEW_SCRIPT" view "$CONF_SRC" "" "$SITE_SRC/same-host")
+IN_ROCK_VIEW=(unshare --mount --propagation private -- "$BASH" -c "$VIEW_SCRIPT" view "$CONF_SRC" "$STATIC_SRC" "$SITE_SRC/same-host")
 
 echo "nginx config: $CONF_SRC"
 
@@ -104,6 +113,14 @@ echo "nginx config: $CONF_SRC"
 T_RC=$?
 check "nginx -t passes in the container view" test "$T_RC" -eq 0
 [[ $T_RC -eq 0 ]] || { sed 's/^/        /' "$WORK/t.out"; finish; }
+# Before the charm pushed anything (the bare image) and with each reference site.
+"${IN_BARE_VIEW[@]}" nginx -t -c /etc/nginx/nginx.conf >"$WORK/t.out" 2>&1
+check "nginx -t passes without the charm's files" test $? -eq 0
+for setup in same-host delegated port; do
+    unshare --mount --propagation private -- "$BASH" -c "$VIEW_SCRIPT" view "$CONF_SRC" "" "$SITE_SRC/$setup" \
+        nginx -t -c /etc/nginx/nginx.conf >"$WORK/t.out" 2>&1
+    check "nginx -t passes with the $setup site" test $? -eq 0
+done
 
 "${IN_CONTAINER_VIEW[@]}" nginx -T -c /etc/nginx/nginx.conf >"$WORK/dump.conf" 2>/dev/null
 check "effective config sets client_max_body_size 50M" \
@@ -281,8 +298,9 @@ check "404 from nginx also has security headers" header_is admin X-Frame-Options
 req metrics /_synapse/metrics
 check "/_synapse/metrics -> 404" code_is metrics 404
 
-# Only /_matrix/, /_synapse/client/, /_synapse/admin/v1/register and
-# /.well-known/matrix/ reach Synapse, however the path is spelled.
+# Only /_matrix/, /_synapse/client/ and /_synapse/admin/v1/register reach Synapse
+# (the admin API while the charm's admin-api.conf keeps it closed), however the
+# path is spelled.
 for p in /_synapse/admin/v2/users /_synapse/admin/v1/registerx /_synapse/admin \
          /_synapse/replication/get_repl_stream_updates /_synapse/metrics/ \
          /_synapse/%61dmin/v1/server_version '/_matrix/%2e%2e/_synapse/admin/v1/server_version' \
@@ -297,7 +315,7 @@ check "metrics never reached Synapse" upstream_never_saw /_synapse/metrics
 check "replication never reached Synapse" upstream_never_saw /_synapse/replication
 check "/.well-known/other never reached Synapse" upstream_never_saw /.well-known/other
 req wk_bare /.well-known/matrix
-check "/.well-known/matrix -> 301 to the slash form, not proxied" code_is wk_bare 301
+check "/.well-known/matrix -> 404, not proxied" code_is wk_bare 404
 check "/.well-known/matrix never reached Synapse" upstream_never_saw '/.well-known/matrix$'
 req register_post /_synapse/admin/v1/register -X POST -H 'Content-Type: application/json' --data '{}'
 check "POST shared-secret registration -> proxied" code_is register_post 200
@@ -314,10 +332,78 @@ check "proxied response: Referrer-Policy" header_is versions Referrer-Policy str
 req sso /_synapse/client/sso
 check "/_synapse/client/sso -> 200 proxied" code_is sso 200
 
-req wellknown /.well-known/matrix/server
-check "/.well-known/matrix/server -> 200 proxied" code_is wellknown 200
-check "/.well-known/matrix/server: body from Synapse" \
-    cmp -s "$WORK/wellknown.body" "$DOCROOT/.well-known/matrix/server"
+# The well-known answers come from the charm's files, never from Synapse.
+for which in server client; do
+    req "wk_$which" "/.well-known/matrix/$which"
+    check "/.well-known/matrix/$which -> 200" code_is "wk_$which" 200
+    check "/.well-known/matrix/$which: the charm's file" \
+        cmp -s "$WORK/wk_$which.body" "$SITE_SRC/same-host/well-known-$which.json"
+    check "/.well-known/matrix/$which: application/json" header_is "wk_$which" Content-Type application/json
+    check "/.well-known/matrix/$which: CORS origin *" header_is "wk_$which" Access-Control-Allow-Origin '*'
+    check "/.well-known/matrix/$which: CORS methods" header_is "wk_$which" Access-Control-Allow-Methods \
+        "GET, POST, PUT, DELETE, OPTIONS"
+    check "/.well-known/matrix/$which: CORS headers" header_is "wk_$which" Access-Control-Allow-Headers \
+        "X-Requested-With, Content-Type, Authorization"
+    check "/.well-known/matrix/$which: cached for an hour" header_is "wk_$which" Cache-Control \
+        "public, max-age=3600"
+    check "/.well-known/matrix/$which: security headers" header_is "wk_$which" X-Content-Type-Options nosniff
+    check "/.well-known/matrix/$which: HSTS" header_is "wk_$which" Strict-Transport-Security \
+        "max-age=31536000; includeSubDomains"
+done
+check "/.well-known/matrix/ never reached Synapse" upstream_never_saw /.well-known/matrix/
+req wk_preflight /.well-known/matrix/client -X OPTIONS -H 'Origin: https://app.example.test' \
+    -H 'Access-Control-Request-Method: GET'
+check "well-known CORS preflight -> 204" code_is wk_preflight 204
+check "well-known CORS preflight: origin *" header_is wk_preflight Access-Control-Allow-Origin '*'
+req wk_head /.well-known/matrix/server -I
+check "HEAD /.well-known/matrix/server -> 200" code_is wk_head 200
+req wk_support /.well-known/matrix/support
+check "/.well-known/matrix/support -> 404" code_is wk_support 404
+
+# The charm pushes new files into the running container (here: into NGINX's mount
+# namespace). A new well-known file is served at once; a new admin-api.conf after
+# a SIGHUP (Pebble's signals API), without a restart.
+push_site_file() { # push_site_file SETUP FILE
+    nsenter -t "$NGINX_PID" -m -- sh -c "cat > /var/lib/nginx/charm/$2" <"$SITE_SRC/$1/$2"
+}
+push_site_file port well-known-server.json
+req wk_port /.well-known/matrix/server
+check "new well-known file served without a reload" \
+    cmp -s "$WORK/wk_port.body" "$SITE_SRC/port/well-known-server.json"
+push_site_file delegated admin-api.conf
+req admin_before_hup /_synapse/admin/v1/server_version
+check "admin-api.conf not live before the reload" code_is admin_before_hup 404
+kill -HUP "$NGINX_PID"
+opened=1
+for _ in $(seq 1 100); do
+    req admin_open /_synapse/admin/v1/server_version
+    if code_is admin_open 200; then opened=0; break; fi
+    sleep 0.1
+done
+check "after SIGHUP: admin API proxied for an allowed address (127.0.0.1/32)" test "$opened" -eq 0
+check "after SIGHUP: nginx master kept running (reload, not restart)" kill -0 "$NGINX_PID"
+check "admin API answer from Synapse" cmp -s "$WORK/admin_open.body" "$DOCROOT/_synapse/admin/v1/server_version"
+curl -sS -g --max-time 10 -o /dev/null -w '%{http_code}' 'http://[::1]:8080/_synapse/admin/v1/server_version' \
+    >"$WORK/admin_v6.code" 2>>"$WORK/curl.err"
+check "admin API proxied for ::1 (::1/128)" code_is admin_v6 200
+ip addr add 192.0.2.10/32 dev lo
+curl -sS --max-time 10 --interface 192.0.2.10 -o "$WORK/admin_denied.body" -D "$WORK/admin_denied.headers" \
+    -w '%{http_code}' http://192.0.2.10:8080/_synapse/admin/v1/users >"$WORK/admin_denied.code" 2>>"$WORK/curl.err"
+tr -d '\r' <"$WORK/admin_denied.headers" >"$WORK/admin_denied.h" && mv "$WORK/admin_denied.h" "$WORK/admin_denied.headers"
+check "admin API refused (403) for an address outside the allowed networks" code_is admin_denied 403
+check "403 from nginx has security headers" header_is admin_denied X-Frame-Options SAMEORIGIN
+check "the refused admin request never reached Synapse" upstream_never_saw /_synapse/admin/v1/users
+req metrics_open /_synapse/metrics
+check "metrics still 404 with the admin API open" code_is metrics_open 404
+push_site_file same-host admin-api.conf
+kill -HUP "$NGINX_PID"
+closed=1
+for _ in $(seq 1 100); do
+    req admin_closed /_synapse/admin/v1/server_version
+    if code_is admin_closed 404; then closed=0; break; fi
+    sleep 0.1
+done
+check "closed again after the next reload" test "$closed" -eq 0
 
 req root /
 check "/ -> 404 or 200 (static site, absent locally)" \

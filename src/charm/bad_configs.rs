@@ -79,6 +79,13 @@ fn table() -> Vec<(Value, &'static str)> {
         (json!({"rc_joins_remote_burst_count": -1, "rc_joins_remote_per_second": -1.0}), "invalid configuration: rc_joins_remote_burst_count: -1 must not be negative; rc_joins_remote_per_second: -1 must not be negative"),
         (json!({"federation_domain_whitelist": "-a", "trusted_key_servers": "-b"}), "invalid configuration: federation_domain_whitelist: \"-a\" is not a host name; trusted_key_servers: \"-b\" is not a host name"),
         (json!({"server_name": "bad name", "public_baseurl": "x", "workers_ignore_list": "a b"}), "invalid configuration: server_name: \"bad name\" is not a valid server name (host name with an optional :port); public_baseurl: \"x\" is not an http:// or https:// URL; workers_ignore_list: \"a b\" is not a worker name"),
+        (json!({"admin_api_allowed_cidrs": "10.0.0.1"}), "invalid configuration: admin_api_allowed_cidrs: \"10.0.0.1\" is not a CIDR: write address/prefix (e.g. 10.0.0.1/32 for one address)"),
+        (json!({"admin_api_allowed_cidrs": "10.0.0.1/8"}), "invalid configuration: admin_api_allowed_cidrs: \"10.0.0.1/8\" has bits set after the prefix; the network is 10.0.0.0/8"),
+        (json!({"admin_api_allowed_cidrs": "10.0.0.0/33"}), "invalid configuration: admin_api_allowed_cidrs: \"10.0.0.0/33\" is not a CIDR: the prefix must be 0 to 32"),
+        (json!({"admin_api_allowed_cidrs": "fd00::/129"}), "invalid configuration: admin_api_allowed_cidrs: \"fd00::/129\" is not a CIDR: the prefix must be 0 to 128"),
+        (json!({"admin_api_allowed_cidrs": "10.0.0.0/8,intranet/8"}), "invalid configuration: admin_api_allowed_cidrs: \"intranet/8\" is not a CIDR: \"intranet\" is not an IP address"),
+        (json!({"admin_api_allowed_cidrs": "10.0.0.0/8; allow all"}), "invalid configuration: admin_api_allowed_cidrs: \"10.0.0.0/8; allow all\" is not a CIDR: the prefix must be 0 to 32"),
+        (json!({"admin_api_allowed_cidrs": true}), "invalid configuration: admin_api_allowed_cidrs: expected a string, got true"),
         (json!({"ip_range_whitelist": "1.2.3.4/40,10.0.0.0/8,fe80::/200"}), "invalid configuration: ip_range_whitelist: \"1.2.3.4/40\" is not a CIDR; ip_range_whitelist: \"fe80::/200\" is not a CIDR"),
         (json!({"server_name": "other.example.com", "enable_room_list_search": false}), "server_name cannot change from \"example.com\" to \"other.example.com\": Synapse's database is bound to it; restore it with `juju config synapse server_name=example.com`"),
     ]

@@ -11,6 +11,9 @@ mod tests;
 #[cfg(test)]
 mod bad_configs;
 
+#[cfg(test)]
+mod expose_tests;
+
 use std::path::Path;
 
 use crate::error::CharmError;

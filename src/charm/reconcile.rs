@@ -37,7 +37,11 @@ pub fn reconcile(
     let db = database::relation(ctx, tools, &work.database, hints)?;
     let pod = Pod::open(workloads);
     let synapse = run_synapse(ctx, tools, &pod, &config, &db, &peers, &work, hints)?;
-    let nginx = nginx::reconcile(pod.nginx.as_ref(), &mut hints.ready_baselines)?;
+    let site = nginx::site::Site::new(
+        &synapse::homeserver::public_baseurl(&config, None),
+        &config.admin_api_allowed_cidrs,
+    );
+    let nginx = nginx::reconcile(pod.nginx.as_ref(), &site, hints)?;
     run_observability(ctx, tools, &pod, &db, &work)?;
     let mut notes = config.unhonoured();
     notes.extend(exposure.note);

@@ -32,6 +32,13 @@ pub struct UnitHints {
     /// its service; "ready" needs a success after that.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub ready_baselines: std::collections::BTreeMap<String, u64>,
+    /// Hash of the NGINX site files last pushed (`nginx::site::Site::hash`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nginx_site: Option<String>,
+    /// Synapse's version as last set with `application-version-set`; cleared when the
+    /// charm (re)starts Synapse, so it is read again once Synapse is ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_version: Option<String>,
 }
 
 /// The `ingress` relation as last read.
@@ -98,6 +105,8 @@ mod tests {
                 answer: Some(r#"{"url": "http://h/"}"#.into()),
             }),
             nginx_route_relation: Some(String::new()),
+            nginx_site: Some("0123456789abcdef".into()),
+            workload_version: Some("1.140.0".into()),
         };
         h.save(&p);
         assert_eq!(UnitHints::load(&p), h);

@@ -1,15 +1,24 @@
-//! The `synapse-nginx` container: NGINX on 8080 in front of Synapse. Its configuration
-//! ships in the rock (`nginx_rock/etc/nginx`); the charm provides the Pebble layer.
+//! The `synapse-nginx` container: NGINX on 8080 in front of Synapse. Its static
+//! configuration ships in the rock (`nginx_rock/etc/nginx`); the charm provides the
+//! Pebble layer and the files of [`site`] (well-known answers, the admin API's
+//! location), which it pushes only when they differ. A changed admin file reloads NGINX
+//! (SIGHUP); nothing here ever touches Synapse.
+
+pub mod site;
 
 use std::collections::BTreeMap;
 
-use pebble::{Check, CheckLevel, GoDuration, Layer, Override, Service, ServiceAction, Startup};
+use pebble::{
+    Check, CheckLevel, GoDuration, Layer, Override, PushOptions, Service, ServiceAction, Startup,
+};
 
 use crate::error::{pebble_err, CharmResult};
+use crate::juju::hints::UnitHints;
 use crate::status::Progress;
 use crate::workload::{
-    apply_layer_tracked, tracked_state, unreachable, Baselines, Watched, Workload,
+    apply_layer_tracked, layer_in_plan, tracked_state, unreachable, Watched, Workload,
 };
+use site::Site;
 
 pub const CONTAINER: &str = "synapse-nginx";
 pub const LAYER_LABEL: &str = "synapse-nginx";
@@ -52,18 +61,28 @@ const WATCHED: Watched<'static> = Watched {
     container: CONTAINER,
 };
 
-/// Applies NGINX's layer where it differs and reports NGINX's state.
-pub fn reconcile(w: &dyn Workload, baselines: &mut Baselines) -> CharmResult<Progress> {
-    crate::error::unreachable_is_waiting(step(w, baselines))
+/// Pushes the site files and applies NGINX's layer where they differ, and reports
+/// NGINX's state.
+pub fn reconcile(w: &dyn Workload, site: &Site, hints: &mut UnitHints) -> CharmResult<Progress> {
+    crate::error::unreachable_is_waiting(step(w, site, hints))
 }
 
-fn step(w: &dyn Workload, baselines: &mut Baselines) -> CharmResult<Progress> {
+fn step(w: &dyn Workload, site: &Site, hints: &mut UnitHints) -> CharmResult<Progress> {
     let err = pebble_err(CONTAINER);
     let plan = match w.plan() {
         Ok(p) => p,
         Err(e) if e.is_connect() => return Ok(unreachable(CONTAINER)),
         Err(e) => return Err(err(e)),
     };
+    // Without the layer, this Pebble is new (a new or restarted container): its files
+    // are gone too. With it, the files are those last pushed unless the site changed.
+    let running = layer_in_plan(&plan, &layer());
+    let hash = site.hash();
+    let mut reload = false;
+    if !running || hints.nginx_site.as_deref() != Some(hash.as_str()) {
+        reload = push_site(w, site).map_err(&err)? && running;
+    }
+    let baselines = &mut hints.ready_baselines;
     let failed = |msg: &str| {
         tracing::error!("NGINX failed to start: {msg}");
         Progress::Blocked(
@@ -75,8 +94,45 @@ fn step(w: &dyn Workload, baselines: &mut Baselines) -> CharmResult<Progress> {
         Err(pebble::Error::Change { err: msg, .. }) => return Ok(failed(&msg)),
         Err(e) => return Err(err(e)),
     }
-    match tracked_state(w, &WATCHED, baselines) {
+    if reload {
+        reload_if_running(w).map_err(&err)?;
+    }
+    hints.nginx_site = Some(hash);
+    match tracked_state(w, &WATCHED, &mut hints.ready_baselines) {
         Err(pebble::Error::Change { err: msg, .. }) => Ok(failed(&msg)),
         other => other.map_err(&err),
     }
+}
+
+/// Pushes the files whose content differs; returns whether NGINX must reload (its
+/// included configuration changed; the well-known files are read on every request).
+fn push_site(w: &dyn Workload, site: &Site) -> pebble::Result<bool> {
+    let opts = PushOptions {
+        // Read by NGINX's workers (www-data); nothing secret in them.
+        permissions: Some(0o644),
+        make_dirs: true,
+        ..Default::default()
+    };
+    let mut reload = false;
+    for (path, content) in site.files() {
+        if w.pull(path)?.as_deref() != Some(content.as_bytes()) {
+            tracing::info!(path, "writing");
+            w.push(path, content.as_bytes(), &opts)?;
+            reload |= path.ends_with(".conf");
+        }
+    }
+    Ok(reload)
+}
+
+/// SIGHUP makes NGINX re-read its configuration without dropping connections; a
+/// stopped NGINX reads it when it starts.
+fn reload_if_running(w: &dyn Workload) -> pebble::Result<()> {
+    if w.services()?
+        .iter()
+        .any(|s| s.name == SERVICE && s.is_running())
+    {
+        tracing::info!("NGINX's configuration changed: reloading");
+        w.signal(&[SERVICE], "SIGHUP")?;
+    }
+    Ok(())
 }

@@ -47,6 +47,8 @@ pub struct AliveCheck {
 pub struct SynapseConfig {
     pub server_name: String,
     pub public_baseurl: Option<String>,
+    /// Networks NGINX lets reach the admin API (canonical CIDRs); empty: closed.
+    pub admin_api_allowed_cidrs: Vec<String>,
     pub allow_public_rooms_over_federation: bool,
     pub backup_passphrase: Option<String>,
     pub block_non_admin_invites: bool,
@@ -508,6 +510,10 @@ impl SynapseConfig {
             }
         }
         let cfg = SynapseConfig {
+            admin_api_allowed_cidrs: r.list(
+                crate::nginx::site::ADMIN_OPTION,
+                crate::nginx::site::check_cidr,
+            ),
             allow_public_rooms_over_federation: r
                 .boolean("allow_public_rooms_over_federation", false),
             backup_passphrase: r.string("backup_passphrase"),

@@ -9,3 +9,4 @@ pub mod homeserver;
 pub mod keys;
 pub mod layer;
 pub mod reconcile;
+pub mod version;

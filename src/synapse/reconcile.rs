@@ -37,7 +37,11 @@ pub struct Inputs<'a> {
 const CHECK_TIMEOUT: Duration = Duration::from_secs(90);
 
 pub fn reconcile(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Progress> {
-    crate::error::unreachable_is_waiting(step(inp, w, hints))
+    let progress = crate::error::unreachable_is_waiting(step(inp, w, hints))?;
+    if progress == Progress::Ready {
+        super::version::update(inp.tools, w, hints)?;
+    }
+    Ok(progress)
 }
 
 fn step(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Progress> {
@@ -353,7 +357,6 @@ fn finish(
     desired: Option<&Layer>,
     hints: &mut UnitHints,
 ) -> pebble::Result<Progress> {
-    let baselines = &mut hints.ready_baselines;
     if let Some(desired) = desired {
         match apply_layer_tracked(
             w,
@@ -361,14 +364,17 @@ fn finish(
             synapse_layer::LAYER_LABEL,
             desired,
             &WATCHED,
-            baselines,
+            &mut hints.ready_baselines,
         ) {
-            Ok(true) => tracing::info!("Synapse's layer changed: replanned"),
+            Ok(true) => {
+                tracing::info!("Synapse's layer changed: replanned");
+                super::version::forget(hints);
+            }
             Ok(false) => {}
             Err(e) => return start_failure(e),
         }
     }
-    match tracked_state(w, &WATCHED, baselines) {
+    match tracked_state(w, &WATCHED, &mut hints.ready_baselines) {
         Err(e @ pebble::Error::Change { .. }) => start_failure(e),
         other => other,
     }

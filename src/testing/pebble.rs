@@ -38,6 +38,10 @@ pub struct FakePebble {
     /// What an HTTP GET in the pod answers, by URL.
     pub http: RefCell<BTreeMap<String, Vec<u8>>>,
     pub started_specs: RefCell<BTreeMap<String, pebble::Service>>,
+    /// URLs fetched (not in `calls`: not a Pebble request), in order.
+    pub fetches: RefCell<Vec<String>>,
+    /// Signals sent (`SIGHUP nginx`), in order.
+    pub signals: RefCell<Vec<String>>,
 }
 
 impl FakePebble {
@@ -183,7 +187,16 @@ impl Workload for FakePebble {
             .collect())
     }
     fn fetch(&self, url: &str) -> Option<Vec<u8>> {
+        self.fetches.borrow_mut().push(url.to_string());
         self.http.borrow().get(url).cloned()
+    }
+    fn signal(&self, services: &[&str], signal: &str) -> PebbleResult<()> {
+        self.call(format!("signal {signal} {}", services.join(",")));
+        self.check()?;
+        self.signals
+            .borrow_mut()
+            .push(format!("{signal} {}", services.join(",")));
+        Ok(())
     }
     fn remove(&self, path: &str) -> PebbleResult<()> {
         self.call("remove");
@@ -284,6 +297,9 @@ impl Workloads for FakePod {
             }
             fn fetch(&self, u: &str) -> Option<Vec<u8>> {
                 self.0.fetch(u)
+            }
+            fn signal(&self, s: &[&str], sig: &str) -> PebbleResult<()> {
+                self.0.signal(s, sig)
             }
         }
         Box::new(Ref(if name == crate::nginx::CONTAINER {
