@@ -359,8 +359,6 @@ fn parse_alive_check(s: &str) -> Result<AliveCheck, String> {
 pub const DEFAULT_ALIVE_CHECK: &str = "2m,5,20s";
 
 impl SynapseConfig {
-    /// Options that are set but that the charm cannot honour in this deployment (pure):
-    /// never silent, they are named in the status.
     /// This configuration with `url` (an ingress URL) as `public_baseurl`, unless the
     /// option is set: the operator's value always wins.
     pub fn with_default_baseurl(&self, url: Option<&str>) -> Self {
@@ -371,6 +369,8 @@ impl SynapseConfig {
         c
     }
 
+    /// Options that are set but that the charm cannot honour in this deployment (pure):
+    /// never silent, they are named in the status.
     pub fn unhonoured(&self) -> Vec<String> {
         let mut notes = vec![];
         if self.enable_email_notifs {
