@@ -10,7 +10,7 @@
 # Everything runs in a fresh network namespace, so ports 8008 and 8080 never
 # clash with anything else on the machine.
 #
-# Needs root, util-linux unshare/mount, iproute2, nginx, curl and python3.
+# Needs root, util-linux unshare/nsenter/mount, iproute2, nginx, curl and python3.
 # Prints "nginx config: N passed, M failed" and exits non-zero on any failure.
 set -uo pipefail
 
@@ -24,7 +24,7 @@ die() { echo "nginx config: $*" >&2; exit 2; }
 
 if [[ ${1:-} != --in-netns ]]; then
     [[ $EUID -eq 0 ]] || die "must run as root (mount and network namespaces)"
-    for tool in unshare mount ip nginx curl python3; do
+    for tool in unshare nsenter mount ip nginx curl python3; do
         command -v "$tool" >/dev/null || die "missing tool: $tool"
     done
     [[ -f $CONF_SRC/nginx.conf ]] || die "no $CONF_SRC/nginx.conf"

@@ -18,6 +18,7 @@ use synapse_k8s_charm::actions::user_id;
 use synapse_k8s_charm::juju::process::{ProcessTools, ToolRunner};
 use synapse_k8s_charm::juju::tools::SecretRead;
 use synapse_k8s_charm::juju::{Databag, HookTools, RelationId, ToolError, ToolResult};
+use synapse_k8s_charm::nginx::site::{Cidr, Site};
 use synapse_k8s_charm::relations::database::relation::{parse_endpoints, provided, Endpoint};
 use synapse_k8s_charm::relations::database::{DatabaseInfo, Provided};
 use synapse_k8s_charm::relations::observability::{grafana, loki, prometheus};
@@ -32,6 +33,7 @@ use property::{check, text, text_or};
 
 /// The options of config.yaml (`config_yaml_options_are_known` keeps this in step).
 const OPTIONS: &[&str] = &[
+    "admin_api_allowed_cidrs",
     "allow_public_rooms_over_federation",
     "backup_passphrase",
     "block_non_admin_invites",
@@ -81,6 +83,9 @@ const CONFIG_STRINGS: &[&str] = &[
     "-bad-.com",
     "10.0.0.0/8",
     "10.0.0.0/33",
+    "10.0.0.1/8",
+    "127.0.0.1/32",
+    "0.0.0.0/0,::/0",
     "fd00::/8",
     "1.2.3.4",
     "!room:example.com",
@@ -115,6 +120,12 @@ fn valid_values(option: &str) -> Option<&'static [&'static str]> {
             &["example.com", "a.example.com, b.example.com", ""]
         }
         "ip_range_whitelist" => &["10.0.0.0/8", "fd00::/8, 192.168.0.0/16", ""],
+        "admin_api_allowed_cidrs" => &[
+            "10.0.0.0/8",
+            "fd00::/8, 192.168.0.0/16",
+            "0.0.0.0/0,::/0",
+            "",
+        ],
         "limit_remote_rooms_complexity" => &["1.0", "0.5", "100"],
         "notif_from" => &["synapse@example.com", "Synapse <noreply@example.com>"],
         "public_baseurl" => &["https://example.com", "http://matrix.example.com/base/"],
@@ -233,7 +244,42 @@ fn config_get() {
                     "{}",
                     yaml
                 );
-                let _ = homeserver::public_baseurl(&config, ingress.as_deref());
+                let base = homeserver::public_baseurl(&config, ingress.as_deref());
+                // NGINX's files: JSON documents naming a host:port, and an admin
+                // location made only of the parsed networks.
+                let site = Site::new(&base, &config.admin_api_allowed_cidrs);
+                let server: Value = serde_json::from_str(&site.server_well_known())
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let delegated = server["m.server"].as_str().unwrap_or_default();
+                prop_assert!(
+                    !delegated.contains('/') && delegated.contains(':'),
+                    "{base}: {delegated}"
+                );
+                let client: Value = serde_json::from_str(&site.client_well_known())
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(
+                    client["m.homeserver"]["base_url"].as_str(),
+                    Some(base.trim_end_matches('/'))
+                );
+                prop_assert_eq!(site.admin_cidrs.len(), config.admin_api_allowed_cidrs.len());
+                for line in site.admin_api().lines() {
+                    let allow = line
+                        .trim()
+                        .strip_prefix("allow ")
+                        .and_then(|l| l.strip_suffix(';'));
+                    prop_assert!(
+                        line.starts_with('#')
+                            || allow.is_some_and(|c| Cidr::parse(c).is_ok())
+                            || [
+                                "location /_synapse/admin/ {",
+                                "    deny all;",
+                                "    include /etc/nginx/snippets/synapse-proxy.conf;",
+                                "}",
+                            ]
+                            .contains(&line),
+                        "{line:?}"
+                    );
+                }
             }
             Err(e) => {
                 let text = e.to_string();
@@ -325,6 +371,45 @@ fn database_databag() {
             Ok(())
         },
     );
+}
+
+/// Any text: a network or a reason naming the text; a network prints in a form that
+/// parses back to itself.
+#[test]
+fn admin_cidr() {
+    let strings: &[&str] = &[
+        "10.0.0.0/8",
+        "10.0.0.1/8",
+        "fd00::/8",
+        "::/0",
+        "1.2.3.4/32",
+        "/",
+        "1.2.3.4/",
+    ];
+    check("admin_cidr", text_or(strings), |raw| {
+        match Cidr::parse(&raw) {
+            Ok(c) => prop_assert_eq!(Cidr::parse(&c.to_string()), Ok(c)),
+            Err(e) => prop_assert!(e.contains(&format!("{raw:?}")), "{e}"),
+        }
+        Ok(())
+    });
+    let v4 = (any::<u32>(), 0u8..=32).prop_map(|(a, p)| {
+        let m = u32::MAX.checked_shl(32 - u32::from(p)).unwrap_or(0);
+        format!("{}/{p}", std::net::Ipv4Addr::from(a & m))
+    });
+    let v6 = (any::<u128>(), 0u8..=128).prop_map(|(a, p)| {
+        let m = u128::MAX.checked_shl(128 - u32::from(p)).unwrap_or(0);
+        format!("{}/{p}", std::net::Ipv6Addr::from(a & m))
+    });
+    check("admin_cidr_networks", prop_oneof![v4, v6], |net| {
+        prop_assert_eq!(
+            Cidr::parse(&net).map(|c| c.to_string()),
+            Ok(net.clone()),
+            "{}",
+            net
+        );
+        Ok(())
+    });
 }
 
 #[test]

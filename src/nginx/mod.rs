@@ -76,11 +76,12 @@ fn step(w: &dyn Workload, site: &Site, hints: &mut UnitHints) -> CharmResult<Pro
     };
     // Without the layer, this Pebble is new (a new or restarted container): its files
     // are gone too. With it, the files are those last pushed unless the site changed.
-    let running = layer_in_plan(&plan, &layer());
+    let layer_present = layer_in_plan(&plan, &layer());
     let hash = site.hash();
     let mut reload = false;
-    if !running || hints.nginx_site.as_deref() != Some(hash.as_str()) {
-        reload = push_site(w, site).map_err(&err)? && running;
+    if !layer_present || hints.nginx_site.as_deref() != Some(hash.as_str()) {
+        // A changed .conf matters only to an NGINX started before this push.
+        reload = push_site(w, site).map_err(&err)? && layer_present;
     }
     let baselines = &mut hints.ready_baselines;
     let failed = |msg: &str| {

@@ -14,9 +14,8 @@ use serde_json::json;
 
 use crate::util::hash::fnv1a_hex;
 
-/// Where the charm pushes NGINX's rendered files (writable in the rock and in the local
-/// view; nginx.conf refers to these paths).
-pub const SITE_DIR: &str = "/var/lib/nginx/charm";
+/// Where the charm pushes NGINX's rendered files: `/var/lib/nginx/charm/`, writable in
+/// the rock and in the local view; nginx.conf refers to these paths.
 pub const WELL_KNOWN_SERVER_PATH: &str = "/var/lib/nginx/charm/well-known-server.json";
 pub const WELL_KNOWN_CLIENT_PATH: &str = "/var/lib/nginx/charm/well-known-client.json";
 /// Included in the server block by `include /var/lib/nginx/charm/*.conf`.
