@@ -1,6 +1,6 @@
 //! Delegation, the admin API option and the workload version, through the reconcile
 //! against the in-memory Juju model and Pebble. The same behaviour against the real
-//! NGINX and Synapse is in `tests/expose_e2e.rs` and `tests/nginx_config.sh`.
+//! NGINX and Synapse is in `tests/integration/test_expose.py` and `tests/nginx_config.sh`.
 
 use serde_json::json;
 
