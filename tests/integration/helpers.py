@@ -159,10 +159,14 @@ def secret_content(juju: jubilant.Juju, label: str) -> dict[str, str]:
 
 def hook_runs(juju: jubilant.Juju, unit: str, hook: str) -> int:
     """How often the unit agent has run HOOK on UNIT, from `juju debug-log` (its
-    `juju.worker.uniter.operation ran "HOOK" hook` lines; JujuLocal writes them too)."""
+    `juju.worker.uniter.operation ran "HOOK" hook` lines; JujuLocal writes them too).
+
+    `--replay --no-tail`: the whole log, then exit (`--limit 0` would tail on Juju).
+    """
     tag = 'unit-' + unit.replace('/', '-')
     ran = f'ran "{hook}" hook'
-    return sum(1 for line in juju.debug_log().splitlines() if line.startswith(tag) and ran in line)
+    log = juju.cli('debug-log', '--replay', '--no-tail', '--include', unit)
+    return sum(1 for line in log.splitlines() if line.startswith(tag) and ran in line)
 
 
 def wait_for_hook(juju: jubilant.Juju, unit: str, hook: str, before: int) -> None:

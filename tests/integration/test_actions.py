@@ -14,8 +14,10 @@ from helpers import (
     http_status,
     matrix,
     secret_content,
+    services,
     unit_status,
     wait_serving,
+    wait_status,
 )
 
 APP = 'synapse'
@@ -144,3 +146,32 @@ def test_no_password_in_the_logs(synapse: jubilant.Juju):
     log = synapse.debug_log(limit=10000)
     for password in passwords:
         assert password not in log
+
+
+def test_a_second_unit_runs_nothing_and_says_how_to_scale_back(synapse: jubilant.Juju):
+    synapse.add_unit(APP)
+    second = f'{APP}/1'
+    message = wait_status(synapse, second, 'blocked', f'Synapse runs on {UNIT} only')
+    # Kubernetes models refuse `juju remove-unit synapse/1`: scale by number.
+    command = f'juju scale-application {APP} 1'
+    assert message == (
+        f'Synapse runs on {UNIT} only: scaling out is not supported yet; '
+        f'scale back to one unit with `{command}`'
+    )
+    assert all(state != 'active' for state in services(synapse, second, 'synapse').values())
+
+    # Actions on it say where to run them instead.
+    with pytest.raises(jubilant.TaskError) as failed:
+        synapse.run(second, 'register-user', {'username': 'frank'})
+    assert failed.value.task.message.startswith(f'Synapse runs on {UNIT}, not on this unit'), (
+        failed.value.task.message
+    )
+    assert unit_status(synapse, UNIT) == ('active', '')
+
+    # The command in the message works.
+    synapse.cli(*command.split()[1:])
+    synapse.wait(
+        lambda status: list(status.apps[APP].units) == [UNIT]
+        and jubilant.all_active(status, APP),
+        delay=1,
+    )

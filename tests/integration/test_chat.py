@@ -5,8 +5,6 @@ each builds on the last, as an operator's session would. Counts of Synapse start
 taken before and after each step, so a single test can also run alone (`-k`).
 """
 
-import time
-
 import jubilant
 import pytest
 
@@ -18,9 +16,13 @@ from helpers import (
     http_status,
     matrix,
     restart_pod,
+    services,
+    shared_secret,
     starts,
     unit_status,
     wait_serving,
+    wait_until,
+    wait_update_status,
 )
 
 APP = 'synapse'
@@ -42,9 +44,7 @@ def alice(juju: jubilant.Juju) -> dict:
     url = base_url(juju, UNIT)
 
     # Shared-secret registration, with the secret the charm keeps in its application secret.
-    secret = next(s for s in juju.secrets() if s.label == 'synapse-keys')
-    shared = juju.show_secret(secret.uri, reveal=True).content['registration-shared-secret']
-    reg = matrix(juju, UNIT, 'register', url, shared, 'alice', PASSWORD)
+    reg = matrix(juju, UNIT, 'register', url, shared_secret(juju, APP), 'alice', PASSWORD)
     assert reg['user_id'] == f'@alice:{SERVER_NAME}'
 
     chat = matrix(juju, UNIT, 'chat', url, 'alice', PASSWORD, HELLO)
@@ -66,10 +66,7 @@ def test_nothing_restarts_without_a_change(juju: jubilant.Juju, alice: dict):
     nginx_starts = starts(juju, UNIT, 'synapse-nginx', 'nginx')
     written = juju.ssh(UNIT, 'stat -c %Y /data/homeserver.yaml', container='synapse')
 
-    # update-status: JujuLocal fires it from `juju status` once
-    # JUJULOCAL_UPDATE_STATUS_INTERVAL (5 s here) has passed; Juju on its own timer.
-    time.sleep(6)
-    juju.status()
+    wait_update_status(juju, UNIT)
     # The same value again.
     juju.config(APP, {'server_name': SERVER_NAME})
 
@@ -141,7 +138,7 @@ def test_config_synapse_rejects_keeps_the_last_good_one(juju: jubilant.Juju, ali
     assert 'invite_checker' not in config
     assert http_status(juju, UNIT, alice['url'] + '/_matrix/client/versions') == 200, 'still serving'
 
-    time.sleep(6)  # an update-status (see above): the message stays
+    wait_update_status(juju, UNIT)  # the message stays
     assert unit_status(juju, UNIT) == ('blocked', message)
 
     juju.config(
@@ -166,6 +163,31 @@ def test_invalid_config_blocks_with_the_option_and_reason(juju: jubilant.Juju):
     )
     assert starts(juju, unit, 'synapse', 'synapse') == 0, 'nothing started'
     juju.remove_application(app)
+
+
+def test_files_with_secrets_are_private_to_synapse(juju: jubilant.Juju, alice: dict):
+    files = f'/data/homeserver.yaml /data/{SERVER_NAME}.signing.key'
+    modes = juju.ssh(UNIT, f'stat -c "%n %a %u" {files}', container='synapse').splitlines()
+    assert modes == [f'{f} 600 584792' for f in files.split()], 'mode 600, owned by synapse'
+    # The secrets are not in the Pebble plan (only a hash of them is).
+    plan = juju.ssh(UNIT, '/charm/bin/pebble plan', container='synapse')
+    assert 'command' in plan and shared_secret(juju, APP) not in plan
+
+
+def test_nginx_stopped_by_hand_comes_back(juju: jubilant.Juju, alice: dict):
+    nginx_starts = starts(juju, UNIT, 'synapse-nginx', 'nginx')
+
+    juju.ssh(UNIT, '/charm/bin/pebble stop nginx', container='synapse-nginx')
+    assert http_status(juju, UNIT, alice['url'] + '/health') == 0, 'NGINX is down'
+    # Its ready check fails 3 times, 10 s apart; the charm starts NGINX again on the
+    # next hook that finds it down: synapse-nginx-pebble-check-failed, or an
+    # update-status that comes first (tests/check_events_e2e.rs pins the hook path).
+    wait_until(juju, lambda: services(juju, UNIT, 'synapse-nginx')['nginx'] == 'active')
+    wait_serving(juju, UNIT)
+
+    assert starts(juju, UNIT, 'synapse-nginx', 'nginx') == nginx_starts + 1, 'started once'
+    assert unit_status(juju, UNIT) == ('active', '')
+    assert http_status(juju, UNIT, alice['url'] + '/health') == 204
 
 
 def test_pod_churn_keeps_the_server_and_its_data(juju: jubilant.Juju, alice: dict):

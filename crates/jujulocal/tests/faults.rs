@@ -72,9 +72,28 @@ fn fail_then_retry(c: &mut Controller, tool: &str, expected_exit: i32) {
         c.injected_faults().unwrap().is_empty(),
         "the fault was used"
     );
+    // The unit agent's lines in the debug log, as Juju writes them.
+    let agent = |c: &Controller| -> Vec<String> {
+        c.debug_log()
+            .lines()
+            .filter(|l| l.contains("juju.worker.uniter.operation"))
+            .map(str::to_string)
+            .collect()
+    };
+    let failed = agent(c).pop().unwrap_or_default();
+    assert!(
+        failed.starts_with("unit-faulty-0 ")
+            && failed.contains(" ERROR juju.worker.uniter.operation hook \"config-changed\" (via hook dispatching script: dispatch) failed: exit status "),
+        "{failed}"
+    );
     // No automatic retry: fire the same hook again.
     c.run(UNIT, Event::ConfigChanged).unwrap();
     assert_eq!(c.model.applications["faulty"].units[UNIT].error, None);
+    let ran = agent(c).pop().unwrap_or_default();
+    assert!(
+        ran.ends_with(" INFO juju.worker.uniter.operation ran \"config-changed\" hook (via hook dispatching script: dispatch)"),
+        "{ran}"
+    );
 }
 
 #[test]
