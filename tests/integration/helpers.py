@@ -310,3 +310,52 @@ def rotate_database_password(juju: jubilant.Juju, app: str, password: str, *, ap
     if apply:
         psql(juju, app, f"ALTER ROLE {user} PASSWORD '{password}'")
     _jujulocal(juju, 'secret-set', uri, f'username={user}', f'password={password}')
+
+
+# --- ingress ---
+
+
+def public_baseurl(juju: jubilant.Juju, unit: str) -> str:
+    """The `public_baseurl` Synapse runs with (the ingress URL when the operator set
+    none), without its trailing slash: read from /data/homeserver.yaml."""
+    import yaml
+
+    text = juju.ssh(unit, 'cat /data/homeserver.yaml', container='synapse')
+    return yaml.safe_load(text)['public_baseurl'].rstrip('/')
+
+
+def _resolve_locally(url: str) -> list[str]:
+    """curl options that reach URL's host on 127.0.0.1 (JujuLocal): the stand-in
+    proxies listen there and their host names (`<model>-synapse.ingress.test`) are in
+    no DNS. On Juju the names are real (or the test's DNS knows them): nothing."""
+    if REAL:
+        return []
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == 'https' else 80)
+    return ['--resolve', f'{parts.hostname}:{port}:127.0.0.1']
+
+
+def via_ingress(url: str) -> tuple[int, str]:
+    """GET URL from the test host, through the ingress: (HTTP status, body)."""
+    out = subprocess.run(
+        ['curl', '-s', '--max-time', '10', *_resolve_locally(url), '-w', '\n%{http_code}', url],
+        capture_output=True,
+        text=True,
+    ).stdout
+    body, _, code = out.rpartition('\n')
+    return int(code or 0), body
+
+
+def ingress_controller_address(juju: jubilant.Juju, app: str) -> str:
+    """Where nginx-ingress-integrator's ingress controller answers, as its unit status
+    says (`Ingress IP(s): <address>`; the stand-in adds its port)."""
+    status = juju.status()
+    if app in status.apps:
+        message = status.apps[app].units[f'{app}/0'].workload_status.message
+    else:
+        # JujuLocal shows the applications it plays as remote ones (`app_endpoints`).
+        message = status.app_endpoints[app].app_status.message
+    address = message.split('Ingress IP(s):', 1)[1].split(',')[0].strip()
+    return address if ':' in address else f'{address}:80'

@@ -131,7 +131,7 @@ pub fn status(model: &Model) -> Value {
                 name.clone(),
                 json!({"url": format!("jujulocal:played/{name}"), "endpoints": endpoints,
                        "life": "alive",
-                       "application-status": {"current": "active", "message": "played by jujulocal", "since": since(&now)},
+                       "application-status": played_status(app, &now),
                        "relations": rels}),
             );
             continue;
@@ -369,4 +369,13 @@ pub fn secret(s: &Secret, view: SecretView, stamp: &str) -> Result<Value, Error>
         v["content"] = json!({"Data": r.content});
     }
     Ok(v)
+}
+
+/// A played application's status: what its stand-in says (e.g. where its proxy
+/// listens), else that JujuLocal plays it.
+fn played_status(app: &Application, now: &str) -> Value {
+    match &app.status {
+        Some(s) => json!({"current": s.status, "message": s.message, "since": since(&s.since)}),
+        None => json!({"current": "active", "message": "played by jujulocal", "since": since(now)}),
+    }
 }

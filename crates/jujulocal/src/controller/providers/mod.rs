@@ -109,6 +109,13 @@ pub(crate) fn set_unit_status(
 ) -> Result<(), Error> {
     let entry = crate::model::StatusEntry::new(status, message);
     if let Ok(a) = c.model.app_mut(app) {
+        // Played applications show as remote applications in `juju status`: their
+        // application status carries the message.
+        if a.status.as_ref().map(|s| (&s.status, &s.message))
+            != Some((&entry.status, &entry.message))
+        {
+            a.status = Some(entry.clone());
+        }
         for u in a.units.values_mut() {
             if u.status.as_ref().map(|s| (&s.status, &s.message))
                 != Some((&entry.status, &entry.message))
