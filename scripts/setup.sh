@@ -66,11 +66,25 @@ make_venv() { # python name marker pip-args...
 # Debian's python3, not a per-user interpreter: the synapse user must be able to run it.
 make_venv /usr/bin/python3 synapse-venv "synapse-$SYNAPSE_VERSION-2" "matrix-synapse==$SYNAPSE_VERSION" psycopg2-binary \
   "synapse-invite-checker==0.6.1"
+# The S3 media storage provider, as the rock ships it (see synapse_rock/rockcraft.yaml),
+# added to the existing venv rather than rebuilding it: --no-deps for its psycopg2
+# (psycopg2-binary provides the module), its other run-time needs named explicitly.
+if ! "$TOOLS_DIR/synapse-venv/bin/python" -c 'import s3_storage_provider, boto3' 2>/dev/null; then
+  log "adding synapse-s3-storage-provider to synapse-venv"
+  "$TOOLS_DIR/synapse-venv/bin/pip" install -q --disable-pip-version-check \
+    "boto3>=1.36,<2" "humanize>=4,<5" "tqdm>=4.26,<5"
+  "$TOOLS_DIR/synapse-venv/bin/pip" install -q --disable-pip-version-check --only-binary=:all: --no-deps \
+    "synapse-s3-storage-provider==1.7.0"
+fi
 # Independent clients used by the tests: ops (checks the Juju stand-in), matrix-nio (Matrix client).
 make_venv "$PY" test-venv "test-3" "ops==3.9.0" "matrix-nio==0.26.0" pyyaml
 # Jubilant (drives the `juju` CLI; here JujuLocal's `jujulocal-juju`), pytest and matrix-nio (the Matrix client), for
 # the integration suite (`make integration`).
 make_venv "$PY" integration-venv "integration-2" "jubilant==1.14.0" "pytest==8.4.2" "matrix-nio==0.26.0"
+# A real S3-compatible server (moto's standalone server) for the `media` and `backup`
+# integrations, and a real SMTP server (aiosmtpd) for the `smtp` integration.
+make_venv "$PY" s3-venv "s3-1" "moto[server]==5.2.5"
+make_venv "$PY" smtp-venv "smtp-1" "aiosmtpd==1.4.6"
 # charmcraft, for `charmcraft analyse` of the packed charm.
 make_venv "$PY" charmcraft-venv "charmcraft-4.5.0-1" "charmcraft==4.5.0"
 
