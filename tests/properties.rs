@@ -22,6 +22,8 @@ use synapse_k8s_charm::nginx::site::{Cidr, Site};
 use synapse_k8s_charm::relations::database::relation::{parse_endpoints, provided, Endpoint};
 use synapse_k8s_charm::relations::database::{DatabaseInfo, Provided};
 use synapse_k8s_charm::relations::observability::{grafana, loki, prometheus};
+use synapse_k8s_charm::relations::smtp::server::{self as smtp, EmailOptions, PasswordSource};
+use synapse_k8s_charm::relations::smtp::{SmtpError, SmtpServer};
 use synapse_k8s_charm::synapse::check::{verdict, Verdict};
 use synapse_k8s_charm::synapse::config::SynapseConfig;
 use synapse_k8s_charm::synapse::homeserver::{self, Database, HomeserverInputs};
@@ -229,13 +231,15 @@ fn config_get() {
         prop_assert!(changed > 0 || parsed.is_ok(), "{raw:?}: {parsed:?}");
         match parsed {
             Ok(config) => {
-                let _ = config.unhonoured();
+                let _ = config.unhonoured(false);
                 let keys = SynapseKeys::placeholder();
+                let relay = SmtpServer::placeholder();
                 let yaml = homeserver::render(&HomeserverInputs {
                     config: &config,
                     keys: &keys,
                     database: db.map_or(Database::Sqlite, Database::Postgres),
                     ingress_url: ingress.as_deref(),
+                    email: config.enable_email_notifs.then_some(&relay),
                 });
                 // What the charm writes is YAML that names the server it was given.
                 prop_assert_eq!(
@@ -371,6 +375,110 @@ fn database_databag() {
             Ok(())
         },
     );
+}
+
+const SMTP_STRINGS: &[&str] = &[
+    "smtp.example.com",
+    "10.0.0.1",
+    "::1",
+    "587",
+    "25",
+    "0",
+    "65536",
+    "none",
+    "not_provided",
+    "plain",
+    "starttls",
+    "tls",
+    "True",
+    "False",
+    "secret:d1b2c3",
+    "synapse",
+    "example.com",
+    "bad host",
+];
+
+/// The smtp-integrator databag: a relay, waiting for the host, or an error naming
+/// the key (bounded, one line); a relay's email section is a YAML-safe mapping that
+/// carries the password only in `smtp_pass`, and only with auth_type plain.
+#[test]
+fn smtp_databag() {
+    let keys: &'static [&'static str] = &[
+        "host",
+        "port",
+        "auth_type",
+        "transport_security",
+        "skip_ssl_verify",
+        "user",
+        "password",
+        "password_id",
+        "domain",
+    ];
+    check(
+        "smtp_databag",
+        (databag(keys, SMTP_STRINGS), proptest::option::of(text())),
+        |(bag, secret_password)| {
+            match smtp::parse(&bag) {
+                Err(SmtpError::Pending) => {
+                    prop_assert!(bag.get("host").is_none_or(|h| h.trim().is_empty()))
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    prop_assert!(msg.starts_with("smtp: "), "{msg:?}");
+                    prop_assert!(
+                        msg.chars().count() <= 400 && !msg.chars().any(char::is_control),
+                        "bounded: {msg:?}"
+                    );
+                }
+                Ok(offer) => {
+                    prop_assert!(!offer.host.is_empty() && offer.port > 0);
+                    let plain = offer.auth_plain;
+                    let password = match &offer.password {
+                        PasswordSource::Secret(_) => secret_password,
+                        PasswordSource::Plain(p) => Some(p.clone()),
+                        PasswordSource::None => None,
+                    };
+                    if let Ok(server) = offer.with_password(password) {
+                        prop_assert_eq!(server.credentials.is_some(), plain);
+                        let section = smtp::email_section(
+                            &server,
+                            &EmailOptions {
+                                server_name: "example.com",
+                                notif_from: None,
+                                enable_notifs: true,
+                            },
+                        );
+                        let yaml = serde_saphyr::to_string(&section)
+                            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                        let back: Value = serde_saphyr::from_str(&yaml)
+                            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                        prop_assert_eq!(&back, &section);
+                        prop_assert_eq!(section.get("smtp_pass").is_some(), plain);
+                    }
+                }
+            }
+            Ok(())
+        },
+    );
+}
+
+/// Any text as `notif_from`: accepted addresses have one @ in their address part.
+#[test]
+fn notif_from_sender() {
+    let strings: &[&str] = &[
+        "a@example.com",
+        "Matrix <noreply@example.com>",
+        "<",
+        ">",
+        "@",
+        " ",
+    ];
+    check("notif_from_sender", text_or(strings), |raw| {
+        if smtp::check_sender(&raw).is_ok() {
+            prop_assert!(raw.contains('@'), "{raw:?}");
+        }
+        Ok(())
+    });
 }
 
 /// Any text: a network or a reason naming the text; a network prints in a form that

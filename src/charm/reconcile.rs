@@ -5,7 +5,7 @@ use crate::error::CharmResult;
 use crate::juju::hints::UnitHints;
 use crate::juju::{HookContext, HookTools, RelationId, Status};
 use crate::peers::{self, Peers};
-use crate::relations::{database, ingress, observability};
+use crate::relations::{database, ingress, observability, smtp};
 use crate::status::{self, Progress};
 use crate::synapse::config::SynapseConfig;
 use crate::workload::{Workload, Workloads};
@@ -35,18 +35,19 @@ pub fn reconcile(
         return Ok(status);
     }
     let db = database::relation(ctx, tools, &work.database, hints)?;
+    let mail = smtp::relation(ctx, tools, &work.smtp, hints)?;
     let pod = Pod::open(workloads);
-    let synapse = run_synapse(ctx, tools, &pod, &config, &db, &peers, &work, hints)?;
+    let synapse = run_synapse(ctx, tools, &pod, &config, &db, &mail, &peers, &work, hints)?;
     let site = nginx::site::Site::new(
         &synapse::homeserver::public_baseurl(&config, None),
         &config.admin_api_allowed_cidrs,
     );
     let nginx = nginx::reconcile(pod.nginx.as_ref(), &site, hints)?;
     run_observability(ctx, tools, &pod, &db, &work)?;
-    let mut notes = config.unhonoured();
+    let mut notes = config.unhonoured(smtp::mail_on(hints));
     notes.extend(exposure.note);
     Ok(status::aggregate_with_notes(
-        &[synapse, nginx, exposure.progress],
+        &[synapse, nginx, exposure.progress, smtp::progress(hints)],
         &notes,
     ))
 }
@@ -81,6 +82,7 @@ fn run_synapse(
     pod: &Pod,
     config: &SynapseConfig,
     db: &database::Db,
+    mail: &smtp::Mail,
     peers: &Peers,
     work: &Work,
     hints: &mut UnitHints,
@@ -93,6 +95,7 @@ fn run_synapse(
         db,
         peers,
         database_work: &work.database,
+        mail,
     };
     synapse::reconcile::reconcile(&inputs, pod.synapse.as_ref(), hints)
 }

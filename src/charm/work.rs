@@ -18,6 +18,7 @@
 //! | `metrics-endpoint-relation-*` | | | that relation (all if broken): app and unit keys |
 //! | `grafana-dashboard-relation-*` | | | that relation (all if broken): leader `dashboards` |
 //! | `logging-relation-*` | | | log targets of both containers; leader `metadata` |
+//! | `smtp-relation-*` | | | |
 //! | anything else (`update-status`, `config-changed`, …) | | | |
 //!
 //! The exposure column ([`ingress`]): `install`, `start` and `upgrade-charm` look both
@@ -27,13 +28,18 @@
 //! address (and the leader's request); `nginx-route-relation-*` looks the relation up
 //! and publishes the route. Everything else uses the remembered relation ids and URL.
 //!
+//! The smtp column ([`smtp`]): `install`, `start`, `upgrade-charm` and `smtp-relation-*`
+//! look the relation up again and read its data; `secret-*` reads it again (the
+//! password secret may have a new revision). Everything else uses the remembered
+//! relation id and whether its data was usable: a steady hook reads nothing.
+//!
 //! Adding an integration: one module under [`crate::relations`], one field here, one
 //! arm in [`Work::for_event`] for its endpoint, one line in [`super::reconcile`].
 
 use crate::juju::Event;
 use crate::relations::ingress::{self, nginx_route, traefik};
 use crate::relations::observability::{self, grafana, loki, prometheus};
-use crate::relations::{database, Scope};
+use crate::relations::{database, smtp, Scope};
 
 /// The work one event calls for, per concern.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -44,6 +50,8 @@ pub struct Work {
     pub observability: observability::Work,
     /// The `ingress` and `nginx-route` relations.
     pub exposure: ingress::Work,
+    /// The `smtp` relation.
+    pub smtp: smtp::Work,
 }
 
 impl Work {
@@ -57,6 +65,7 @@ impl Work {
                     answer_may_change: true,
                 },
                 exposure: ingress::Work::everything(),
+                smtp: smtp_everything(),
                 ..Default::default()
             },
             Event::Start => Self {
@@ -68,6 +77,7 @@ impl Work {
                 },
                 observability: observability::Work::everything(),
                 exposure: ingress::Work::everything(),
+                smtp: smtp_everything(),
             },
             Event::UpgradeCharm => Self {
                 open_port: true,
@@ -78,6 +88,7 @@ impl Work {
                 },
                 observability: observability::Work::everything(),
                 exposure: ingress::Work::everything(),
+                smtp: smtp_everything(),
             },
             Event::LeaderElected => Self {
                 database: database::Work {
@@ -114,6 +125,10 @@ impl Work {
                     ..Default::default()
                 },
                 observability: scrape_jobs(),
+                smtp: smtp::Work {
+                    answer_may_change: true,
+                    ..Default::default()
+                },
                 ..Default::default()
             },
             Event::Relation { hook, relation, .. } => {
@@ -166,11 +181,23 @@ impl Work {
                         },
                         ..Default::default()
                     },
+                    smtp::ENDPOINT => Self {
+                        smtp: smtp_everything(),
+                        ..Default::default()
+                    },
                     _ => Self::default(),
                 }
             }
             _ => Self::default(),
         }
+    }
+}
+
+/// Look the `smtp` relation up and read its data again.
+fn smtp_everything() -> smtp::Work {
+    smtp::Work {
+        lookup: true,
+        answer_may_change: true,
     }
 }
 

@@ -24,6 +24,10 @@ pub struct UnitHints {
     /// The `nginx-route` relation id; `Some("")` when known to be absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nginx_route_relation: Option<String>,
+    /// The `smtp` relation id (empty when there is none) and what was wrong with its
+    /// data when last read, read again on the events that can change them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp: Option<SmtpHint>,
     /// The configuration Synapse last rejected, so that it is not checked again on
     /// every hook while it stays the same.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -47,6 +51,15 @@ pub struct IngressHint {
     pub relation: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answer: Option<String>,
+}
+
+/// The `smtp` relation as last read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmtpHint {
+    pub relation: String,
+    /// Why its data cannot be used (the status message); `None` when it can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// A configuration Synapse rejected: its shape hash (no secrets) and the status.
@@ -105,6 +118,10 @@ mod tests {
                 answer: Some(r#"{"url": "http://h/"}"#.into()),
             }),
             nginx_route_relation: Some(String::new()),
+            smtp: Some(SmtpHint {
+                relation: "smtp:9".into(),
+                problem: Some("smtp: auth_type \"x\" is not supported".into()),
+            }),
             nginx_site: Some("0123456789abcdef".into()),
             workload_version: Some("1.140.0".into()),
         };

@@ -7,12 +7,14 @@
 //! | [`database`] | `database` (postgresql_client requirer) |
 //! | [`observability`] | `metrics-endpoint`, `grafana-dashboard`, `logging` |
 //! | [`ingress`] | `ingress` (traefik-k8s), `nginx-route` (nginx-ingress-integrator) |
+//! | [`smtp`] | `smtp` (smtp-integrator's `smtp` requirer) |
 //!
 //! Which event calls for which work is decided in one place: [`crate::charm::work`].
 
 pub mod database;
 pub mod ingress;
 pub mod observability;
+pub mod smtp;
 
 use crate::juju::{Databag, Event, HookTools, RelationHook, RelationId, ToolResult};
 

@@ -62,9 +62,9 @@ pub struct SynapseConfig {
     /// Room IDs with their leading `!`.
     pub invite_checker_policy_rooms: Vec<String>,
     pub limit_remote_rooms_complexity: Option<f64>,
-    pub notif_from: String,
-    /// `notif_from` was set by the operator (not defaulted from `server_name`).
-    pub notif_from_set: bool,
+    /// The sender of Synapse's mails, as set (checked to be an email address); unset,
+    /// the smtp integration picks `noreply@` its domain or the server name.
+    pub notif_from: Option<String>,
     pub experimental_alive_check: AliveCheck,
     pub rc_joins_remote_burst_count: u64,
     pub rc_joins_remote_per_second: f64,
@@ -371,16 +371,17 @@ impl SynapseConfig {
 
     /// Options that are set but that the charm cannot honour in this deployment (pure):
     /// never silent, they are named in the status.
-    pub fn unhonoured(&self) -> Vec<String> {
+    /// `mail`: whether Synapse has a usable smtp integration.
+    pub fn unhonoured(&self, mail: bool) -> Vec<String> {
         let mut notes = vec![];
-        if self.enable_email_notifs {
+        if !mail && self.enable_email_notifs {
             notes.push(
-                "enable_email_notifs has no effect: the charm sends no mail without an smtp integration".to_string(),
-            );
-        } else if self.notif_from_set {
-            notes.push(
-                "notif_from has no effect: the charm sends no mail without an smtp integration"
+                "enable_email_notifs has no effect: no mail is sent without an smtp integration"
                     .to_string(),
+            );
+        } else if !mail && self.notif_from.is_some() {
+            notes.push(
+                "notif_from has no effect: no mail is sent without an smtp integration".to_string(),
             );
         }
         if self.enable_mjolnir {
@@ -502,11 +503,18 @@ impl SynapseConfig {
             ),
             _ => {}
         }
-        let notif_from = r.string("notif_from");
-        let notif_from_set = notif_from.is_some();
+        let notif_from = r.string("notif_from").map(|n| n.trim().to_string());
         if let Some(n) = &notif_from {
             if n.chars().any(char::is_control) {
                 r.problem("notif_from", "must not contain control characters");
+            } else if let Err(why) = crate::relations::smtp::server::check_sender(n) {
+                r.problem(
+                    "notif_from",
+                    format!(
+                        "{:?} is not an email address ({why}); e.g. Matrix <noreply@example.com>",
+                        crate::util::bounded(n)
+                    ),
+                );
             }
         }
         let cfg = SynapseConfig {
@@ -527,8 +535,7 @@ impl SynapseConfig {
             invite_checker_blocklist_allowlist_url,
             invite_checker_policy_rooms: invite_rooms,
             limit_remote_rooms_complexity,
-            notif_from: notif_from.unwrap_or_else(|| server_name.clone()),
-            notif_from_set,
+            notif_from,
             experimental_alive_check,
             rc_joins_remote_burst_count: burst.max(0) as u64,
             rc_joins_remote_per_second: per_second.max(0.0),
@@ -575,7 +582,7 @@ mod tests {
     fn defaults() {
         let c = parse(with(json!({}))).unwrap();
         assert_eq!(c.server_name, "example.com");
-        assert_eq!(c.notif_from, "example.com");
+        assert_eq!(c.notif_from, None);
         assert!(c.enable_password_config && c.enable_room_list_search && !c.report_stats);
         assert_eq!(c.experimental_alive_check.period.to_string(), "2m0s");
         assert_eq!(c.experimental_alive_check.threshold, 5);
@@ -736,13 +743,13 @@ mod tests {
     #[test]
     fn options_without_effect_are_named() {
         let c = parse(with(json!({}))).unwrap();
-        assert!(c.unhonoured().is_empty());
+        assert!(c.unhonoured(false).is_empty());
         let c = parse(with(
             json!({"enable_email_notifs": true, "notif_from": "a@example.com",
             "enable_mjolnir": true, "backup_passphrase": "x", "workers_ignore_list": "w1"}),
         ))
         .unwrap();
-        let notes = c.unhonoured().join("; ");
+        let notes = c.unhonoured(false).join("; ");
         for option in [
             "enable_email_notifs",
             "enable_mjolnir",
@@ -753,9 +760,15 @@ mod tests {
         }
         let c = parse(with(json!({"notif_from": "a@example.com"}))).unwrap();
         assert_eq!(
-            c.unhonoured(),
-            vec!["notif_from has no effect: the charm sends no mail without an smtp integration"]
+            c.unhonoured(false),
+            vec!["notif_from has no effect: no mail is sent without an smtp integration"]
         );
+        // With a usable smtp integration both take effect.
+        let c = parse(with(
+            json!({"enable_email_notifs": true, "notif_from": "a@example.com"}),
+        ))
+        .unwrap();
+        assert!(c.unhonoured(true).is_empty());
     }
 
     #[test]

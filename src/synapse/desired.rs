@@ -18,6 +18,7 @@ use super::keys::SynapseKeys;
 use super::layer as synapse_layer;
 use crate::juju::HookContext;
 use crate::relations::database::DatabaseInfo;
+use crate::relations::smtp::SmtpServer;
 use crate::status::Progress;
 use crate::util::hash::fnv1a_hex;
 
@@ -52,8 +53,10 @@ fn placeholder_db() -> DatabaseInfo {
 }
 
 /// The hash of what the charm renders for `config`, secrets left out.
-pub fn shape_hash(config: &SynapseConfig, postgres: bool) -> String {
+/// `mail`: with the smtp integration's `email` section (its values as placeholders).
+pub fn shape_hash(config: &SynapseConfig, postgres: bool, mail: bool) -> String {
     let placeholder = SynapseKeys::placeholder();
+    let relay = SmtpServer::placeholder();
     let database = if postgres {
         Database::Postgres(placeholder_db())
     } else {
@@ -64,6 +67,7 @@ pub fn shape_hash(config: &SynapseConfig, postgres: bool) -> String {
         keys: &placeholder,
         database,
         ingress_url: None,
+        email: mail.then_some(&relay),
     });
     fnv1a_hex([
         shape.as_bytes(),
@@ -79,6 +83,7 @@ pub fn steady(
     config: &SynapseConfig,
     proxy: &BTreeMap<String, String>,
     postgres: bool,
+    mail: bool,
 ) -> bool {
     let running_env = |k: &str| {
         plan.services
@@ -90,7 +95,7 @@ pub fn steady(
     let exporter_plan = plan.services.get(synapse_layer::EXPORTER);
     let mut same = synapse_layer::layer(
         config,
-        &shape_hash(config, postgres),
+        &shape_hash(config, postgres, mail),
         &running_env(synapse_layer::CONTENT_ENV),
         None,
         proxy,
@@ -118,6 +123,7 @@ pub fn files(
     config: &SynapseConfig,
     keys: &SynapseKeys,
     database: &Database,
+    email: Option<&SmtpServer>,
 ) -> Vec<(String, String)> {
     let mut files = vec![
         (
@@ -127,6 +133,7 @@ pub fn files(
                 keys,
                 database: database.clone(),
                 ingress_url: None,
+                email,
             }),
         ),
         (
@@ -185,16 +192,17 @@ pub fn desired(
     config: &SynapseConfig,
     keys: &SynapseKeys,
     database: Database,
+    email: Option<&SmtpServer>,
     proxy: &BTreeMap<String, String>,
     plan: &Layer,
     tokens: &Tokens,
 ) -> Desired {
-    let files = files(config, keys, &database);
+    let files = files(config, keys, &database, email);
     let postgres = match database {
         Database::Postgres(info) => Some(info),
         Database::Sqlite => None,
     };
-    let shape = shape_hash(config, postgres.is_some());
+    let shape = shape_hash(config, postgres.is_some(), email.is_some());
     let exporter = postgres.as_ref().map(|db| synapse_layer::Exporter {
         db,
         password_token: &tokens.password,

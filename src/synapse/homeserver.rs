@@ -31,6 +31,9 @@ pub struct HomeserverInputs<'a> {
     pub database: Database,
     /// URL from an ingress relation, used when `public_baseurl` is not set.
     pub ingress_url: Option<&'a str>,
+    /// The relay of the smtp integration: Synapse sends mail through it. `None`: no
+    /// `email` section, no mail.
+    pub email: Option<&'a crate::relations::smtp::SmtpServer>,
 }
 
 pub fn signing_key_path(server_name: &str) -> String {
@@ -83,6 +86,19 @@ pub fn render(inp: &HomeserverInputs) -> String {
             }}),
         },
     );
+    if let Some(server) = inp.email {
+        put(
+            "email",
+            crate::relations::smtp::server::email_section(
+                server,
+                &crate::relations::smtp::server::EmailOptions {
+                    server_name: &c.server_name,
+                    notif_from: c.notif_from.as_deref(),
+                    enable_notifs: c.enable_email_notifs,
+                },
+            ),
+        );
+    }
     put("log_config", json!(LOG_CONFIG_PATH));
     put("media_store_path", json!(MEDIA_STORE_PATH));
     put("max_upload_size", json!("50M"));
@@ -250,6 +266,7 @@ mod tests {
             keys: &k,
             database: Database::Sqlite,
             ingress_url: None,
+            email: None,
         });
         serde_saphyr::from_str(&text).unwrap()
     }
@@ -373,6 +390,7 @@ mod tests {
             keys: &k,
             database: Database::Postgres(db),
             ingress_url: None,
+            email: None,
         });
         let v: Value = serde_saphyr::from_str(&text).unwrap();
         assert_eq!(v["database"]["name"], "psycopg2");
@@ -402,6 +420,7 @@ mod tests {
             keys: &k,
             database: Database::Sqlite,
             ingress_url: None,
+            email: None,
         };
         assert_eq!(render(&i), render(&i));
         assert_eq!(

@@ -17,6 +17,7 @@ use crate::juju::hints::{RejectedConfig, UnitHints};
 use crate::juju::{HookContext, HookTools};
 use crate::peers::Peers;
 use crate::relations::database::{self, Db, Provided};
+use crate::relations::smtp;
 use crate::status::Progress;
 use crate::workload::{
     apply_layer_tracked, tracked_state, unreachable, Watched, Workload, Workloads,
@@ -31,6 +32,8 @@ pub struct Inputs<'a> {
     pub db: &'a Db,
     pub peers: &'a Peers,
     pub database_work: &'a database::Work,
+    /// The `smtp` relation; its data is read only on the full path.
+    pub mail: &'a smtp::Mail,
 }
 
 /// How long Synapse may take to check a configuration.
@@ -75,7 +78,14 @@ fn step(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Pr
     let postgres_shape = relation.is_some() && ran_on_postgres;
     if !moving
         && !inp.database_work.answer_may_change
-        && desired::steady(&plan, inp.config, &proxy, postgres_shape)
+        && !inp.mail.must_read
+        && desired::steady(
+            &plan,
+            inp.config,
+            &proxy,
+            postgres_shape,
+            smtp::mail_on(hints),
+        )
     {
         let progress = finish(w, &plan, None, hints).map_err(&err)?;
         return Ok(database_health(w, progress, postgres_shape));
@@ -118,8 +128,9 @@ fn step(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Pr
             }
         },
     };
+    let email = smtp::read(inp.ctx, inp.tools, inp.mail, hints)?;
     // What the container holds now, to compare with what it should hold.
-    let files = desired::files(inp.config, &keys, &database);
+    let files = desired::files(inp.config, &keys, &database, email.as_ref());
     let mut existing: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
     for (path, _) in &files {
         existing.insert(path.clone(), w.pull(path).map_err(&err)?);
@@ -140,7 +151,15 @@ fn step(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Pr
         same(synapse_layer::EXPORTER_PASSWORD_PATH),
         &mut fresh,
     );
-    let want = desired::desired(inp.config, &keys, database, &proxy, &plan, &tokens);
+    let want = desired::desired(
+        inp.config,
+        &keys,
+        database,
+        email.as_ref(),
+        &proxy,
+        &plan,
+        &tokens,
+    );
     let changed = want
         .layer
         .services
@@ -173,7 +192,7 @@ fn step(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Pr
             .map_err(CharmError::Data)?;
         if !same(homeserver::CONFIG_PATH) {
             // A new homeserver.yaml: Synapse checks it before the running one sees it.
-            let shape = desired::shape_hash(inp.config, want.postgres.is_some());
+            let shape = desired::shape_hash(inp.config, want.postgres.is_some(), email.is_some());
             if let Some(r) = hints.rejected_config.as_ref().filter(|r| r.shape == shape) {
                 return Ok(Progress::Blocked(r.status.clone()));
             }
