@@ -363,7 +363,14 @@ fn deploy(a: &Args, models: &Models) -> Result<(), Error> {
             app.unwrap_or(charm)
         );
         // The channel picks a Charmhub revision; a stand-in has just the one.
-        return c.deploy_provider(charm, app);
+        c.deploy_provider(charm, app)?;
+        // `--config` sets a configurable stand-in's options, as `juju config` does.
+        let name = app.unwrap_or(charm);
+        let sets = config_values(&a.all("config"), name)?;
+        if !sets.is_empty() {
+            c.configure_provider(name, &sets.into_iter().collect())?;
+        }
+        return Ok(());
     }
     if a.get("channel").is_some() {
         return Err(Error::Usage(format!(
