@@ -9,12 +9,20 @@ Usage (prints one JSON object):
   matrix_client.py login URL USER PASSWORD              log in; print the access token (or the error)
   matrix_client.py set-displayname URL USER PASSWORD NAME
   matrix_client.py profile URL USER PASSWORD USER_ID    read a user's profile
+  matrix_client.py add-email URL ADMIN_TOKEN USER_ID ADDRESS    bind an email (admin API)
+  matrix_client.py reset-request URL ADDRESS CLIENT_SECRET      ask for a password-reset mail
+  matrix_client.py follow-link URL LINK         open the mail's link (its path and query on
+                                                URL) and confirm it as the page's form does
+  matrix_client.py reset-password URL SID CLIENT_SECRET NEW_PASSWORD
+                                                set a new password with the validated email
 """
 import asyncio
 import hashlib
 import hmac
 import json
 import sys
+import urllib.error
+import urllib.parse
 import urllib.request
 
 from nio import (AsyncClient, AsyncClientConfig, LoginResponse, RoomCreateResponse, RoomMessagesResponse, RoomSendResponse,
@@ -136,6 +144,60 @@ async def profile(url, user, password, user_id):
         await client.close()
 
 
+def _json(method, url, body=None, token=None):
+    """One JSON request: (HTTP status, decoded body)."""
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def add_email(url, token, user_id, address):
+    status, body = _json("PUT", f"{url}/_synapse/admin/v2/users/{urllib.parse.quote(user_id)}",
+                         {"threepids": [{"medium": "email", "address": address}]}, token)
+    return {"status": status, "threepids": body.get("threepids", body)}
+
+
+def reset_request(url, address, client_secret):
+    status, body = _json("POST", f"{url}/_matrix/client/v3/account/password/email/requestToken",
+                         {"client_secret": client_secret, "email": address, "send_attempt": 1})
+    return {"status": status, **body}
+
+
+def follow_link(url, link):
+    """GET the link (Synapse shows a confirmation page), then POST it as the page's form
+    does; returns both statuses and the final page's text."""
+    parts = urllib.parse.urlsplit(link)
+    target = f"{url}{parts.path}?{parts.query}"
+    with urllib.request.urlopen(target, timeout=30) as resp:
+        page = resp.read().decode()
+        shown = resp.status
+    form = urllib.parse.urlencode(dict(urllib.parse.parse_qsl(parts.query))).encode()
+    req = urllib.request.Request(target, data=form, method="POST",
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return {"get": shown, "post": resp.status, "page": resp.read().decode(),
+                    "confirm_page": page}
+    except urllib.error.HTTPError as e:
+        return {"get": shown, "post": e.code, "page": e.read().decode(), "confirm_page": page}
+
+
+def reset_password(url, sid, client_secret, new_password):
+    creds = {"sid": sid, "client_secret": client_secret}
+    status, body = _json("POST", f"{url}/_matrix/client/v3/account/password",
+                         {"new_password": new_password, "logout_devices": False,
+                          "auth": {"type": "m.login.email.identity", "threepid_creds": creds,
+                                   "threepidCreds": creds}})
+    return {"status": status, **body}
+
+
 def main(argv):
     cmd = argv[1]
     if cmd == "register":
@@ -152,6 +214,14 @@ def main(argv):
         out = asyncio.run(set_displayname(*argv[2:6]))
     elif cmd == "profile":
         out = asyncio.run(profile(*argv[2:6]))
+    elif cmd == "add-email":
+        out = add_email(*argv[2:6])
+    elif cmd == "reset-request":
+        out = reset_request(*argv[2:5])
+    elif cmd == "follow-link":
+        out = follow_link(*argv[2:4])
+    elif cmd == "reset-password":
+        out = reset_password(*argv[2:6])
     else:
         raise SystemExit(f"unknown command {cmd}")
     print(json.dumps(out))
