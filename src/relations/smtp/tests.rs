@@ -254,3 +254,23 @@ fn without_the_relation_the_options_are_named_and_nothing_is_rendered() {
     assert_eq!(status.kind, crate::juju::StatusKind::Active);
     assert!(s.homeserver().get("email").is_none());
 }
+
+#[test]
+fn an_ungranted_password_secret_blocks_and_is_not_a_failed_hook() {
+    let mut s = Setup::new(json!({}));
+    s.j.relate(&rel(), PROVIDER, &[&format!("{PROVIDER}/0")]);
+    let uri =
+        s.j.add_secret(PROVIDER, None, &[("password", SECRET_PASSWORD)], None);
+    let mut bag = starttls();
+    bag.push(("password_id", &uri));
+    s.j.set_app_data(&rel(), PROVIDER, &bag);
+    let status = s.run(relation_event(RelationHook::Changed));
+    assert_eq!(status.kind, crate::juju::StatusKind::Blocked);
+    assert!(
+        status
+            .message
+            .starts_with("smtp: the password secret cannot be read ("),
+        "{status}"
+    );
+    assert!(s.homeserver().get("email").is_none());
+}
