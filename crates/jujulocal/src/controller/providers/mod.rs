@@ -7,6 +7,7 @@
 //! | `postgresql-k8s` | [`postgresql`]: a real PostgreSQL on 127.0.0.1      |
 //! | `traefik-k8s`    | [`traefik`]: a real NGINX on 127.0.0.1 ([`proxy`]), `ingress` v2 |
 //! | `nginx-ingress-integrator` | [`nginx_ingress`]: a real NGINX on 127.0.0.1, `nginx-route` |
+//! | `s3-integrator`  | [`s3_integrator`]: a real S3 server (moto) on 127.0.0.1, `s3` |
 //!
 //! Each deployed stand-in keeps its state in `<model>/providers/<app>.json`; the
 //! controller calls [`react`] whenever an event reaches one of its (played) units, and
@@ -26,6 +27,7 @@ use crate::Error;
 pub mod nginx_ingress;
 pub mod postgresql;
 pub mod proxy;
+pub mod s3_integrator;
 pub mod traefik;
 
 /// What a stand-in keeps between CLI invocations.
@@ -63,10 +65,19 @@ pub const PROVIDERS: &[(&str, DeployFn, ReactFn, RemoveFn)] = &[
         nginx_ingress::react,
         nginx_ingress::remove,
     ),
+    (
+        s3_integrator::CHARM,
+        s3_integrator::deploy,
+        s3_integrator::react,
+        s3_integrator::remove,
+    ),
 ];
 
 /// Stand-ins with options (`juju config APP key=value`): `charm name → configure`.
-const CONFIGURABLE: &[(&str, ConfigureFn)] = &[(traefik::CHARM, traefik::configure)];
+const CONFIGURABLE: &[(&str, ConfigureFn)] = &[
+    (traefik::CHARM, traefik::configure),
+    (s3_integrator::CHARM, s3_integrator::configure),
+];
 
 /// Whether JujuLocal has a stand-in for this charm name.
 pub fn known(charm: &str) -> bool {
