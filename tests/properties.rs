@@ -237,6 +237,7 @@ fn config_get() {
                     keys: &keys,
                     database: db.map_or(Database::Sqlite, Database::Postgres),
                     ingress_url: ingress.as_deref(),
+                    media: None,
                 });
                 // What the charm writes is YAML that names the server it was given.
                 prop_assert_eq!(
