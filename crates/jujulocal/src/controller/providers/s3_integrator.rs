@@ -371,6 +371,16 @@ pub fn configure(
                 "option \"{k}\" expected int, got {v:?}"
             )));
         }
+        if k == "tls-ca-chain" && !v.is_empty() {
+            let pem = crate::util::base64_decode(v)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            if pem_certificates(&pem).is_empty() {
+                return Err(Error::Usage(
+                    "tls-ca-chain: not the base64 of a PEM chain (no certificate found)".into(),
+                ));
+            }
+        }
         st.config.insert(k.clone(), v.clone());
     }
     Ok(ProviderState {
@@ -466,5 +476,6 @@ mod tests {
         assert!(configure(&pst, &set("bucket", "b")).is_ok());
         assert!(configure(&pst, &set("nope", "b")).is_err());
         assert!(configure(&pst, &set("experimental-delete-older-than-days", "x")).is_err());
+        assert!(configure(&pst, &set("tls-ca-chain", "bm90IGEgY2VydA==")).is_err());
     }
 }
