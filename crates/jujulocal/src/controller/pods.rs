@@ -171,6 +171,11 @@ impl Controller {
         })
     }
 
+    /// A unit's pod, while it is up.
+    pub fn pod(&self, unit: &str) -> Option<&PodState> {
+        self.runtime.pods.get(unit)
+    }
+
     /// Host path of a container's Pebble socket.
     pub fn pebble_socket(&self, unit: &str, container: &str) -> PathBuf {
         self.pod_dir(unit)
