@@ -29,8 +29,30 @@ fn charm() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cluster-charm")
 }
 
+/// A model whose pods (and cluster network) stop when the test ends, passed or not.
+struct Up(Controller);
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        self.0.stop_pods();
+    }
+}
+
+impl std::ops::Deref for Up {
+    type Target = Controller;
+    fn deref(&self) -> &Controller {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Up {
+    fn deref_mut(&mut self) -> &mut Controller {
+        &mut self.0
+    }
+}
+
 /// A model with pods in their own network namespaces (so on the cluster network).
-fn model(dir: &Path, name: &str) -> Controller {
+fn model(dir: &Path, name: &str) -> Up {
     std::env::set_var("JUJULOCAL_BIN", env!("CARGO_BIN_EXE_jujulocal"));
     let mut c = Controller::bootstrap(&dir.join(name), name).unwrap();
     c.set_pod_config(PodConfig {
@@ -38,7 +60,7 @@ fn model(dir: &Path, name: &str) -> Controller {
         container_mounts: BTreeMap::new(),
         netns: true,
     });
-    c
+    Up(c)
 }
 
 fn deploy(c: &mut Controller, app: &str, n: u32) {
