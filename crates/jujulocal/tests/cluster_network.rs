@@ -385,12 +385,10 @@ fn scaling_fires_jujus_sequences_and_leaves_nothing_behind() {
             "{hosts}"
         );
     }
-    assert_eq!(
-        connect(&c, "probe/2", "probe-0.probe-endpoints", 1)
-            .unwrap_err()
-            .contains("refused"),
-        true,
-        "the name resolves and the pod answers (nothing listens on port 1)"
+    let refused = connect(&c, "probe/2", "probe-0.probe-endpoints", 1).unwrap_err();
+    assert!(
+        refused.contains("refused"),
+        "the name resolves and the pod answers (nothing listens on port 1): {refused}"
     );
 
     // 3 → 2, the leader going: the lowest remaining unit is elected.
