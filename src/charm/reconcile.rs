@@ -5,7 +5,7 @@ use crate::error::CharmResult;
 use crate::juju::hints::UnitHints;
 use crate::juju::{HookContext, HookTools, RelationId, Status};
 use crate::peers::{self, Peers};
-use crate::relations::{database, ingress, observability, smtp};
+use crate::relations::{database, ingress, media, observability, smtp};
 use crate::status::{self, Progress};
 use crate::synapse::config::SynapseConfig;
 use crate::workload::{Workload, Workloads};
@@ -37,7 +37,17 @@ pub fn reconcile(
     let db = database::relation(ctx, tools, &work.database, hints)?;
     let mail = smtp::relation(ctx, tools, &work.smtp, hints)?;
     let pod = Pod::open(workloads);
-    let synapse = run_synapse(ctx, tools, &pod, &config, &db, &mail, &peers, &work, hints)?;
+    let media = media::read(ctx, tools, &work.media, hints, &workloads.data_dir())?;
+    let synapse = run_synapse(
+        ctx,
+        tools,
+        &pod,
+        &config,
+        (&db, &media, &mail),
+        &peers,
+        &work,
+        hints,
+    )?;
     let site = nginx::site::Site::new(
         &synapse::homeserver::public_baseurl(&config, None),
         &config.admin_api_allowed_cidrs,
@@ -47,7 +57,13 @@ pub fn reconcile(
     let mut notes = config.unhonoured(smtp::mail_on(hints));
     notes.extend(exposure.note);
     Ok(status::aggregate_with_notes(
-        &[synapse, nginx, exposure.progress, smtp::progress(hints)],
+        &[
+            synapse,
+            nginx,
+            exposure.progress,
+            media.progress,
+            smtp::progress(hints),
+        ],
         &notes,
     ))
 }
@@ -81,8 +97,7 @@ fn run_synapse(
     tools: &dyn HookTools,
     pod: &Pod,
     config: &SynapseConfig,
-    db: &database::Db,
-    mail: &smtp::Mail,
+    (db, media, mail): (&database::Db, &media::Media, &smtp::Mail),
     peers: &Peers,
     work: &Work,
     hints: &mut UnitHints,
@@ -95,6 +110,8 @@ fn run_synapse(
         db,
         peers,
         database_work: &work.database,
+        media,
+        media_work: &work.media,
         mail,
     };
     synapse::reconcile::reconcile(&inputs, pod.synapse.as_ref(), hints)

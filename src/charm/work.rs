@@ -18,7 +18,6 @@
 //! | `metrics-endpoint-relation-*` | | | that relation (all if broken): app and unit keys |
 //! | `grafana-dashboard-relation-*` | | | that relation (all if broken): leader `dashboards` |
 //! | `logging-relation-*` | | | log targets of both containers; leader `metadata` |
-//! | `smtp-relation-*` | | | |
 //! | anything else (`update-status`, `config-changed`, …) | | | |
 //!
 //! The exposure column ([`ingress`]): `install`, `start` and `upgrade-charm` look both
@@ -33,13 +32,18 @@
 //! password secret may have a new revision). Everything else uses the remembered
 //! relation id and whether its data was usable: a steady hook reads nothing.
 //!
+//! The media column ([`media`]): `install` and `start` look the relation up and read
+//! the provider's answer; `upgrade-charm` and `media-relation-*` also have the leader
+//! publish the bucket request; `leader-elected` publishes it. Everything else uses the
+//! remembered relation id and status, and the plan says whether Synapse uses a bucket.
+//!
 //! Adding an integration: one module under [`crate::relations`], one field here, one
 //! arm in [`Work::for_event`] for its endpoint, one line in [`super::reconcile`].
 
 use crate::juju::Event;
 use crate::relations::ingress::{self, nginx_route, traefik};
 use crate::relations::observability::{self, grafana, loki, prometheus};
-use crate::relations::{database, smtp, Scope};
+use crate::relations::{database, media, smtp, Scope};
 
 /// The work one event calls for, per concern.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -52,6 +56,8 @@ pub struct Work {
     pub exposure: ingress::Work,
     /// The `smtp` relation.
     pub smtp: smtp::Work,
+    /// The `media` relation (s3).
+    pub media: media::Work,
 }
 
 impl Work {
@@ -66,6 +72,11 @@ impl Work {
                 },
                 exposure: ingress::Work::everything(),
                 smtp: smtp_everything(),
+                media: media::Work {
+                    lookup: true,
+                    request: false,
+                    answer_may_change: true,
+                },
                 ..Default::default()
             },
             Event::Start => Self {
@@ -78,6 +89,11 @@ impl Work {
                 observability: observability::Work::everything(),
                 exposure: ingress::Work::everything(),
                 smtp: smtp_everything(),
+                media: media::Work {
+                    lookup: true,
+                    request: false,
+                    answer_may_change: true,
+                },
             },
             Event::UpgradeCharm => Self {
                 open_port: true,
@@ -89,6 +105,11 @@ impl Work {
                 observability: observability::Work::everything(),
                 exposure: ingress::Work::everything(),
                 smtp: smtp_everything(),
+                media: media::Work {
+                    lookup: true,
+                    request: true,
+                    answer_may_change: true,
+                },
             },
             Event::LeaderElected => Self {
                 database: database::Work {
@@ -99,6 +120,10 @@ impl Work {
                 exposure: ingress::Work {
                     ingress_publish: true,
                     route_publish: true,
+                    ..Default::default()
+                },
+                media: media::Work {
+                    request: true,
                     ..Default::default()
                 },
                 ..Default::default()
@@ -183,6 +208,14 @@ impl Work {
                     },
                     smtp::ENDPOINT => Self {
                         smtp: smtp_everything(),
+                        ..Default::default()
+                    },
+                    media::ENDPOINT => Self {
+                        media: media::Work {
+                            lookup: true,
+                            request: true,
+                            answer_may_change: true,
+                        },
                         ..Default::default()
                     },
                     _ => Self::default(),

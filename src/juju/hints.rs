@@ -28,6 +28,10 @@ pub struct UnitHints {
     /// data when last read, read again on the events that can change them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smtp: Option<SmtpHint>,
+    /// The `media` relation id (empty when there is none) and its status part, read
+    /// again on the events that can change them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<crate::relations::media::MediaHint>,
     /// The configuration Synapse last rejected, so that it is not checked again on
     /// every hook while it stays the same.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -124,6 +128,11 @@ mod tests {
             }),
             nginx_site: Some("0123456789abcdef".into()),
             workload_version: Some("1.140.0".into()),
+            media: Some(crate::relations::media::MediaHint {
+                relation: "media:7".into(),
+                waiting: Some("media: waiting".into()),
+                blocked: None,
+            }),
         };
         h.save(&p);
         assert_eq!(UnitHints::load(&p), h);

@@ -31,6 +31,8 @@ pub struct HomeserverInputs<'a> {
     pub database: Database,
     /// URL from an ingress relation, used when `public_baseurl` is not set.
     pub ingress_url: Option<&'a str>,
+    /// The bucket from the `media` relation, when Synapse is to use one.
+    pub media: Option<&'a crate::relations::s3::S3Info>,
     /// The relay of the smtp integration: Synapse sends mail through it. `None`: no
     /// `email` section, no mail.
     pub email: Option<&'a crate::relations::smtp::SmtpServer>,
@@ -101,6 +103,12 @@ pub fn render(inp: &HomeserverInputs) -> String {
     }
     put("log_config", json!(LOG_CONFIG_PATH));
     put("media_store_path", json!(MEDIA_STORE_PATH));
+    if let Some(info) = inp.media {
+        put(
+            "media_storage_providers",
+            crate::relations::media::storage_providers(info),
+        );
+    }
     put("max_upload_size", json!("50M"));
     put("url_preview_enabled", json!(false));
     put("signing_key_path", json!(signing_key_path(&c.server_name)));
@@ -266,6 +274,7 @@ mod tests {
             keys: &k,
             database: Database::Sqlite,
             ingress_url: None,
+            media: None,
             email: None,
         });
         serde_saphyr::from_str(&text).unwrap()
@@ -390,6 +399,7 @@ mod tests {
             keys: &k,
             database: Database::Postgres(db),
             ingress_url: None,
+            media: None,
             email: None,
         });
         let v: Value = serde_saphyr::from_str(&text).unwrap();
@@ -420,6 +430,7 @@ mod tests {
             keys: &k,
             database: Database::Sqlite,
             ingress_url: None,
+            media: None,
             email: None,
         };
         assert_eq!(render(&i), render(&i));

@@ -8,6 +8,7 @@
 //! | `traefik-k8s`    | [`traefik`]: a real NGINX on 127.0.0.1 ([`proxy`]), `ingress` v2 |
 //! | `nginx-ingress-integrator` | [`nginx_ingress`]: a real NGINX on 127.0.0.1, `nginx-route` |
 //! | `smtp-integrator` | [`smtp_integrator`]: `smtp` from its options (no server of its own) |
+//! | `s3-integrator`  | [`s3_integrator`]: a real S3 server (moto) on 127.0.0.1, `s3` |
 //!
 //! Each deployed stand-in keeps its state in `<model>/providers/<app>.json`; the
 //! controller calls [`react`] whenever an event reaches one of its (played) units, and
@@ -27,6 +28,7 @@ use crate::Error;
 pub mod nginx_ingress;
 pub mod postgresql;
 pub mod proxy;
+pub mod s3_integrator;
 pub mod smtp_integrator;
 pub mod traefik;
 
@@ -71,12 +73,19 @@ pub const PROVIDERS: &[(&str, DeployFn, ReactFn, RemoveFn)] = &[
         smtp_integrator::react,
         smtp_integrator::remove,
     ),
+    (
+        s3_integrator::CHARM,
+        s3_integrator::deploy,
+        s3_integrator::react,
+        s3_integrator::remove,
+    ),
 ];
 
 /// Stand-ins with options (`juju config APP key=value`): `charm name → configure`.
 const CONFIGURABLE: &[(&str, ConfigureFn)] = &[
     (traefik::CHARM, traefik::configure),
     (smtp_integrator::CHARM, smtp_integrator::configure),
+    (s3_integrator::CHARM, s3_integrator::configure),
 ];
 
 /// Whether JujuLocal has a stand-in for this charm name.
