@@ -362,8 +362,16 @@ fn deploy(a: &Args, models: &Models) -> Result<(), Error> {
             "Deploying {:?} (JujuLocal stand-in for {charm})",
             app.unwrap_or(charm)
         );
-        // The channel picks a Charmhub revision; a stand-in has just the one.
-        return c.deploy_provider(charm, app);
+        // The channel picks a Charmhub revision; a stand-in has just the one, and
+        // `juju status` shows the channel it was asked for.
+        c.deploy_provider(charm, app)?;
+        if let Some(ch) = a.get("channel") {
+            if let Some(si) = c.model.app_mut(app.unwrap_or(charm))?.stand_in.as_mut() {
+                si.channel = Some(ch.to_string());
+            }
+            c.save()?;
+        }
+        return Ok(());
     }
     if a.get("channel").is_some() {
         return Err(Error::Usage(format!(
