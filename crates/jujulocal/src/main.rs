@@ -62,7 +62,9 @@ fn main() -> ExitCode {
     if jujulocal::tools::is_tool(&name) {
         return ExitCode::from(jujulocal::tools::main(&name, args.split_off(1)) as u8);
     }
-    if args.get(1).map(String::as_str) == Some(jujulocal::controller::providers::loki::RECORDER_COMMAND) {
+    if args.get(1).map(String::as_str)
+        == Some(jujulocal::controller::providers::loki::RECORDER_COMMAND)
+    {
         let Some(dir) = args.get(2) else {
             eprintln!("usage: jujulocal __loki-recorder DIR");
             return ExitCode::from(2);

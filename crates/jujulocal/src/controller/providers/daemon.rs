@@ -43,10 +43,7 @@ pub fn spawn(program: &Path, args: &[String], log: &Path) -> Result<u32, Error> 
 pub fn alive(pid: u32, marker: &str) -> bool {
     let running = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|s| {
-            s.rsplit_once(") ")
-                .map(|(_, rest)| !rest.starts_with('Z'))
-        })
+        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
         .unwrap_or(false);
     running
         && std::fs::read(format!("/proc/{pid}/cmdline"))

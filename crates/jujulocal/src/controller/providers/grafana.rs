@@ -146,10 +146,7 @@ pub fn react(c: &mut Controller, app: &str, pst: &ProviderState) -> Result<(), E
         std::fs::write(&tmp, &text).map_err(Error::io(Area::Model, &tmp))?;
         std::fs::rename(&tmp, &path).map_err(Error::io(Area::Model, &path))?;
     }
-    let counted = format!(
-        "{count} dashboard{}",
-        if count == 1 { "" } else { "s" }
-    );
+    let counted = format!("{count} dashboard{}", if count == 1 { "" } else { "s" });
     if problems.is_empty() {
         super::set_unit_status(c, app, "active", &counted)
     } else {
@@ -175,7 +172,10 @@ mod tests {
         let (good, bad) = decode(r#"{"templates": {"file:a": {"content": "!!"}, "file:b": {}}}"#);
         assert!(good.is_empty());
         assert_eq!(bad.len(), 2, "{bad:?}");
-        assert!(bad[0].starts_with("file:a cannot be decoded: not base64"), "{bad:?}");
+        assert!(
+            bad[0].starts_with("file:a cannot be decoded: not base64"),
+            "{bad:?}"
+        );
         let (_, bad) = decode("{");
         assert!(bad[0].contains("not valid JSON"));
         // base64 of bytes that are no xz stream.

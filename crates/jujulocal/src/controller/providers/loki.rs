@@ -372,7 +372,12 @@ fn handle(stream: TcpStream, pushes: &Path, lock: &Mutex<()>) {
                 Err(why) => respond(&stream, "400 Bad Request", "text/plain", why.as_bytes()),
             }
         }
-        _ => respond(&stream, "404 Not Found", "text/plain", b"404 page not found\n"),
+        _ => respond(
+            &stream,
+            "404 Not Found",
+            "text/plain",
+            b"404 page not found\n",
+        ),
     }
 }
 
@@ -423,10 +428,18 @@ mod tests {
             json!({"streams": [{"stream": {"pebble_service": svc}, "values": [["1", line]]}]})
                 .to_string()
         };
-        let text = [push("synapse", "a"), push("nginx", "b"), push("synapse", "c")].join("\n");
+        let text = [
+            push("synapse", "a"),
+            push("nginx", "b"),
+            push("synapse", "c"),
+        ]
+        .join("\n");
         let sel = parse_selector(r#"{pebble_service="synapse"}"#).unwrap();
         let r = query(&text, &sel);
         assert_eq!(r["data"]["result"].as_array().unwrap().len(), 1);
-        assert_eq!(r["data"]["result"][0]["values"], json!([["1", "a"], ["1", "c"]]));
+        assert_eq!(
+            r["data"]["result"][0]["values"],
+            json!([["1", "a"], ["1", "c"]])
+        );
     }
 }

@@ -77,7 +77,12 @@ pub const PROVIDERS: &[(&str, DeployFn, ReactFn, RemoveFn)] = &[
         prometheus::remove,
     ),
     (loki::CHARM, loki::deploy, loki::react, loki::remove),
-    (grafana::CHARM, grafana::deploy, grafana::react, grafana::remove),
+    (
+        grafana::CHARM,
+        grafana::deploy,
+        grafana::react,
+        grafana::remove,
+    ),
 ];
 
 /// Stand-ins with options (`juju config APP key=value`): `charm name → configure`.

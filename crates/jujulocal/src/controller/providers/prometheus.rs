@@ -391,10 +391,14 @@ pub fn deploy(c: &mut Controller, app: &str) -> Result<(), Error> {
     )?;
     let endpoints = [(ENDPOINT.into(), "prometheus_scrape".into(), Role::Requires)];
     if let Err(e) = super::add_stand_in(c, app, CHARM, &endpoints) {
-        let _ = remove(c, app, &super::load(c, app).unwrap_or(ProviderState {
-            charm: CHARM.into(),
-            data: Value::Null,
-        }));
+        let _ = remove(
+            c,
+            app,
+            &super::load(c, app).unwrap_or(ProviderState {
+                charm: CHARM.into(),
+                data: Value::Null,
+            }),
+        );
         return Err(e);
     }
     super::set_unit_status(c, app, "active", &format!("Prometheus at {}", st.url()))
@@ -524,7 +528,12 @@ pub fn react(c: &mut Controller, app: &str, pst: &ProviderState) -> Result<(), E
         super::set_unit_status(c, app, "active", &here)
     } else {
         eprintln!("jujulocal: {CHARM} stand-in: {}", problems.join("; "));
-        super::set_unit_status(c, app, "blocked", &format!("{}; {here}", problems.join("; ")))
+        super::set_unit_status(
+            c,
+            app,
+            "blocked",
+            &format!("{}; {here}", problems.join("; ")),
+        )
     }
 }
 
