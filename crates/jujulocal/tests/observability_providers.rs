@@ -306,6 +306,10 @@ fn prometheus_k8s_stand_in_scrapes_the_expanded_jobs_and_loads_the_rules() {
     let (st, msg) = j.app_status("prometheus-k8s");
     assert_eq!(st, "blocked", "{msg}");
     assert!(msg.contains("alert rules of obs (relation"), "{msg}");
+    assert!(
+        msg.contains("refused: obs-") && msg.contains("parse error"),
+        "promtool's reason, without the stand-in's directory: {msg}"
+    );
     assert!(msg.ends_with(&format!("Prometheus at {base}")), "{msg}");
     assert_eq!(api(&base, "rules")["groups"], json!([]));
     j.ok(&[

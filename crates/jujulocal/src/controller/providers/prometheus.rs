@@ -418,14 +418,24 @@ fn promtool(st: &State, args: &[&str]) -> Result<(), String> {
         String::from_utf8_lossy(&out.stderr),
         String::from_utf8_lossy(&out.stdout)
     );
-    let reason = text
+    let meaningful: Vec<&str> = text
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("Checking") && !l.starts_with("SUCCESS"))
-        .find(|l| l.contains("FAILED") || l.contains("error") || l.contains("err"))
-        .or_else(|| text.lines().map(str::trim).find(|l| !l.is_empty()))
-        .unwrap_or("promtool failed")
-        .to_string();
+        .filter(|l| {
+            !l.is_empty()
+                && !l.starts_with("Checking")
+                && !l.starts_with("SUCCESS")
+                && *l != "FAILED:"
+        })
+        .collect();
+    let mut reason = if meaningful.is_empty() {
+        "promtool failed".to_string()
+    } else {
+        meaningful.join(" ")
+    };
+    // The file is ours: its directory says nothing to the reader.
+    reason = reason.replace(&format!("{}/", st.dir.join("rules").display()), "");
+    reason = reason.replace(&format!("{}/", st.dir.display()), "");
     Err(reason)
 }
 
