@@ -351,12 +351,7 @@ def via_ingress(url: str) -> tuple[int, str]:
 def ingress_controller_address(juju: jubilant.Juju, app: str) -> str:
     """Where nginx-ingress-integrator's ingress controller answers, as its unit status
     says (`Ingress IP(s): <address>`; the stand-in adds its port)."""
-    status = juju.status()
-    if app in status.apps:
-        message = status.apps[app].units[f'{app}/0'].workload_status.message
-    else:
-        # JujuLocal shows the applications it plays as remote ones (`app_endpoints`).
-        message = status.app_endpoints[app].app_status.message
+    message = juju.status().apps[app].units[f'{app}/0'].workload_status.message
     address = message.split('Ingress IP(s):', 1)[1].split(',')[0].strip()
     return address if ':' in address else f'{address}:80'
 
