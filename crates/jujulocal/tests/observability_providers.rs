@@ -345,6 +345,14 @@ fn loki_k8s_stand_in_publishes_its_endpoint_and_records_pushes() {
     j.ok(&["deploy", "loki-k8s", "--channel", "latest/stable"]);
     let (st, msg) = j.app_status("loki-k8s");
     assert_eq!(st, "active");
+    let again = j.cmd(&["deploy", "loki-k8s"]);
+    assert!(!again.status.success(), "a second loki-k8s is refused");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("application already exists"));
+    assert_eq!(
+        j.app_status("loki-k8s"),
+        (st.clone(), msg.clone()),
+        "the first one untouched"
+    );
     let base = msg.strip_prefix("Loki at ").unwrap().to_string();
     j.ok(&["integrate", "obs:logging", "loki-k8s"]);
 

@@ -107,7 +107,7 @@ pub fn deploy(c: &mut Controller, app: &str) -> Result<(), Error> {
     )?;
     let endpoints = [(ENDPOINT.into(), "grafana_dashboard".into(), Role::Requires)];
     if let Err(e) = super::add_stand_in(c, app, CHARM, &endpoints) {
-        let _ = std::fs::remove_dir_all(&st.dir);
+        let _ = super::remove(c, app);
         return Err(e);
     }
     super::set_unit_status(c, app, "active", "0 dashboards")

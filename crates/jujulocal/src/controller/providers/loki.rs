@@ -116,8 +116,7 @@ pub fn deploy(c: &mut Controller, app: &str) -> Result<(), Error> {
     )?;
     let endpoints = [(ENDPOINT.into(), "loki_push_api".into(), Role::Provides)];
     if let Err(e) = super::add_stand_in(c, app, CHARM, &endpoints) {
-        daemon::stop(st.pid, &st.marker());
-        let _ = std::fs::remove_dir_all(&st.dir);
+        let _ = super::remove(c, app);
         return Err(e);
     }
     super::set_unit_status(c, app, "active", &format!("Loki at {}", st.url()))

@@ -297,7 +297,14 @@ impl Controller {
         let Some(p) = PROVIDERS.iter().find(|p| p.0 == charm) else {
             return Err(Error::NotFound(format!("no stand-in for charm {charm:?}")));
         };
-        (p.1)(self, app.unwrap_or(charm))
+        let app = app.unwrap_or(charm);
+        // Before anything starts: a stand-in's deploy writes its state and directory.
+        if self.model.applications.contains_key(app) {
+            return Err(Error::Usage(format!(
+                "cannot add application {app:?}: application already exists"
+            )));
+        }
+        (p.1)(self, app)
     }
 }
 

@@ -391,14 +391,7 @@ pub fn deploy(c: &mut Controller, app: &str) -> Result<(), Error> {
     )?;
     let endpoints = [(ENDPOINT.into(), "prometheus_scrape".into(), Role::Requires)];
     if let Err(e) = super::add_stand_in(c, app, CHARM, &endpoints) {
-        let _ = remove(
-            c,
-            app,
-            &super::load(c, app).unwrap_or(ProviderState {
-                charm: CHARM.into(),
-                data: Value::Null,
-            }),
-        );
+        let _ = super::remove(c, app);
         return Err(e);
     }
     super::set_unit_status(c, app, "active", &format!("Prometheus at {}", st.url()))
