@@ -22,6 +22,7 @@ use synapse_k8s_charm::nginx::site::{Cidr, Site};
 use synapse_k8s_charm::relations::database::relation::{parse_endpoints, provided, Endpoint};
 use synapse_k8s_charm::relations::database::{DatabaseInfo, Provided};
 use synapse_k8s_charm::relations::observability::{grafana, loki, prometheus};
+use synapse_k8s_charm::relations::s3::{self, UriStyle};
 use synapse_k8s_charm::synapse::check::{verdict, Verdict};
 use synapse_k8s_charm::synapse::config::SynapseConfig;
 use synapse_k8s_charm::synapse::homeserver::{self, Database, HomeserverInputs};
@@ -236,6 +237,7 @@ fn config_get() {
                     keys: &keys,
                     database: db.map_or(Database::Sqlite, Database::Postgres),
                     ingress_url: ingress.as_deref(),
+                    media: None,
                 });
                 // What the charm writes is YAML that names the server it was given.
                 prop_assert_eq!(
@@ -368,6 +370,146 @@ fn database_databag() {
                     prop_assert!(!info.database.is_empty(), "{info:?}");
                 }
             }
+            Ok(())
+        },
+    );
+}
+
+const S3_KEYS: &[&str] = &[
+    "access-key",
+    "secret-key",
+    "bucket",
+    "path",
+    "endpoint",
+    "region",
+    "s3-uri-style",
+    "storage-class",
+    "s3-api-version",
+    "delete-older-than-days",
+    "tls-ca-chain",
+    "attributes",
+    "data",
+];
+
+const S3_STRINGS: &[&str] = &[
+    "AKIAEXAMPLE",
+    "synapse-media",
+    "a.b-c_d",
+    "http://127.0.0.1:9000",
+    "https://s3.example.com/",
+    "http://[::1]:9000",
+    "http://host:0",
+    "us-east-1",
+    "host",
+    "path",
+    "synapse/media/",
+    "/a/../b",
+    "30",
+    "0",
+    "[\"-----BEGIN CERTIFICATE-----\\nx\\n-----END CERTIFICATE-----\"]",
+    "[]",
+    "[1]",
+    "STANDARD",
+];
+
+/// Any s3 provider databag: the connection info or a clear, bounded error that never
+/// repeats the keys; what parses is normalised (a bucket S3 accepts, a key prefix, a
+/// URL without a trailing slash).
+#[test]
+fn s3_databag() {
+    check(
+        "s3_databag",
+        proptest::collection::btree_map(text_or(S3_KEYS), text_or(S3_STRINGS), 0..10),
+        |bag| {
+            match s3::parse(&bag) {
+                Ok(info) => {
+                    prop_assert!(s3::valid_bucket(&info.bucket), "{info:?}");
+                    prop_assert!(
+                        info.path.is_empty()
+                            || (info.path.ends_with('/') && !info.path.starts_with('/')),
+                        "{info:?}"
+                    );
+                    prop_assert!(info.endpoint.is_some() || info.region.is_some());
+                    if let Some(e) = &info.endpoint {
+                        prop_assert!(e.starts_with("http") && !e.ends_with('/'), "{e:?}");
+                    }
+                    prop_assert!(!info.access_key.is_empty() && !info.secret_key.is_empty());
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    check_bounded(&msg)?;
+                    // The same bag with recognisable keys: no message may show them.
+                    let mut marked = bag.clone();
+                    for (key, mark) in [("access-key", "MARKAK77"), ("secret-key", "MARKSK77")] {
+                        if marked.contains_key(key) {
+                            marked.insert(key.into(), mark.into());
+                        }
+                    }
+                    if let Err(e) = s3::parse(&marked) {
+                        let msg = e.to_string();
+                        prop_assert!(!msg.contains("MARK"), "{msg:?} shows a key");
+                    }
+                }
+            }
+            Ok(())
+        },
+    );
+}
+
+/// Valid connection info written as s3-integrator writes it parses back to itself.
+#[test]
+fn s3_databag_round_trip() {
+    let word = "[a-z0-9][a-z0-9-]{1,20}[a-z0-9]";
+    check(
+        "s3_databag_round_trip",
+        (
+            ("[A-Za-z0-9/+=]{1,40}", "[A-Za-z0-9/+=]{1,40}", word),
+            proptest::option::of((word, 1..65535u16)),
+            proptest::option::of("[a-z]{2}-[a-z]{3,9}-[1-9]"),
+            proptest::collection::vec(word, 0..4),
+            any::<bool>(),
+        ),
+        |((ak, sk, bucket), endpoint, region, segments, path_style)| {
+            let region = if endpoint.is_none() && region.is_none() {
+                Some("us-east-1".to_string())
+            } else {
+                region
+            };
+            let mut bag = Databag::from([
+                ("access-key".to_string(), ak.clone()),
+                ("secret-key".to_string(), sk.clone()),
+                ("bucket".to_string(), bucket.clone()),
+                ("path".to_string(), segments.join("/")),
+                (
+                    "s3-uri-style".to_string(),
+                    if path_style { "path" } else { "host" }.to_string(),
+                ),
+            ]);
+            let url = endpoint.map(|(h, p)| format!("http://{h}:{p}"));
+            if let Some(u) = &url {
+                bag.insert("endpoint".into(), u.clone());
+            }
+            if let Some(r) = &region {
+                bag.insert("region".into(), r.clone());
+            }
+            let info = s3::parse(&bag).map_err(|e| TestCaseError::fail(format!("{e}")))?;
+            prop_assert_eq!(&info.access_key, &ak);
+            prop_assert_eq!(&info.secret_key, &sk);
+            prop_assert_eq!(&info.bucket, &bucket);
+            prop_assert_eq!(&info.endpoint, &url);
+            prop_assert_eq!(&info.region, &region);
+            let want = if segments.is_empty() {
+                String::new()
+            } else {
+                format!("{}/", segments.join("/"))
+            };
+            prop_assert_eq!(&info.path, &want);
+            let style = if path_style {
+                UriStyle::Path
+            } else {
+                UriStyle::Host
+            };
+            prop_assert_eq!(info.uri_style, style);
             Ok(())
         },
     );

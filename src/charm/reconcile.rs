@@ -5,7 +5,7 @@ use crate::error::CharmResult;
 use crate::juju::hints::UnitHints;
 use crate::juju::{HookContext, HookTools, RelationId, Status};
 use crate::peers::{self, Peers};
-use crate::relations::{database, ingress, observability};
+use crate::relations::{database, ingress, media, observability};
 use crate::status::{self, Progress};
 use crate::synapse::config::SynapseConfig;
 use crate::workload::{Workload, Workloads};
@@ -36,7 +36,17 @@ pub fn reconcile(
     }
     let db = database::relation(ctx, tools, &work.database, hints)?;
     let pod = Pod::open(workloads);
-    let synapse = run_synapse(ctx, tools, &pod, &config, &db, &peers, &work, hints)?;
+    let media = media::read(ctx, tools, &work.media, hints, &workloads.data_dir())?;
+    let synapse = run_synapse(
+        ctx,
+        tools,
+        &pod,
+        &config,
+        (&db, &media),
+        &peers,
+        &work,
+        hints,
+    )?;
     let site = nginx::site::Site::new(
         &synapse::homeserver::public_baseurl(&config, None),
         &config.admin_api_allowed_cidrs,
@@ -46,7 +56,7 @@ pub fn reconcile(
     let mut notes = config.unhonoured();
     notes.extend(exposure.note);
     Ok(status::aggregate_with_notes(
-        &[synapse, nginx, exposure.progress],
+        &[synapse, nginx, exposure.progress, media.progress],
         &notes,
     ))
 }
@@ -80,7 +90,7 @@ fn run_synapse(
     tools: &dyn HookTools,
     pod: &Pod,
     config: &SynapseConfig,
-    db: &database::Db,
+    (db, media): (&database::Db, &media::Media),
     peers: &Peers,
     work: &Work,
     hints: &mut UnitHints,
@@ -93,6 +103,8 @@ fn run_synapse(
         db,
         peers,
         database_work: &work.database,
+        media,
+        media_work: &work.media,
     };
     synapse::reconcile::reconcile(&inputs, pod.synapse.as_ref(), hints)
 }

@@ -27,13 +27,18 @@
 //! address (and the leader's request); `nginx-route-relation-*` looks the relation up
 //! and publishes the route. Everything else uses the remembered relation ids and URL.
 //!
+//! The media column ([`media`]): `install` and `start` look the relation up and read
+//! the provider's answer; `upgrade-charm` and `media-relation-*` also have the leader
+//! publish the bucket request; `leader-elected` publishes it. Everything else uses the
+//! remembered relation id and status, and the plan says whether Synapse uses a bucket.
+//!
 //! Adding an integration: one module under [`crate::relations`], one field here, one
 //! arm in [`Work::for_event`] for its endpoint, one line in [`super::reconcile`].
 
 use crate::juju::Event;
 use crate::relations::ingress::{self, nginx_route, traefik};
 use crate::relations::observability::{self, grafana, loki, prometheus};
-use crate::relations::{database, Scope};
+use crate::relations::{database, media, Scope};
 
 /// The work one event calls for, per concern.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -44,6 +49,8 @@ pub struct Work {
     pub observability: observability::Work,
     /// The `ingress` and `nginx-route` relations.
     pub exposure: ingress::Work,
+    /// The `media` relation (s3).
+    pub media: media::Work,
 }
 
 impl Work {
@@ -57,6 +64,11 @@ impl Work {
                     answer_may_change: true,
                 },
                 exposure: ingress::Work::everything(),
+                media: media::Work {
+                    lookup: true,
+                    request: false,
+                    answer_may_change: true,
+                },
                 ..Default::default()
             },
             Event::Start => Self {
@@ -68,6 +80,11 @@ impl Work {
                 },
                 observability: observability::Work::everything(),
                 exposure: ingress::Work::everything(),
+                media: media::Work {
+                    lookup: true,
+                    request: false,
+                    answer_may_change: true,
+                },
             },
             Event::UpgradeCharm => Self {
                 open_port: true,
@@ -78,6 +95,11 @@ impl Work {
                 },
                 observability: observability::Work::everything(),
                 exposure: ingress::Work::everything(),
+                media: media::Work {
+                    lookup: true,
+                    request: true,
+                    answer_may_change: true,
+                },
             },
             Event::LeaderElected => Self {
                 database: database::Work {
@@ -88,6 +110,10 @@ impl Work {
                 exposure: ingress::Work {
                     ingress_publish: true,
                     route_publish: true,
+                    ..Default::default()
+                },
+                media: media::Work {
+                    request: true,
                     ..Default::default()
                 },
                 ..Default::default()
@@ -163,6 +189,14 @@ impl Work {
                             route_lookup: true,
                             route_publish: true,
                             ..Default::default()
+                        },
+                        ..Default::default()
+                    },
+                    media::ENDPOINT => Self {
+                        media: media::Work {
+                            lookup: true,
+                            request: true,
+                            answer_may_change: true,
                         },
                         ..Default::default()
                     },

@@ -24,6 +24,10 @@ pub struct UnitHints {
     /// The `nginx-route` relation id; `Some("")` when known to be absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nginx_route_relation: Option<String>,
+    /// The `media` relation id (empty when there is none) and its status part, read
+    /// again on the events that can change them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<crate::relations::media::MediaHint>,
     /// The configuration Synapse last rejected, so that it is not checked again on
     /// every hook while it stays the same.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -107,6 +111,11 @@ mod tests {
             nginx_route_relation: Some(String::new()),
             nginx_site: Some("0123456789abcdef".into()),
             workload_version: Some("1.140.0".into()),
+            media: Some(crate::relations::media::MediaHint {
+                relation: "media:7".into(),
+                waiting: Some("media: waiting".into()),
+                blocked: None,
+            }),
         };
         h.save(&p);
         assert_eq!(UnitHints::load(&p), h);

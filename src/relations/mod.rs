@@ -7,12 +7,16 @@
 //! | [`database`] | `database` (postgresql_client requirer) |
 //! | [`observability`] | `metrics-endpoint`, `grafana-dashboard`, `logging` |
 //! | [`ingress`] | `ingress` (traefik-k8s), `nginx-route` (nginx-ingress-integrator) |
+//! | [`media`] | `media` (s3 requirer): Synapse's media in an S3 bucket |
+//! | [`s3`] | the `s3` interface shared by `media` and `backup` (s3-integrator requirer) |
 //!
 //! Which event calls for which work is decided in one place: [`crate::charm::work`].
 
 pub mod database;
 pub mod ingress;
+pub mod media;
 pub mod observability;
+pub mod s3;
 
 use crate::juju::{Databag, Event, HookTools, RelationHook, RelationId, ToolResult};
 

@@ -18,6 +18,7 @@ use super::keys::SynapseKeys;
 use super::layer as synapse_layer;
 use crate::juju::HookContext;
 use crate::relations::database::DatabaseInfo;
+use crate::relations::s3::S3Info;
 use crate::status::Progress;
 use crate::util::hash::fnv1a_hex;
 
@@ -51,9 +52,12 @@ fn placeholder_db() -> DatabaseInfo {
     }
 }
 
-/// The hash of what the charm renders for `config`, secrets left out.
-pub fn shape_hash(config: &SynapseConfig, postgres: bool) -> String {
+/// The hash of what the charm renders for `config`, secrets left out; with a media
+/// bucket, only that there is one (its details are in the files, whose changes renew
+/// the content token).
+pub fn shape_hash(config: &SynapseConfig, postgres: bool, media: bool) -> String {
     let placeholder = SynapseKeys::placeholder();
+    let media_placeholder = crate::relations::media::placeholder();
     let database = if postgres {
         Database::Postgres(placeholder_db())
     } else {
@@ -64,6 +68,7 @@ pub fn shape_hash(config: &SynapseConfig, postgres: bool) -> String {
         keys: &placeholder,
         database,
         ingress_url: None,
+        media: media.then_some(&media_placeholder),
     });
     fnv1a_hex([
         shape.as_bytes(),
@@ -72,14 +77,39 @@ pub fn shape_hash(config: &SynapseConfig, postgres: bool) -> String {
     ])
 }
 
+/// Whether Synapse's plan runs it with a media bucket.
+pub fn media_in_plan(plan: &Layer) -> bool {
+    let (key, _) = crate::relations::media::env()[0];
+    plan.services
+        .get(synapse_layer::SERVICE)
+        .is_some_and(|s| s.environment.contains_key(key))
+}
+
+/// The service environment besides Synapse's own: the proxy settings and, with a
+/// media bucket, where boto3 finds its configuration.
+pub fn service_env(proxy: &BTreeMap<String, String>, media: bool) -> BTreeMap<String, String> {
+    let mut env = proxy.clone();
+    if media {
+        env.extend(
+            crate::relations::media::env()
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+    }
+    env
+}
+
 /// Whether the plan already runs this configuration's shape on this backend, so that
-/// nothing (no secret, no database answer, no file) needs reading.
+/// nothing (no secret, no database answer, no file) needs reading. Whether Synapse
+/// uses a media bucket comes from the plan: it changes only with the media relation's
+/// events, which never take this path.
 pub fn steady(
     plan: &Layer,
     config: &SynapseConfig,
     proxy: &BTreeMap<String, String>,
     postgres: bool,
 ) -> bool {
+    let media = media_in_plan(plan);
     let running_env = |k: &str| {
         plan.services
             .get(synapse_layer::SERVICE)
@@ -90,10 +120,10 @@ pub fn steady(
     let exporter_plan = plan.services.get(synapse_layer::EXPORTER);
     let mut same = synapse_layer::layer(
         config,
-        &shape_hash(config, postgres),
+        &shape_hash(config, postgres, media),
         &running_env(synapse_layer::CONTENT_ENV),
         None,
-        proxy,
+        &service_env(proxy, media),
     );
     if let Some(e) = exporter_plan.filter(|_| postgres) {
         same.services
@@ -111,6 +141,8 @@ pub struct Desired {
     pub layer: Layer,
     /// The PostgreSQL details when Synapse is to run on PostgreSQL (the exporter runs).
     pub postgres: Option<DatabaseInfo>,
+    /// The media bucket Synapse is to use.
+    pub media: Option<S3Info>,
 }
 
 /// The files Synapse (and, on PostgreSQL, the exporter) reads: path and content.
@@ -118,6 +150,7 @@ pub fn files(
     config: &SynapseConfig,
     keys: &SynapseKeys,
     database: &Database,
+    media: Option<&S3Info>,
 ) -> Vec<(String, String)> {
     let mut files = vec![
         (
@@ -127,6 +160,7 @@ pub fn files(
                 keys,
                 database: database.clone(),
                 ingress_url: None,
+                media,
             }),
         ),
         (
@@ -138,6 +172,9 @@ pub fn files(
             keys.signing_key.clone(),
         ),
     ];
+    if let Some(info) = media {
+        files.extend(crate::relations::media::files(info));
+    }
     if let Database::Postgres(db) = database {
         files.push((
             synapse_layer::EXPORTER_PASSWORD_PATH.to_string(),
@@ -185,21 +222,23 @@ pub fn desired(
     config: &SynapseConfig,
     keys: &SynapseKeys,
     database: Database,
+    media: Option<S3Info>,
     proxy: &BTreeMap<String, String>,
     plan: &Layer,
     tokens: &Tokens,
 ) -> Desired {
-    let files = files(config, keys, &database);
+    let files = files(config, keys, &database, media.as_ref());
     let postgres = match database {
         Database::Postgres(info) => Some(info),
         Database::Sqlite => None,
     };
-    let shape = shape_hash(config, postgres.is_some());
+    let shape = shape_hash(config, postgres.is_some(), media.is_some());
     let exporter = postgres.as_ref().map(|db| synapse_layer::Exporter {
         db,
         password_token: &tokens.password,
     });
-    let mut layer = synapse_layer::layer(config, &shape, &tokens.content, exporter.as_ref(), proxy);
+    let env = service_env(proxy, media.is_some());
+    let mut layer = synapse_layer::layer(config, &shape, &tokens.content, exporter.as_ref(), &env);
     if exporter.is_none() && plan.services.contains_key(synapse_layer::EXPORTER) {
         layer.services.insert(
             synapse_layer::EXPORTER.into(),
@@ -210,6 +249,7 @@ pub fn desired(
         files,
         layer,
         postgres,
+        media,
     }
 }
 

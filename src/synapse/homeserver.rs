@@ -31,6 +31,8 @@ pub struct HomeserverInputs<'a> {
     pub database: Database,
     /// URL from an ingress relation, used when `public_baseurl` is not set.
     pub ingress_url: Option<&'a str>,
+    /// The bucket from the `media` relation, when Synapse is to use one.
+    pub media: Option<&'a crate::relations::s3::S3Info>,
 }
 
 pub fn signing_key_path(server_name: &str) -> String {
@@ -85,6 +87,12 @@ pub fn render(inp: &HomeserverInputs) -> String {
     );
     put("log_config", json!(LOG_CONFIG_PATH));
     put("media_store_path", json!(MEDIA_STORE_PATH));
+    if let Some(info) = inp.media {
+        put(
+            "media_storage_providers",
+            crate::relations::media::storage_providers(info),
+        );
+    }
     put("max_upload_size", json!("50M"));
     put("url_preview_enabled", json!(false));
     put("signing_key_path", json!(signing_key_path(&c.server_name)));
@@ -250,6 +258,7 @@ mod tests {
             keys: &k,
             database: Database::Sqlite,
             ingress_url: None,
+            media: None,
         });
         serde_saphyr::from_str(&text).unwrap()
     }
@@ -373,6 +382,7 @@ mod tests {
             keys: &k,
             database: Database::Postgres(db),
             ingress_url: None,
+            media: None,
         });
         let v: Value = serde_saphyr::from_str(&text).unwrap();
         assert_eq!(v["database"]["name"], "psycopg2");
@@ -402,6 +412,7 @@ mod tests {
             keys: &k,
             database: Database::Sqlite,
             ingress_url: None,
+            media: None,
         };
         assert_eq!(render(&i), render(&i));
         assert_eq!(

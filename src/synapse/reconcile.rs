@@ -17,6 +17,7 @@ use crate::juju::hints::{RejectedConfig, UnitHints};
 use crate::juju::{HookContext, HookTools};
 use crate::peers::Peers;
 use crate::relations::database::{self, Db, Provided};
+use crate::relations::media::{self, Media, Storage};
 use crate::status::Progress;
 use crate::workload::{
     apply_layer_tracked, tracked_state, unreachable, Watched, Workload, Workloads,
@@ -31,6 +32,8 @@ pub struct Inputs<'a> {
     pub db: &'a Db,
     pub peers: &'a Peers,
     pub database_work: &'a database::Work,
+    pub media: &'a Media,
+    pub media_work: &'a media::Work,
 }
 
 /// How long Synapse may take to check a configuration.
@@ -75,6 +78,7 @@ fn step(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Pr
     let postgres_shape = relation.is_some() && ran_on_postgres;
     if !moving
         && !inp.database_work.answer_may_change
+        && !inp.media_work.answer_may_change
         && desired::steady(&plan, inp.config, &proxy, postgres_shape)
     {
         let progress = finish(w, &plan, None, hints).map_err(&err)?;
@@ -118,8 +122,13 @@ fn step(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Pr
             }
         },
     };
+    let media = match media_storage(inp, &data_dir)? {
+        Storage::Keep => return finish(w, &plan, None, hints).map_err(&err),
+        Storage::Local => None,
+        Storage::S3(info) => Some(*info),
+    };
     // What the container holds now, to compare with what it should hold.
-    let files = desired::files(inp.config, &keys, &database);
+    let files = desired::files(inp.config, &keys, &database, media.as_ref());
     let mut existing: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
     for (path, _) in &files {
         existing.insert(path.clone(), w.pull(path).map_err(&err)?);
@@ -140,7 +149,7 @@ fn step(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Pr
         same(synapse_layer::EXPORTER_PASSWORD_PATH),
         &mut fresh,
     );
-    let want = desired::desired(inp.config, &keys, database, &proxy, &plan, &tokens);
+    let want = desired::desired(inp.config, &keys, database, media, &proxy, &plan, &tokens);
     let changed = want
         .layer
         .services
@@ -173,7 +182,8 @@ fn step(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Pr
             .map_err(CharmError::Data)?;
         if !same(homeserver::CONFIG_PATH) {
             // A new homeserver.yaml: Synapse checks it before the running one sees it.
-            let shape = desired::shape_hash(inp.config, want.postgres.is_some());
+            let shape =
+                desired::shape_hash(inp.config, want.postgres.is_some(), want.media.is_some());
             if let Some(r) = hints.rejected_config.as_ref().filter(|r| r.shape == shape) {
                 return Ok(Progress::Blocked(r.status.clone()));
             }
@@ -206,6 +216,7 @@ fn step(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Pr
         database::mark_postgres(&data_dir).map_err(CharmError::Data)?;
         tracing::info!("Synapse now runs on PostgreSQL");
     }
+    after_media(w, &want, &progress, &data_dir).map_err(&err)?;
     if want.postgres.is_none() {
         // No database credentials stay behind without the relation.
         w.remove(synapse_layer::EXPORTER_PASSWORD_PATH)
@@ -220,6 +231,44 @@ fn step(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Pr
         }
     }
     Ok(progress)
+}
+
+/// The media storage Synapse is to use, from the relation (read now if this dispatch
+/// has not read it yet) and the marker on the data volume.
+fn media_storage(inp: &Inputs, data_dir: &std::path::Path) -> CharmResult<Storage> {
+    let info = match (&inp.media.relation, &inp.media.info) {
+        (Some(rel), None) => Some(media::read_info(inp.tools, rel)?),
+        (_, info) => info.clone(),
+    };
+    let marker = media::read_marker(data_dir);
+    let (storage, _) = media::decide(
+        inp.media.relation.is_some(),
+        info.as_ref(),
+        marker.as_ref(),
+        &inp.ctx.app_name,
+    );
+    Ok(storage)
+}
+
+/// Once Synapse runs with a bucket, the volume records it; without one, the bucket's
+/// files go.
+fn after_media(
+    w: &dyn Workload,
+    want: &Desired,
+    progress: &Progress,
+    data_dir: &std::path::Path,
+) -> pebble::Result<()> {
+    if let (Some(info), Progress::Ready | Progress::Waiting(_)) = (&want.media, progress) {
+        if let Err(e) = media::write_marker(data_dir, info) {
+            tracing::warn!("cannot record the media bucket on the data volume: {e}");
+        }
+    }
+    for path in [media::AWS_CONFIG_PATH, media::CA_PATH] {
+        if !want.files.iter().any(|(p, _)| p == path) {
+            w.remove(path)?;
+        }
+    }
+    Ok(())
 }
 
 fn private() -> PushOptions {

@@ -15,7 +15,7 @@ import sys
 
 import jubilant
 
-from conftest import CHARM, REAL, REPO, RESOURCES
+from conftest import CHARM, REAL, REPO, RESOURCES, TOOLS
 
 MATRIX_CLIENT = REPO / 'tests' / 'e2e' / 'matrix_client.py'
 
@@ -472,3 +472,94 @@ def relation_data(juju: jubilant.Juju, unit: str, endpoint: str) -> tuple[dict, 
     assert rel, f'{unit} has no {endpoint} relation'
     units = {u: v.get('data', {}) for u, v in rel[0].get('related-units', {}).items()}
     return rel[0].get('application-data', {}), units
+
+
+# --- s3 ---
+#
+# The `s3` provider is s3-integrator. On JujuLocal `juju deploy s3-integrator` is its
+# stand-in, backed by a real S3 server (moto) on the host's 127.0.0.1: the pods that
+# use it need the host network (the `host_network` fixture). On a real controller the
+# bucket lives wherever S3_ENDPOINT, S3_ACCESS_KEY and S3_SECRET_KEY point.
+#
+# The bucket is read with boto3 from a Python that has it (SYNAPSE_CHARM_S3_PYTHON,
+# else the s3 venv scripts/setup.sh makes); the connection details come from the
+# relation, as Synapse's unit sees them (`juju show-unit`).
+
+S3_PYTHON = os.environ.get(
+    'SYNAPSE_CHARM_S3_PYTHON', str(TOOLS / 's3-venv' / 'bin' / 'python')
+)
+S3_ACCESS_KEY = os.environ.get('S3_ACCESS_KEY', 'AKIDJUJULOCALTEST')
+S3_SECRET_KEY = os.environ.get('S3_SECRET_KEY', 'jujulocal-test-secret-key')
+
+
+def deploy_s3(juju: jubilant.Juju, app: str = 's3-integrator', **config: str) -> None:
+    """`juju deploy s3-integrator APP` with credentials (as its `access-key` and
+    `secret-key` options) and CONFIG (`bucket`, `path`, `s3-uri-style`, ...).
+
+    Juju: the endpoint is S3_ENDPOINT (required). JujuLocal: the stand-in's moto.
+    """
+    juju.deploy('s3-integrator', app, channel='latest/stable')
+    options = {'access-key': S3_ACCESS_KEY, 'secret-key': S3_SECRET_KEY, **config}
+    if REAL:
+        options.setdefault('endpoint', os.environ['S3_ENDPOINT'])
+        options.setdefault('region', os.environ.get('S3_REGION', 'us-east-1'))
+    juju.config(app, {k.replace('_', '-'): v for k, v in options.items()})
+
+
+def s3_connection(juju: jubilant.Juju, unit: str, endpoint: str) -> dict[str, str]:
+    """The s3 provider's application databag on UNIT's ENDPOINT relation (endpoint,
+    bucket, path, access-key, secret-key, ...), as `juju show-unit` shows it."""
+    info = juju.cli('show-unit', unit, '--format', 'json')
+    for rel in json.loads(info)[unit]['relation-info']:
+        if rel['endpoint'] == endpoint:
+            return dict(rel.get('application-data') or {})
+    raise AssertionError(f'{unit} has no {endpoint} relation')
+
+
+_S3_SCRIPT = r"""
+import json, sys
+import boto3
+from botocore.config import Config
+conn, op, args = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3:]
+client = boto3.client(
+    's3',
+    endpoint_url=conn.get('endpoint') or None,
+    region_name=conn.get('region') or 'us-east-1',
+    aws_access_key_id=conn['access-key'],
+    aws_secret_access_key=conn['secret-key'],
+    config=Config(s3={'addressing_style': 'path' if conn.get('s3-uri-style') == 'path' else 'auto'}),
+)
+bucket = conn['bucket']
+if op == 'list':
+    keys = []
+    for page in client.get_paginator('list_objects_v2').paginate(Bucket=bucket, Prefix=args[0]):
+        keys += [o['Key'] for o in page.get('Contents', [])]
+    print(json.dumps(keys))
+elif op == 'get':
+    sys.stdout.buffer.write(client.get_object(Bucket=bucket, Key=args[0])['Body'].read())
+elif op == 'delete':
+    client.delete_object(Bucket=bucket, Key=args[0])
+"""
+
+
+def _s3(conn: dict[str, str], op: str, *args: str) -> bytes:
+    return subprocess.run(
+        [S3_PYTHON, '-c', _S3_SCRIPT, json.dumps(conn), op, *args],
+        check=True,
+        capture_output=True,
+    ).stdout
+
+
+def s3_list(conn: dict[str, str], prefix: str = '') -> list[str]:
+    """The keys in the relation's bucket under PREFIX (`s3_connection`'s dict)."""
+    return json.loads(_s3(conn, 'list', prefix))
+
+
+def s3_get(conn: dict[str, str], key: str) -> bytes:
+    """The content of object KEY in the relation's bucket."""
+    return _s3(conn, 'get', key)
+
+
+def s3_delete(conn: dict[str, str], key: str) -> None:
+    """Deletes object KEY from the relation's bucket."""
+    _s3(conn, 'delete', key)

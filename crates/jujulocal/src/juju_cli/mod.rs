@@ -42,7 +42,7 @@ Commands:
   show-model [NAME]               a model's details
   switch NAME                     select the current model
   status [APP...]                 the model's status (tabular, json, yaml)
-  deploy CHARM [APP]              deploy a local charm directory or .charm file, or a stand-in (postgresql-k8s)
+  deploy CHARM [APP]              deploy a local charm directory or .charm file, or a stand-in (postgresql-k8s, traefik-k8s, nginx-ingress-integrator, s3-integrator)
   config APP [KEY | KEY=VALUE...] get or set configuration (--reset K,K)
   integrate A[:EP] B[:EP]         relate two applications
   remove-relation A[:EP] B[:EP]   remove a relation

@@ -10,6 +10,7 @@
 //! | `prometheus-k8s` | [`prometheus`]: the real Prometheus on 127.0.0.1, `prometheus_scrape` |
 //! | `loki-k8s`       | [`loki`]: a recorder of pushes on 127.0.0.1, `loki_push_api` |
 //! | `grafana-k8s`    | [`grafana`]: records the decoded dashboards, `grafana_dashboard` |
+//! | `s3-integrator`  | [`s3_integrator`]: a real S3 server (moto) on 127.0.0.1, `s3` |
 //!
 //! Each deployed stand-in keeps its state in `<model>/providers/<app>.json`; the
 //! controller calls [`react`] whenever an event reaches one of its (played) units, and
@@ -33,6 +34,7 @@ pub mod nginx_ingress;
 pub mod postgresql;
 pub mod prometheus;
 pub mod proxy;
+pub mod s3_integrator;
 pub mod traefik;
 
 /// What a stand-in keeps between CLI invocations.
@@ -83,10 +85,19 @@ pub const PROVIDERS: &[(&str, DeployFn, ReactFn, RemoveFn)] = &[
         grafana::react,
         grafana::remove,
     ),
+    (
+        s3_integrator::CHARM,
+        s3_integrator::deploy,
+        s3_integrator::react,
+        s3_integrator::remove,
+    ),
 ];
 
 /// Stand-ins with options (`juju config APP key=value`): `charm name → configure`.
-const CONFIGURABLE: &[(&str, ConfigureFn)] = &[(traefik::CHARM, traefik::configure)];
+const CONFIGURABLE: &[(&str, ConfigureFn)] = &[
+    (traefik::CHARM, traefik::configure),
+    (s3_integrator::CHARM, s3_integrator::configure),
+];
 
 /// Whether JujuLocal has a stand-in for this charm name.
 pub fn known(charm: &str) -> bool {
