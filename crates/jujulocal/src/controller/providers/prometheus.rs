@@ -489,6 +489,11 @@ pub fn react(c: &mut Controller, app: &str, pst: &ProviderState) -> Result<(), E
             let file = rules_dir.join(format!("{remote}-{}.rules", rel.id));
             keep.push(file.clone());
             let text = serde_json::to_string_pretty(rules).unwrap_or_default();
+            // A file that is there passed promtool (refused ones are deleted).
+            if std::fs::read_to_string(&file).ok().as_deref() == Some(text.as_str()) {
+                rule_files.push(file);
+                continue;
+            }
             std::fs::write(&file, text).map_err(Error::io(Area::Model, &file))?;
             let path = file.display().to_string();
             match promtool(&st, &["check", "rules", &path]) {
