@@ -80,6 +80,7 @@ impl Juju {
                 status_history: vec![],
                 next_unit: 0,
                 pods: false,
+                stand_in: None,
             },
         );
         let mut juju = Self {
@@ -191,6 +192,7 @@ impl Juju {
                 status_history: vec![],
                 next_unit: 0,
                 pods: false,
+                stand_in: None,
             });
         remote.meta.endpoints.insert(
             rel.endpoint.clone(),

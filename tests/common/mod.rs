@@ -69,21 +69,6 @@ pub fn exporter_bin() -> PathBuf {
     bin
 }
 
-/// Serialises the tests whose pods use the host's network (fixed ports 8008, 8080,
-/// 9000, 9877). Held until dropped.
-pub fn host_network_lock() -> std::fs::File {
-    use std::os::fd::AsRawFd;
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(false)
-        .open("/tmp/synapse-charm-host-network.lock")
-        .unwrap();
-    // SAFETY: flock on a file we own; released when the file is closed.
-    assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }, 0);
-    f
-}
-
 pub struct TestModel {
     pub dir: tempfile::TempDir,
     pub c: Controller,
@@ -122,12 +107,6 @@ impl TestModel {
     /// A model with pods: each unit gets real Pebbles and its own network namespace.
     pub fn with_pods() -> Self {
         Self::new(true)
-    }
-
-    /// Pods on the host's network (to reach services the test starts on loopback, such
-    /// as PostgreSQL). Such tests take [`host_network_lock`] first: the ports are fixed.
-    pub fn with_host_network_pods() -> Self {
-        Self::new(false)
     }
 
     fn new(netns: bool) -> Self {

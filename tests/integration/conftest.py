@@ -42,8 +42,8 @@ RESOURCES = {
         'SYNAPSE_NGINX_IMAGE', 'ghcr.io/canonical/synapse-nginx:latest'
     ),
 }
-# Every test that uses host-network pods holds this lock (the Rust tests too): such
-# pods bind the host's 8080, 8008 and 9000.
+# Every module that uses host-network pods holds this lock: such pods bind the
+# host's 8080, 8008, 9000 and 9877.
 HOST_NETWORK_LOCK = '/tmp/synapse-charm-host-network.lock'
 
 

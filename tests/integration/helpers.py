@@ -351,14 +351,127 @@ def via_ingress(url: str) -> tuple[int, str]:
 def ingress_controller_address(juju: jubilant.Juju, app: str) -> str:
     """Where nginx-ingress-integrator's ingress controller answers, as its unit status
     says (`Ingress IP(s): <address>`; the stand-in adds its port)."""
-    status = juju.status()
-    if app in status.apps:
-        message = status.apps[app].units[f'{app}/0'].workload_status.message
-    else:
-        # JujuLocal shows the applications it plays as remote ones (`app_endpoints`).
-        message = status.app_endpoints[app].app_status.message
+    message = juju.status().apps[app].units[f'{app}/0'].workload_status.message
     address = message.split('Ingress IP(s):', 1)[1].split(',')[0].strip()
     return address if ':' in address else f'{address}:80'
+
+
+# --- observability ---
+#
+# Prometheus, Loki and Grafana are asked through their own HTTP APIs from the test
+# host. On Juju they answer on their unit's address (9090, 3100; Grafana's URL comes
+# from its `get-admin-password` action). On JujuLocal the stand-ins listen on the host's
+# 127.0.0.1 on a free port, which their status message gives (`Prometheus at URL`,
+# `Loki at URL`); the Grafana stand-in runs no Grafana and records the dashboards it
+# decoded in a file.
+
+
+def _status_url(juju: jubilant.Juju, app: str) -> str:
+    """The `http://...` URL in the stand-in's unit status message (JujuLocal)."""
+    import re
+
+    message = juju.status().apps[app].units[f'{app}/0'].workload_status.message
+    found = re.search(r'http://[0-9A-Za-z.:-]+', message)
+    assert found, f'no URL in the status of {app}: {message!r}'
+    return found.group(0)
+
+
+def _get_json(url: str, auth: tuple[str, str] | None = None):
+    import base64
+    import urllib.request
+
+    request = urllib.request.Request(url)
+    if auth is not None:
+        token = base64.b64encode(f'{auth[0]}:{auth[1]}'.encode()).decode()
+        request.add_header('Authorization', f'Basic {token}')
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def prometheus_url(juju: jubilant.Juju, app: str = 'prometheus-k8s') -> str:
+    """Where Prometheus answers: its unit's port 9090 (Juju), the stand-in's URL."""
+    return f'http://{address(juju, f"{app}/0")}:9090' if REAL else _status_url(juju, app)
+
+
+def prometheus_api(juju: jubilant.Juju, path: str, app: str = 'prometheus-k8s'):
+    """`GET /api/v1/PATH` of Prometheus: its `data`."""
+    answer = _get_json(f'{prometheus_url(juju, app)}/api/v1/{path}')
+    assert answer['status'] == 'success', answer
+    return answer['data']
+
+
+def scrape_targets(juju: jubilant.Juju, app: str = 'prometheus-k8s') -> list[dict]:
+    """Prometheus' active targets (labels, health, scrapeUrl)."""
+    return prometheus_api(juju, 'targets', app)['activeTargets']
+
+
+def prometheus_query(juju: jubilant.Juju, expr: str, app: str = 'prometheus-k8s') -> list[dict]:
+    """An instant query's result vector."""
+    from urllib.parse import quote
+
+    return prometheus_api(juju, f'query?query={quote(expr)}', app)['result']
+
+
+def rule_groups(juju: jubilant.Juju, app: str = 'prometheus-k8s') -> list[dict]:
+    """The rule groups Prometheus has loaded (`/api/v1/rules`)."""
+    return prometheus_api(juju, 'rules', app)['groups']
+
+
+def loki_url(juju: jubilant.Juju, app: str = 'loki-k8s') -> str:
+    """Where Loki answers: its unit's port 3100 (Juju), the stand-in's URL."""
+    return f'http://{address(juju, f"{app}/0")}:3100' if REAL else _status_url(juju, app)
+
+
+def loki_lines(juju: jubilant.Juju, app: str = 'loki-k8s', **labels: str) -> list[tuple[dict, str]]:
+    """The log lines Loki holds for the streams with these labels, with each stream's
+    labels (`/loki/api/v1/query_range`, an equality selector)."""
+    from urllib.parse import quote
+
+    selector = '{' + ', '.join(f'{k}="{v}"' for k, v in labels.items()) + '}'
+    url = f'{loki_url(juju, app)}/loki/api/v1/query_range?limit=5000&query={quote(selector)}'
+    answer = _get_json(url)
+    return [
+        (stream['stream'], value[1])
+        for stream in answer['data']['result']
+        for value in stream['values']
+    ]
+
+
+def log_targets(juju: jubilant.Juju, unit: str, container: str) -> dict:
+    """The log targets in the container's Pebble plan (`pebble plan`)."""
+    import yaml
+
+    plan = yaml.safe_load(juju.ssh(unit, '/charm/bin/pebble plan', container=container))
+    return (plan or {}).get('log-targets', {})
+
+
+def dashboard_titles(juju: jubilant.Juju, app: str = 'grafana-k8s') -> list[str]:
+    """The titles of the dashboards Grafana holds, sorted.
+
+    Juju: Grafana's search API, as admin (`get-admin-password`). JujuLocal: the
+    dashboards the stand-in decoded (`dashboards.json` in its directory).
+    """
+    if REAL:
+        results = juju.run(f'{app}/leader', 'get-admin-password').results
+        found = _get_json(
+            f'{results["url"].rstrip("/")}/api/search?type=dash-db',
+            auth=('admin', results['admin-password']),
+        )
+        return sorted(d['title'] for d in found)
+    path = os.path.join(_standin_cluster(juju, app)['dir'], 'dashboards.json')
+    with open(path) as f:
+        recorded = json.load(f)
+    return sorted(d['title'] for per_relation in recorded.values() for d in per_relation.values())
+
+
+def relation_data(juju: jubilant.Juju, unit: str, endpoint: str) -> tuple[dict, dict]:
+    """What the other side of UNIT's ENDPOINT relation wrote: its application databag
+    and its units' databags (`juju show-unit`)."""
+    info = juju.cli('show-unit', unit, '--endpoint', endpoint, '--format', 'json')
+    rel = [r for r in json.loads(info)[unit]['relation-info'] if r['endpoint'] == endpoint]
+    assert rel, f'{unit} has no {endpoint} relation'
+    units = {u: v.get('data', {}) for u, v in rel[0].get('related-units', {}).items()}
+    return rel[0].get('application-data', {}), units
 
 
 # --- s3 ---

@@ -65,6 +65,17 @@ fn main() -> ExitCode {
     if jujulocal::tools::is_tool(&name) {
         return ExitCode::from(jujulocal::tools::main(&name, args.split_off(1)) as u8);
     }
+    if args.get(1).map(String::as_str)
+        == Some(jujulocal::controller::providers::loki::RECORDER_COMMAND)
+    {
+        let Some(dir) = args.get(2) else {
+            eprintln!("usage: jujulocal __loki-recorder DIR");
+            return ExitCode::from(2);
+        };
+        let e = jujulocal::controller::providers::loki::serve(std::path::Path::new(dir));
+        eprintln!("jujulocal loki recorder stopped: {e:?}");
+        return ExitCode::from(1);
+    }
     if args.get(1).map(String::as_str) == Some("__cluster-netns") {
         let e = jujulocal::cluster_net::holder_main();
         eprintln!("jujulocal cluster network failed: {e:?}");

@@ -83,6 +83,20 @@ pub struct Application {
     /// Run units in pods (real Pebble per container).
     #[serde(default)]
     pub pods: bool,
+    /// Set when the application is a stand-in for a Charmhub charm (`juju deploy NAME`):
+    /// played by JujuLocal, but shown in `juju status` as that charm's application.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stand_in: Option<StandIn>,
+}
+
+/// The Charmhub charm a played application stands in for.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StandIn {
+    /// The charm's name on Charmhub, e.g. `prometheus-k8s`.
+    pub charm: String,
+    /// The `--channel` it was deployed with (`latest/stable` without one).
+    #[serde(default)]
+    pub channel: Option<String>,
 }
 
 impl Application {

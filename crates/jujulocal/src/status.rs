@@ -37,7 +37,11 @@ pub fn table(model: &Model) -> String {
         let (s, m) = st
             .map(|s| (s.status, s.message))
             .unwrap_or(("unknown".into(), String::new()));
-        let played = if app.is_played() { " (played)" } else { "" };
+        let played = match (&app.stand_in, app.is_played()) {
+            (Some(_), _) => " (stand-in)",
+            (None, true) => " (played)",
+            (None, false) => "",
+        };
         out.push_str(&format!(
             "{:<16} {:<10} {:<8} {:<8} {}{}\n",
             name,
@@ -53,7 +57,7 @@ pub fn table(model: &Model) -> String {
         "Unit", "Workload", "Agent", "Ports", "Message"
     ));
     for (name, app) in &model.applications {
-        if app.is_played() {
+        if app.is_played() && app.stand_in.is_none() {
             continue;
         }
         for (u, unit) in &app.units {

@@ -66,6 +66,7 @@ impl Controller {
                 status_history: vec![],
                 next_unit: 0,
                 pods,
+                stand_in: None,
             },
         );
         for _ in 0..units {

@@ -62,6 +62,7 @@ impl Controller {
                 status_history: vec![],
                 next_unit: units,
                 pods: false,
+                stand_in: None,
             },
         );
         self.save()

@@ -353,10 +353,17 @@ fn deploy(a: &Args, models: &Models) -> Result<(), Error> {
             "Deploying {:?} (JujuLocal stand-in for {charm})",
             app.unwrap_or(charm)
         );
-        // The channel picks a Charmhub revision; a stand-in has just the one.
+        // The channel picks a Charmhub revision; a stand-in has just the one, and
+        // `juju status` shows the channel it was asked for.
         c.deploy_provider(charm, app)?;
-        // `--config` sets a configurable stand-in's options, as `juju config` does.
         let name = app.unwrap_or(charm);
+        if let Some(ch) = a.get("channel") {
+            if let Some(si) = c.model.app_mut(name)?.stand_in.as_mut() {
+                si.channel = Some(ch.to_string());
+            }
+            c.save()?;
+        }
+        // `--config` sets a configurable stand-in's options, as `juju config` does.
         let sets = config_values(&a.all("config"), name)?;
         if !sets.is_empty() {
             c.configure_provider(name, &sets.into_iter().collect())?;

@@ -78,7 +78,10 @@ fn unit_workload(u: &crate::model::Unit) -> Option<StatusEntry> {
 }
 
 fn charm_url(app: &Application) -> String {
-    format!("local:{}-0", app.meta.name)
+    match &app.stand_in {
+        Some(si) => si.charm.clone(),
+        None => format!("local:{}-0", app.meta.name),
+    }
 }
 
 /// `juju status --format json`.
@@ -101,9 +104,10 @@ pub fn status(model: &Model) -> Value {
                 );
             }
         }
-        if app.is_played() {
+        if app.is_played() && app.stand_in.is_none() {
             // Played applications stand for applications outside this model's control:
             // Juju shows such (cross-model) applications under application-endpoints.
+            // Stand-ins (`juju deploy postgresql-k8s`) show as the charm's application.
             let endpoints: Map<String, Value> = app
                 .meta
                 .endpoints
@@ -180,6 +184,13 @@ pub fn status(model: &Model) -> Value {
             "units": units,
             "endpoint-bindings": bindings,
         });
+        if let Some(si) = &app.stand_in {
+            // As Juju shows a Charmhub charm (revision 1: a stand-in has just the one).
+            a["charm-origin"] = json!("charmhub");
+            a["charm-name"] = json!(si.charm);
+            a["charm-rev"] = json!(1);
+            a["charm-channel"] = json!(si.channel.as_deref().unwrap_or("latest/stable"));
+        }
         if !relations.is_empty() {
             a["relations"] = Value::Object(relations);
         }

@@ -8,6 +8,9 @@
 //! | `traefik-k8s`    | [`traefik`]: a real NGINX on 127.0.0.1 ([`proxy`]), `ingress` v2 |
 //! | `nginx-ingress-integrator` | [`nginx_ingress`]: a real NGINX on 127.0.0.1, `nginx-route` |
 //! | `smtp-integrator` | [`smtp_integrator`]: `smtp` from its options (no server of its own) |
+//! | `prometheus-k8s` | [`prometheus`]: the real Prometheus on 127.0.0.1, `prometheus_scrape` |
+//! | `loki-k8s`       | [`loki`]: a recorder of pushes on 127.0.0.1, `loki_push_api` |
+//! | `grafana-k8s`    | [`grafana`]: records the decoded dashboards, `grafana_dashboard` |
 //! | `s3-integrator`  | [`s3_integrator`]: a real S3 server (moto) on 127.0.0.1, `s3` |
 //!
 //! Each deployed stand-in keeps its state in `<model>/providers/<app>.json`; the
@@ -25,8 +28,12 @@ use super::Controller;
 use crate::error::Area;
 use crate::Error;
 
+pub mod daemon;
+pub mod grafana;
+pub mod loki;
 pub mod nginx_ingress;
 pub mod postgresql;
+pub mod prometheus;
 pub mod proxy;
 pub mod s3_integrator;
 pub mod smtp_integrator;
@@ -74,6 +81,19 @@ pub const PROVIDERS: &[(&str, DeployFn, ReactFn, RemoveFn)] = &[
         smtp_integrator::remove,
     ),
     (
+        prometheus::CHARM,
+        prometheus::deploy,
+        prometheus::react,
+        prometheus::remove,
+    ),
+    (loki::CHARM, loki::deploy, loki::react, loki::remove),
+    (
+        grafana::CHARM,
+        grafana::deploy,
+        grafana::react,
+        grafana::remove,
+    ),
+    (
         s3_integrator::CHARM,
         s3_integrator::deploy,
         s3_integrator::react,
@@ -107,6 +127,22 @@ pub(crate) fn save(c: &Controller, app: &str, st: &ProviderState) -> Result<(), 
         std::fs::create_dir_all(dir).map_err(Error::io(Area::Model, dir))?;
     }
     crate::journal::write_json(&path, st)
+}
+
+/// Adds the stand-in's played application (one unit), marked as standing in for
+/// `charm`, so that `juju status` shows it as that charm's application.
+pub(crate) fn add_stand_in(
+    c: &mut Controller,
+    app: &str,
+    charm: &str,
+    endpoints: &[(String, String, crate::meta::Role)],
+) -> Result<(), Error> {
+    c.add_played(app, endpoints, 1)?;
+    c.model.app_mut(app)?.stand_in = Some(crate::model::StandIn {
+        charm: charm.into(),
+        channel: None,
+    });
+    c.save()
 }
 
 /// The stand-ins' servers listen on the host's 127.0.0.1: pods in their own network
@@ -199,6 +235,52 @@ pub(crate) fn answer(
     Ok(())
 }
 
+/// Writes `bag` into the databag of `unit` (a unit of the stand-in) in relation `id`
+/// (an empty value deletes the key) and, when that changed it, tells the remote units
+/// (`relation-changed` with that remote unit).
+pub(crate) fn answer_unit(
+    c: &mut Controller,
+    unit: &str,
+    id: u64,
+    remote: &str,
+    bag: &BTreeMap<String, String>,
+) -> Result<(), Error> {
+    let app = crate::model::app_of(unit).to_string();
+    let Some(rel) = c.model.relation_mut(id) else {
+        return Ok(());
+    };
+    let own = rel.unit_data.entry(unit.to_string()).or_default();
+    let before = own.clone();
+    for (k, v) in bag {
+        if v.is_empty() {
+            own.remove(k);
+        } else {
+            own.insert(k.clone(), v.clone());
+        }
+    }
+    if *own == before {
+        return Ok(());
+    }
+    let remote_ep = rel
+        .end_for(remote)
+        .map(|e| e.endpoint.clone())
+        .unwrap_or_default();
+    let targets = rel.joined.get(remote).cloned().unwrap_or_default();
+    for t in targets {
+        c.enqueue(
+            &t,
+            super::agent::relation_event(
+                RelationHook::Changed,
+                &remote_ep,
+                id,
+                &app,
+                Some(unit.to_string()),
+            ),
+        );
+    }
+    Ok(())
+}
+
 impl Controller {
     /// `juju config APP key=value ...` for a stand-in with options; it reacts at once.
     pub fn configure_provider(
@@ -235,7 +317,14 @@ impl Controller {
         let Some(p) = PROVIDERS.iter().find(|p| p.0 == charm) else {
             return Err(Error::NotFound(format!("no stand-in for charm {charm:?}")));
         };
-        (p.1)(self, app.unwrap_or(charm))
+        let app = app.unwrap_or(charm);
+        // Before anything starts: a stand-in's deploy writes its state and directory.
+        if self.model.applications.contains_key(app) {
+            return Err(Error::Usage(format!(
+                "cannot add application {app:?}: application already exists"
+            )));
+        }
+        (p.1)(self, app)
     }
 }
 

@@ -146,7 +146,7 @@ pub fn deploy(c: &mut Controller, app: &str) -> Result<(), Error> {
         },
     )?;
     let endpoints = [(ENDPOINT.into(), "nginx-route".into(), Role::Provides)];
-    if let Err(e) = c.add_played(app, &endpoints, 1) {
+    if let Err(e) = super::add_stand_in(c, app, CHARM, &endpoints) {
         p.stop();
         let _ = super::remove(c, app);
         return Err(e);
@@ -209,6 +209,7 @@ mod tests {
                 status_history: vec![],
                 next_unit: 1,
                 pods: false,
+                stand_in: None,
             },
         );
         m

@@ -330,14 +330,15 @@ pub fn deploy(c: &mut Controller, app: &str) -> Result<(), Error> {
             data: serde_json::to_value(&cl).unwrap_or_default(),
         },
     )?;
-    if let Err(e) = c.add_played(
+    if let Err(e) = super::add_stand_in(
+        c,
         app,
+        charm,
         &[(
             "database".into(),
             "postgresql_client".into(),
             Role::Provides,
         )],
-        1,
     ) {
         cl.stop();
         let _ = std::fs::remove_dir_all(&dir);

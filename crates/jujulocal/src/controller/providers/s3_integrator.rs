@@ -307,7 +307,7 @@ pub fn deploy(c: &mut Controller, app: &str) -> Result<(), Error> {
         },
     )?;
     let endpoints = [(ENDPOINT.into(), "s3".into(), Role::Provides)];
-    if let Err(e) = c.add_played(app, &endpoints, 1) {
+    if let Err(e) = super::add_stand_in(c, app, CHARM, &endpoints) {
         moto.stop();
         let _ = super::remove(c, app);
         return Err(e);

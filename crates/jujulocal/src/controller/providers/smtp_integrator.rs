@@ -121,7 +121,7 @@ fn to_provider(st: &State) -> ProviderState {
 pub fn deploy(c: &mut Controller, app: &str) -> Result<(), Error> {
     super::save(c, app, &to_provider(&State::default()))?;
     let endpoints = [(ENDPOINT.into(), "smtp".into(), Role::Provides)];
-    if let Err(e) = c.add_played(app, &endpoints, 1) {
+    if let Err(e) = super::add_stand_in(c, app, CHARM, &endpoints) {
         let _ = super::remove(c, app);
         return Err(e);
     }
