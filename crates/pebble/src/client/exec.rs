@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -152,9 +153,12 @@ impl Client {
         })?;
         let reader = WebSocket::from_raw_socket(reader_stream, Role::Client, None);
         let stderr = thread::spawn(move || read_stream(stderr));
+        // Pebble keeps reading (and dropping) input after the command ended: stop
+        // sending once its output has ended.
+        let ended = AtomicBool::new(false);
         let (sent, received) = thread::scope(|scope| {
-            let out = scope.spawn(move || copy_out(reader, stdout));
-            let sent = send_input(&mut stdio, &opts.stdin, stdin);
+            let out = scope.spawn(|| copy_out(reader, stdout, &ended));
+            let sent = send_input(&mut stdio, &opts.stdin, stdin, &ended);
             let received = match out.join() {
                 Ok(r) => r,
                 Err(_) => Err(tungstenite::Error::ConnectionClosed),
@@ -344,13 +348,14 @@ fn send_input(
     ws: &mut WebSocket<UnixStream>,
     first: &[u8],
     input: &mut dyn Read,
+    ended: &AtomicBool,
 ) -> tungstenite::Result<Option<std::io::Error>> {
     if !first.is_empty() {
         ws.send(Message::binary(first.to_vec()))?;
     }
     let mut buf = vec![0u8; CHUNK];
     let mut failed = None;
-    loop {
+    while !ended.load(Ordering::Relaxed) {
         match input.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => ws.send(Message::binary(buf[..n].to_vec()))?,
@@ -370,8 +375,10 @@ fn send_input(
 fn copy_out(
     mut ws: WebSocket<UnixStream>,
     out: &mut (dyn Write + Send),
+    ended: &AtomicBool,
 ) -> tungstenite::Result<Option<std::io::Error>> {
     let mut failed: Option<std::io::Error> = None;
+    let _end = SetOnDrop(ended);
     loop {
         match ws.read() {
             Ok(Message::Binary(data)) => {
@@ -388,12 +395,24 @@ fn copy_out(
             Err(e) => return Err(e),
         }
     }
+    // The command's output has ended, so has the command: a send still under way
+    // would wait for a reader that is gone (Pebble stops reading the input then).
+    let _ = ws.get_ref().shutdown(std::net::Shutdown::Write);
     if failed.is_none() {
         if let Err(e) = out.flush() {
             failed = Some(e);
         }
     }
     Ok(failed)
+}
+
+/// Sets the flag when dropped (whichever way the reader ends).
+struct SetOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Reads binary messages until the `end` command or the end of the connection.
