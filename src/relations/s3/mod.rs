@@ -16,6 +16,9 @@
 
 use std::fmt;
 
+pub mod client;
+pub mod sigv4;
+
 use crate::juju::{Databag, HookTools, RelationId, ToolResult};
 use crate::relations::{Leaving, Publish};
 
