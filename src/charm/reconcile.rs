@@ -5,7 +5,7 @@ use crate::error::CharmResult;
 use crate::juju::hints::UnitHints;
 use crate::juju::{HookContext, HookTools, RelationId, Status};
 use crate::peers::{self, Peers};
-use crate::relations::{database, ingress, media, observability};
+use crate::relations::{backup, database, ingress, media, observability};
 use crate::status::{self, Progress};
 use crate::synapse::config::SynapseConfig;
 use crate::workload::{Workload, Workloads};
@@ -37,6 +37,13 @@ pub fn reconcile(
     let db = database::relation(ctx, tools, &work.database, hints)?;
     let pod = Pod::open(workloads);
     let media = media::read(ctx, tools, &work.media, hints, &workloads.data_dir())?;
+    let backup = backup::reconcile(
+        ctx,
+        tools,
+        &work.backup,
+        config.backup_passphrase.is_some(),
+        hints,
+    )?;
     let synapse = run_synapse(
         ctx,
         tools,
@@ -55,8 +62,15 @@ pub fn reconcile(
     run_observability(ctx, tools, &pod, &db, &work)?;
     let mut notes = config.unhonoured();
     notes.extend(exposure.note);
+    notes.extend(backup.note);
     Ok(status::aggregate_with_notes(
-        &[synapse, nginx, exposure.progress, media.progress],
+        &[
+            synapse,
+            nginx,
+            exposure.progress,
+            media.progress,
+            backup.progress,
+        ],
         &notes,
     ))
 }

@@ -58,7 +58,11 @@ impl Request {
         out.extend_from_slice(format!("{} {} HTTP/1.1\r\n", self.method, self.target).as_bytes());
         // A `Host` given by the caller (a signed request names its server) replaces
         // the default.
-        if !self.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        if !self
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("host"))
+        {
             out.extend_from_slice(b"Host: localhost\r\n");
         }
         out.extend_from_slice(b"Connection: close\r\n");
@@ -254,7 +258,9 @@ mod tests {
                 .to_bytes(),
         )
         .unwrap();
-        assert!(text.starts_with("GET /b/k HTTP/1.1\r\nConnection: close\r\nHost: s3.example.com:9000\r\n"));
+        assert!(text.starts_with(
+            "GET /b/k HTTP/1.1\r\nConnection: close\r\nHost: s3.example.com:9000\r\n"
+        ));
         assert!(!text.contains("localhost"));
     }
 

@@ -98,7 +98,9 @@ impl Bucket {
             Some(e) => e.clone(),
             None => {
                 let region = info.region.as_deref().unwrap_or(DEFAULT_REGION);
-                return Err(ClientError::Https(format!("https://s3.{region}.amazonaws.com")));
+                return Err(ClientError::Https(format!(
+                    "https://s3.{region}.amazonaws.com"
+                )));
             }
         };
         let Some(rest) = endpoint.strip_prefix("http://") else {
@@ -296,11 +298,9 @@ impl Bucket {
 
     fn create_multipart(&self, key: &str) -> ClientResult<String> {
         let r = self.send("POST", key, &[("uploads", String::new())], &[], vec![])?;
-        tag(&String::from_utf8_lossy(&r.body), "UploadId").ok_or_else(|| {
-            ClientError::Protocol {
-                request: format!("start an upload of {key}"),
-                reason: "no UploadId".into(),
-            }
+        tag(&String::from_utf8_lossy(&r.body), "UploadId").ok_or_else(|| ClientError::Protocol {
+            request: format!("start an upload of {key}"),
+            reason: "no UploadId".into(),
         })
     }
 
@@ -673,8 +673,13 @@ mod tests {
         assert!(page.truncated);
         assert_eq!(page.next.as_deref(), Some("tok+/="));
         assert!(parse_list("<Error><Code>AccessDenied</Code></Error>").is_err());
-        assert!(parse_list("<ListBucketResult><Contents><Key>k</Key></Contents></ListBucketResult>").is_err());
-        let empty = parse_list("<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>").unwrap();
+        assert!(parse_list(
+            "<ListBucketResult><Contents><Key>k</Key></Contents></ListBucketResult>"
+        )
+        .is_err());
+        let empty =
+            parse_list("<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>")
+                .unwrap();
         assert_eq!(empty.objects, vec![]);
         assert!(!empty.truncated);
     }

@@ -29,7 +29,9 @@ fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
 pub fn uri_encode(value: &str, path: bool) -> String {
     let mut out = String::with_capacity(value.len());
     for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') || (path && b == b'/')
+        if b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'.' | b'_' | b'~')
+            || (path && b == b'/')
         {
             out.push(b as char);
         } else {
