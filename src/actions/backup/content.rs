@@ -141,8 +141,8 @@ pub fn check_id(id: &str) -> Result<(), String> {
         || id.starts_with('.')
     {
         return Err(format!(
-            "backup-id {:?} is not a backup id (letters, digits, '-', '_' and '.', as list-backups shows them)",
-            crate::util::bounded(id)
+            "backup-id \"{}\" is not a backup id (letters, digits, '-', '_' and '.', as list-backups shows them)",
+            crate::util::bounded(&id.chars().take(64).collect::<String>())
         ));
     }
     Ok(())
