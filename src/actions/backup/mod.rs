@@ -332,11 +332,21 @@ fn restore(ctx: &HookContext, tools: &dyn HookTools, workloads: &dyn Workloads) 
     let planned = w
         .plan()
         .map(|p| p.services.contains_key(synapse_layer::SERVICE))
-        .map_err(|e| Failure(format!("cannot reach the synapse container: {e}")))?;
-    if planned {
-        w.stop(&[synapse_layer::SERVICE])
-            .map_err(|e| Failure(format!("cannot stop Synapse: {e}")))?;
-    }
+        .and_then(|planned| {
+            if planned {
+                w.stop(&[synapse_layer::SERVICE])?;
+            }
+            Ok(planned)
+        });
+    let planned = match planned {
+        Ok(p) => p,
+        Err(e) => {
+            clean();
+            return Err(Failure(format!(
+                "cannot stop Synapse for the restore: {e}; nothing was changed"
+            )));
+        }
+    };
     let swapped = swap::apply(&data, &unpacked, &plan, synapse_layer::UID, &mut |a, b| {
         std::fs::rename(a, b)
     });
