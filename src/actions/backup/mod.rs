@@ -94,9 +94,13 @@ fn passphrase(tools: &dyn HookTools, app: &str) -> Result<String, Failure> {
     }
 }
 
+/// The connection info of the backup relation.
+fn relation(ctx: &HookContext, tools: &dyn HookTools) -> Result<S3Info, Failure> {
+    connection(tools, &ctx.app_name)?.map_err(Failure)
+}
+
 /// The bucket of the backup relation, checked reachable.
-fn bucket(ctx: &HookContext, tools: &dyn HookTools) -> Result<(S3Info, Bucket), Failure> {
-    let info = connection(tools, &ctx.app_name)?.map_err(Failure)?;
+fn bucket(info: S3Info) -> Result<(S3Info, Bucket), Failure> {
     let bucket = Bucket::new(&info)?;
     bucket.check().map_err(|e| unusable(&info, &e))?;
     Ok((info, bucket))
@@ -159,8 +163,9 @@ fn last_line(bytes: &[u8]) -> String {
 
 fn create(ctx: &HookContext, tools: &dyn HookTools, workloads: &dyn Workloads) -> ActionResult {
     on_main_unit(ctx, tools, "create-backup")?;
+    let info = relation(ctx, tools)?;
     let pass = passphrase(tools, &ctx.app_name)?;
-    let (info, bucket) = bucket(ctx, tools)?;
+    let (info, bucket) = bucket(info)?;
     let data = workloads.data_dir();
     let paths = content::select(&names(&data)?, &names(&data.join(MEDIA_DIR))?);
     if !paths.iter().any(|p| p.ends_with(".key")) {
@@ -216,7 +221,7 @@ fn create(ctx: &HookContext, tools: &dyn HookTools, workloads: &dyn Workloads) -
 }
 
 fn list(ctx: &HookContext, tools: &dyn HookTools) -> ActionResult {
-    let (info, bucket) = bucket(ctx, tools)?;
+    let (info, bucket) = bucket(relation(ctx, tools)?)?;
     let mut listed: Vec<Listed> = bucket
         .list(&info.path)
         .map_err(|e| unusable(&info, &e))?
@@ -251,7 +256,7 @@ fn list(ctx: &HookContext, tools: &dyn HookTools) -> ActionResult {
 
 fn delete(ctx: &HookContext, tools: &dyn HookTools) -> ActionResult {
     let id = param_id(tools)?;
-    let (info, bucket) = bucket(ctx, tools)?;
+    let (info, bucket) = bucket(relation(ctx, tools)?)?;
     let object = find(&info, &bucket, &id)?;
     bucket
         .delete(&object.key)
@@ -266,8 +271,9 @@ fn delete(ctx: &HookContext, tools: &dyn HookTools) -> ActionResult {
 fn restore(ctx: &HookContext, tools: &dyn HookTools, workloads: &dyn Workloads) -> ActionResult {
     on_main_unit(ctx, tools, "restore-backup")?;
     let id = param_id(tools)?;
+    let info = relation(ctx, tools)?;
     let pass = passphrase(tools, &ctx.app_name)?;
-    let (info, bucket) = bucket(ctx, tools)?;
+    let (info, bucket) = bucket(info)?;
     let object = find(&info, &bucket, &id)?;
     let data = workloads.data_dir();
     let staging = data.join(STAGING);
