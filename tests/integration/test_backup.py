@@ -42,6 +42,7 @@ from helpers import (
     unit_status,
     wait_serving,
     wait_status,
+    wait_until,
 )
 
 APP = 'synapse'
@@ -160,8 +161,7 @@ def test_the_actions_need_the_integration_and_the_passphrase(synapse: jubilant.J
 def test_a_backup_is_encrypted_in_the_bucket_and_listed(synapse: jubilant.Juju, state: dict):
     juju = synapse
     juju.config(APP, {'backup_passphrase': PASSPHRASE})
-    wait_status(juju, UNIT, 'active')
-    assert unit_status(juju, UNIT) == ('active', '')
+    wait_until(juju, lambda: unit_status(juju, UNIT) == ('active', ''))
     url = base_url(juju, UNIT)
     matrix(juju, UNIT, 'register', url, shared_secret(juju, APP), 'alice', PASSWORD)
     token = matrix(juju, UNIT, 'login', url, 'alice', PASSWORD)['access_token']
