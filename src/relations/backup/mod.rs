@@ -92,9 +92,11 @@ pub fn note(related: bool, passphrase: bool, app: &str) -> Option<String> {
     }
 }
 
-/// Whether the bucket answers with these credentials (network).
+/// Whether the bucket answers with these credentials (network; a hook waits at most
+/// 10 s for each step).
 pub fn reach(info: &S3Info) -> Reach {
-    match Bucket::new(info).and_then(|b| b.check()) {
+    let timeout = std::time::Duration::from_secs(10);
+    match Bucket::new(info).and_then(|b| b.with_timeout(timeout).check()) {
         Ok(()) => Reach::Ok,
         Err(e) => Reach::Failed(e.to_string()),
     }

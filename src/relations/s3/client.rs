@@ -75,6 +75,7 @@ pub struct Bucket {
     virtual_host: bool,
     access_key: String,
     secret_key: String,
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for Bucket {
@@ -124,7 +125,14 @@ impl Bucket {
             access_key: info.access_key.clone(),
             secret_key: info.secret_key.clone(),
             endpoint,
+            timeout: TIMEOUT,
         })
+    }
+
+    /// Bounds the connection and each read and write of every request (default 120 s).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     pub fn name(&self) -> &str {
@@ -199,7 +207,7 @@ impl Bucket {
         }
         request = request.header("Authorization", auth).body(body);
         let addr = self.resolve(&host)?;
-        let response = http1::tcp_round_trip(addr, &request, TIMEOUT).map_err(|e| {
+        let response = http1::tcp_round_trip(addr, &request, self.timeout).map_err(|e| {
             ClientError::Unreachable {
                 endpoint: self.endpoint.clone(),
                 reason: e.to_string(),
