@@ -329,11 +329,6 @@ fn restore(ctx: &HookContext, tools: &dyn HookTools, workloads: &dyn Workloads) 
             return Err(e);
         }
     };
-    let live = swap::entries(&data).map_err(|e| {
-        clean();
-        Failure(format!("cannot read {}: {e}", data.display()))
-    })?;
-    let plan = swap::plan(&staged, &live);
     // Synapse must not write while its files are swapped.
     let planned = w
         .plan()
@@ -353,6 +348,18 @@ fn restore(ctx: &HookContext, tools: &dyn HookTools, workloads: &dyn Workloads) 
             )));
         }
     };
+    // Listed once Synapse is stopped: SQLite's journal files come and go while it runs.
+    let live = match swap::entries(&data) {
+        Ok(l) => l,
+        Err(e) => {
+            clean();
+            if planned {
+                let _ = w.start(&[synapse_layer::SERVICE]);
+            }
+            return Err(Failure(format!("cannot read {}: {e}", data.display())));
+        }
+    };
+    let plan = swap::plan(&staged, &live);
     let swapped = swap::apply(&data, &unpacked, &plan, synapse_layer::UID, &mut |a, b| {
         std::fs::rename(a, b)
     });

@@ -94,8 +94,12 @@ pub fn apply(
     let mut done: Vec<Done> = vec![];
     let result = (|| -> io::Result<()> {
         for e in &plan.aside {
-            rename(&data.join(e), &previous.join(e))?;
-            done.push(Done::Aside(e.clone()));
+            match rename(&data.join(e), &previous.join(e)) {
+                Ok(()) => done.push(Done::Aside(e.clone())),
+                // Gone since it was listed (a journal file): nothing to keep.
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => return Err(err),
+            }
         }
         let media = data.join(MEDIA_DIR);
         if plan.install.iter().any(|e| e.starts_with(MEDIA_DIR)) && !media.exists() {
@@ -271,6 +275,15 @@ mod tests {
         assert!(!data.join(PREVIOUS).exists());
         // The unpacked backup is whole again, for another try.
         assert_eq!(entries(&unpacked).unwrap().len(), 5);
+    }
+
+    #[test]
+    fn a_live_file_gone_since_the_listing_is_not_an_error() {
+        let (_d, data, unpacked) = volumes();
+        let mut p = plan(&entries(&unpacked).unwrap(), &entries(&data).unwrap());
+        p.aside.push("homeserver.db-journal".into());
+        apply(&data, &unpacked, &p, 0, &mut |a, b| fs::rename(a, b)).unwrap();
+        assert_eq!(read(&data.join("example.com.signing.key")).as_deref(), Some("backed-up key"));
     }
 
     #[test]
