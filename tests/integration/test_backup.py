@@ -245,6 +245,10 @@ def test_a_backup_in_the_reference_charms_format_restores(synapse: jubilant.Juju
     juju.run(UNIT, 'restore-backup', {'backup-id': 'backup-20240101000000000000'})
     assert synapse_starts(juju) == before + 1
     wait_serving(juju, UNIT)
+    # The database is the backup's too: the access token made since is gone.
+    assert download(juju, state['token'], later)[0] == 401
+    url = base_url(juju, UNIT)
+    state['token'] = matrix(juju, UNIT, 'login', url, 'alice', PASSWORD)['access_token']
     assert download(juju, state['token'], later)[0] == 404
     assert download(juju, state['token'], state['media'][0]) == (200, state['media'][1])
 
