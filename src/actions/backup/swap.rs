@@ -283,7 +283,10 @@ mod tests {
         let mut p = plan(&entries(&unpacked).unwrap(), &entries(&data).unwrap());
         p.aside.push("homeserver.db-journal".into());
         apply(&data, &unpacked, &p, 0, &mut |a, b| fs::rename(a, b)).unwrap();
-        assert_eq!(read(&data.join("example.com.signing.key")).as_deref(), Some("backed-up key"));
+        assert_eq!(
+            read(&data.join("example.com.signing.key")).as_deref(),
+            Some("backed-up key")
+        );
     }
 
     #[test]
