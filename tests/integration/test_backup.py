@@ -323,3 +323,42 @@ def test_delete_a_backup(synapse: jubilant.Juju, state: dict):
     assert PREFIX + state['id'] not in s3_list(state['conn'], PREFIX)
     assert state['id'] not in juju.run(UNIT, 'list-backups').results.get('backups', {})
 
+
+
+def test_on_postgresql_the_volume_comes_back_and_the_users_stay(synapse: jubilant.Juju):
+    """A homeserver on PostgreSQL (the first goes: both would bind the host's ports):
+    the backup holds no database, only the volume's own files; after the volume is
+    wiped and restored, the users are there because PostgreSQL kept them."""
+    juju = synapse
+    app, unit, db = 'homeserver', 'homeserver/0', 'postgresql-k8s'
+    juju.remove_application(APP)
+    juju.wait(lambda status: APP not in status.apps, delay=1, successes=1)
+    deploy_synapse(juju, app, config={'server_name': 'pg-backup.example.com',
+                                      'backup_passphrase': PASSPHRASE})
+    juju.deploy(db, channel='14/stable', trust=True)
+    wait_serving(juju, unit)
+    juju.integrate(f'{app}:database', f'{db}:database')
+    juju.integrate(f'{app}:backup', S3)
+    juju.wait(lambda s: jubilant.all_active(s, app), error=jubilant.any_error, delay=1)
+    wait_serving(juju, unit)
+    url = base_url(juju, unit)
+    matrix(juju, unit, 'register', url, shared_secret(juju, app), 'bob', PASSWORD)
+    body = http_get(juju, unit, f'{url}/_matrix/key/v2/server')
+    keys = set(json.loads(body)['verify_keys'])
+    backup_id = juju.run(unit, 'create-backup').results['backup-id']
+    conn = s3_connection(juju, unit, 'backup')
+    names = tar_names(gpg(['--decrypt'], PASSPHRASE, s3_get(conn, PREFIX + backup_id)).stdout)
+    assert 'data/.charm-database-backend' in names, 'the marker: Synapse ran on PostgreSQL'
+    assert not any(n.startswith('data/homeserver.db') for n in names), 'no SQLite database'
+
+    juju.ssh(unit, 'find /data -mindepth 1 -delete', container='synapse')
+    before = starts(juju, unit, 'synapse', 'synapse')
+    juju.run(unit, 'restore-backup', {'backup-id': backup_id})
+    assert starts(juju, unit, 'synapse', 'synapse') == before + 1, 'started once'
+    wait_serving(juju, unit)
+    body = http_get(juju, unit, f'{url}/_matrix/key/v2/server')
+    assert set(json.loads(body)['verify_keys']) == keys, 'the same signing key'
+    login = matrix(juju, unit, 'login', url, 'bob', PASSWORD)
+    assert login['access_token'], 'bob is still in PostgreSQL'
+    homeserver = juju.ssh(unit, 'cat /data/homeserver.yaml', container='synapse')
+    assert 'psycopg2' in homeserver, 'still on PostgreSQL'
