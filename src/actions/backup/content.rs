@@ -25,7 +25,7 @@ pub const STAGING: &str = ".charm-restore";
 pub const PREVIOUS: &str = ".charm-restore-previous";
 
 /// Whether a top-level entry of the data volume belongs in a backup: the signing
-/// key(s), the SQLite database and its journal files, the configuration the charm
+/// key(s), the SQLite database and its journal files (see [`select`]), the configuration the charm
 /// rendered, the charm's markers (which database and media bucket Synapse used), and
 /// appservice registrations.
 pub fn wanted_top(name: &str) -> bool {
@@ -43,13 +43,19 @@ pub fn wanted_media(name: &str) -> bool {
     name.starts_with("local_")
 }
 
+/// Whether a name is SQLite's database or one of its journal files.
+pub fn sqlite(name: &str) -> bool {
+    name.starts_with("homeserver.db")
+}
+
 /// The paths to archive, relative to `/` (as `tar -C /` takes them), from the names
-/// at the top of the volume and in its media store; sorted.
-pub fn select(top: &[String], media: &[String]) -> Vec<String> {
+/// at the top of the volume and in its media store; sorted. Once Synapse runs on
+/// PostgreSQL (`on_postgres`), the SQLite database left from before is not its data.
+pub fn select(top: &[String], media: &[String], on_postgres: bool) -> Vec<String> {
     let root = DATA_DIR.trim_start_matches('/');
     let mut out: Vec<String> = top
         .iter()
-        .filter(|n| wanted_top(n))
+        .filter(|n| wanted_top(n) && !(on_postgres && sqlite(n)))
         .map(|n| format!("{root}/{n}"))
         .chain(
             media
@@ -225,7 +231,7 @@ mod tests {
             "url_cache",
         ]);
         assert_eq!(
-            select(&top, &media),
+            select(&top, &media, false),
             names(&[
                 "data/.charm-database-backend",
                 "data/.charm-media-s3",
@@ -239,7 +245,14 @@ mod tests {
                 "data/media_store/local_thumbnails",
             ])
         );
-        assert_eq!(select(&[], &[]), Vec::<String>::new());
+        assert_eq!(select(&[], &[], false), Vec::<String>::new());
+        // On PostgreSQL, the SQLite database left behind is not backed up.
+        let on_pg = select(&top, &media, true);
+        assert!(
+            !on_pg.iter().any(|p| p.contains("homeserver.db")),
+            "{on_pg:?}"
+        );
+        assert!(on_pg.contains(&"data/.charm-database-backend".to_string()));
     }
 
     #[test]

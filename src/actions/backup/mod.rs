@@ -167,7 +167,11 @@ fn create(ctx: &HookContext, tools: &dyn HookTools, workloads: &dyn Workloads) -
     let pass = passphrase(tools, &ctx.app_name)?;
     let (info, bucket) = bucket(info)?;
     let data = workloads.data_dir();
-    let paths = content::select(&names(&data)?, &names(&data.join(MEDIA_DIR))?);
+    let paths = content::select(
+        &names(&data)?,
+        &names(&data.join(MEDIA_DIR))?,
+        crate::relations::database::ran_on_postgres(&data),
+    );
     if !paths.iter().any(|p| p.ends_with(".key")) {
         return Err(Failure(
             "nothing to back up: the data volume holds no signing key yet (Synapse has not been configured)".into(),

@@ -57,11 +57,13 @@ pub struct Plan {
 
 /// The swap of `staged` entries over `live` ones: every live entry of the backup's
 /// kind goes aside, except the charm's rendered files, which are only filled in when
-/// missing.
+/// missing, and a SQLite database when the backup holds none (made on PostgreSQL).
 pub fn plan(staged: &[String], live: &[String]) -> Plan {
     let rendered = |e: &String| RENDERED.contains(&e.as_str());
+    let db_in_backup = staged.iter().any(|e| content::sqlite(e));
+    let kept = |e: &String| rendered(e) || (!db_in_backup && content::sqlite(e));
     Plan {
-        aside: live.iter().filter(|e| !rendered(e)).cloned().collect(),
+        aside: live.iter().filter(|e| !kept(e)).cloned().collect(),
         install: staged
             .iter()
             .filter(|e| !(rendered(e) && live.contains(e)))
@@ -275,6 +277,15 @@ mod tests {
         assert!(!data.join(PREVIOUS).exists());
         // The unpacked backup is whole again, for another try.
         assert_eq!(entries(&unpacked).unwrap().len(), 5);
+    }
+
+    #[test]
+    fn a_sqlite_database_stays_unless_the_backup_has_one() {
+        let live = vec!["a.key".to_string(), "homeserver.db".to_string()];
+        let without = plan(&["a.key".to_string()], &live);
+        assert_eq!(without.aside, vec!["a.key"]);
+        let with = plan(&["a.key".to_string(), "homeserver.db".to_string()], &live);
+        assert_eq!(with.aside, live);
     }
 
     #[test]
