@@ -368,18 +368,28 @@ fn restore(ctx: &HookContext, tools: &dyn HookTools, workloads: &dyn Workloads) 
         std::fs::rename(a, b)
     });
     clean();
-    if planned {
-        w.start(&[synapse_layer::SERVICE]).map_err(|e| {
-            Failure(format!(
+    let started = if planned {
+        w.start(&[synapse_layer::SERVICE])
+    } else {
+        Ok(())
+    };
+    match (swapped, started) {
+        (Err(e), started) => {
+            let also = started
+                .err()
+                .map(|s| format!(" (and Synapse did not start again: {s})"))
+                .unwrap_or_default();
+            return Err(Failure(format!(
+                "restoring backup {id} failed while swapping files ({e}); the previous data is in place{also}"
+            )));
+        }
+        (Ok(()), Err(e)) => {
+            return Err(Failure(format!(
                 "restored backup {id}, but Synapse did not start: {e}"
-            ))
-        })?;
+            )))
+        }
+        (Ok(()), Ok(())) => {}
     }
-    swapped.map_err(|e| {
-        Failure(format!(
-            "restoring backup {id} failed while swapping files ({e}); the previous data is in place"
-        ))
-    })?;
     tracing::info!(%id, restored = ?plan.install, "backup restored");
     Ok(BTreeMap::from([
         ("result".into(), "correct".into()),
