@@ -19,6 +19,7 @@ pub trait Workload {
     fn add_layer(&self, label: &str, layer: &Layer) -> PebbleResult<()>;
     fn replan(&self) -> PebbleResult<()>;
     fn stop(&self, services: &[&str]) -> PebbleResult<()>;
+    fn start(&self, services: &[&str]) -> PebbleResult<()>;
     /// File content, or `None` when the file does not exist.
     fn pull(&self, path: &str) -> PebbleResult<Option<Vec<u8>>>;
     fn push(&self, path: &str, content: &[u8], opts: &PushOptions) -> PebbleResult<()>;
@@ -28,6 +29,14 @@ pub trait Workload {
     fn probe(&self, url: &str) -> bool;
     /// Runs a command in the container and waits for it.
     fn exec(&self, opts: &ExecOptions) -> PebbleResult<ExecOutput>;
+    /// Runs a command with streamed input and output (see
+    /// [`pebble::Client::exec_streaming`]).
+    fn exec_streaming(
+        &self,
+        opts: &ExecOptions,
+        stdin: &mut dyn std::io::Read,
+        stdout: &mut (dyn std::io::Write + Send),
+    ) -> PebbleResult<pebble::StreamedOutput>;
     /// The last `n` log lines of a service.
     fn logs(&self, service: &str, n: usize) -> PebbleResult<Vec<LogEntry>>;
     /// Removes a file; a file that is not there is not an error.
@@ -72,6 +81,9 @@ impl Workload for PebbleWorkload {
     fn stop(&self, services: &[&str]) -> PebbleResult<()> {
         self.client.stop(services, CHANGE_TIMEOUT).map(drop)
     }
+    fn start(&self, services: &[&str]) -> PebbleResult<()> {
+        self.client.start(services, CHANGE_TIMEOUT).map(drop)
+    }
     fn pull(&self, path: &str) -> PebbleResult<Option<Vec<u8>>> {
         match self.client.pull(path) {
             Ok(b) => Ok(Some(b)),
@@ -93,6 +105,14 @@ impl Workload for PebbleWorkload {
     }
     fn exec(&self, opts: &ExecOptions) -> PebbleResult<ExecOutput> {
         self.client.exec(opts)
+    }
+    fn exec_streaming(
+        &self,
+        opts: &ExecOptions,
+        stdin: &mut dyn std::io::Read,
+        stdout: &mut (dyn std::io::Write + Send),
+    ) -> PebbleResult<pebble::StreamedOutput> {
+        self.client.exec_streaming(opts, stdin, stdout)
     }
     fn logs(&self, service: &str, n: usize) -> PebbleResult<Vec<LogEntry>> {
         self.client.logs(&[service], n)

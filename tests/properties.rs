@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 
+use synapse_k8s_charm::actions::backup::content;
 use synapse_k8s_charm::actions::user_id;
 use synapse_k8s_charm::juju::process::{ProcessTools, ToolRunner};
 use synapse_k8s_charm::juju::tools::SecretRead;
@@ -22,6 +23,7 @@ use synapse_k8s_charm::nginx::site::{Cidr, Site};
 use synapse_k8s_charm::relations::database::relation::{parse_endpoints, provided, Endpoint};
 use synapse_k8s_charm::relations::database::{DatabaseInfo, Provided};
 use synapse_k8s_charm::relations::observability::{grafana, loki, prometheus};
+use synapse_k8s_charm::relations::s3::xml::parse_list;
 use synapse_k8s_charm::relations::s3::{self, UriStyle};
 use synapse_k8s_charm::relations::smtp::server::{self as smtp, EmailOptions, PasswordSource};
 use synapse_k8s_charm::relations::smtp::{SmtpError, SmtpServer};
@@ -598,6 +600,62 @@ fn smtp_databag() {
                         prop_assert_eq!(section.get("smtp_pass").is_some(), plain);
                     }
                 }
+            }
+            Ok(())
+        },
+    );
+}
+
+/// S3's ListObjectsV2 answer (outside input): any text gives a page or a reason; a
+/// listing written as S3 writes it (keys escaped) parses back to its objects.
+#[test]
+fn s3_list_page() {
+    check("s3_list_page", text(), |xml| {
+        let _ = parse_list(&xml);
+        let _ = parse_list(&format!("<ListBucketResult>{xml}</ListBucketResult>"));
+        Ok(())
+    });
+    check(
+        "s3_list_page_round_trip",
+        proptest::collection::vec(("[ -~]{1,30}", any::<u64>()), 0..5),
+        |objects| {
+            let mut xml = String::from("<ListBucketResult><IsTruncated>false</IsTruncated>");
+            for (key, size) in &objects {
+                let escaped = key
+                    .replace('&', "&amp;")
+                    .replace('<', "&lt;")
+                    .replace('>', "&gt;");
+                xml.push_str(&format!(
+                    "<Contents><Key>{escaped}</Key><LastModified>2024-01-01T00:00:00.000Z</LastModified><Size>{size}</Size></Contents>"
+                ));
+            }
+            xml.push_str("</ListBucketResult>");
+            let page = parse_list(&xml).map_err(TestCaseError::fail)?;
+            let got: Vec<(String, u64)> =
+                page.objects.into_iter().map(|o| (o.key, o.size)).collect();
+            prop_assert_eq!(got, objects);
+            prop_assert!(!page.truncated);
+            Ok(())
+        },
+    );
+}
+
+/// A `backup-id` parameter (outside input): accepted ids are one object name that
+/// maps to a key under the bucket's path and back; others give a bounded reason.
+#[test]
+fn backup_id_param() {
+    check(
+        "backup_id_param",
+        (text(), proptest::option::of("[a-z0-9]{1,8}")),
+        |(id, prefix)| {
+            let path = prefix.map(|p| format!("{p}/")).unwrap_or_default();
+            match content::check_id(&id) {
+                Ok(()) => {
+                    prop_assert!(!id.contains('/') && !id.starts_with('.'));
+                    let key = content::key(&path, &id);
+                    prop_assert_eq!(content::id_of(&path, &key), Some(id.clone()));
+                }
+                Err(msg) => check_bounded(&msg)?,
             }
             Ok(())
         },

@@ -5,6 +5,8 @@
 //! A generated password never goes into argv or logs: `action-set` only takes argv,
 //! so the password is handed over in a Juju secret whose ID the results name.
 
+pub mod backup;
+
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};

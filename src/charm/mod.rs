@@ -46,6 +46,10 @@ pub fn dispatch(
             return Ok(());
         }
         Event::Exec => return Ok(()),
+        Event::Action { name, .. } if crate::actions::backup::ACTIONS.contains(&name.as_str()) => {
+            crate::actions::backup::run(name, ctx, tools, workloads)?;
+            return Ok(());
+        }
         Event::Action { name, .. } => {
             crate::actions::run(
                 name,

@@ -5,7 +5,7 @@ use crate::error::CharmResult;
 use crate::juju::hints::UnitHints;
 use crate::juju::{HookContext, HookTools, RelationId, Status};
 use crate::peers::{self, Peers};
-use crate::relations::{database, ingress, media, observability, smtp};
+use crate::relations::{backup, database, ingress, media, observability, smtp};
 use crate::status::{self, Progress};
 use crate::synapse::config::SynapseConfig;
 use crate::workload::{Workload, Workloads};
@@ -38,6 +38,13 @@ pub fn reconcile(
     let mail = smtp::relation(ctx, tools, &work.smtp, hints)?;
     let pod = Pod::open(workloads);
     let media = media::read(ctx, tools, &work.media, hints, &workloads.data_dir())?;
+    let backup = backup::reconcile(
+        ctx,
+        tools,
+        &work.backup,
+        config.backup_passphrase.is_some(),
+        hints,
+    )?;
     let synapse = run_synapse(
         ctx,
         tools,
@@ -56,6 +63,7 @@ pub fn reconcile(
     run_observability(ctx, tools, &pod, &db, &work)?;
     let mut notes = config.unhonoured(smtp::mail_on(hints));
     notes.extend(exposure.note);
+    notes.extend(backup.note);
     Ok(status::aggregate_with_notes(
         &[
             synapse,
@@ -63,6 +71,7 @@ pub fn reconcile(
             exposure.progress,
             media.progress,
             smtp::progress(hints),
+            backup.progress,
         ],
         &notes,
     ))

@@ -37,13 +37,19 @@
 //! publish the bucket request; `leader-elected` publishes it. Everything else uses the
 //! remembered relation id and status, and the plan says whether Synapse uses a bucket.
 //!
+//! The backup column ([`backup`]): `install`, `start`, `upgrade-charm` and
+//! `backup-relation-*` read the relation and the provider's data and check the bucket
+//! (`upgrade-charm` and the relation's events also have the leader publish the bucket
+//! request; `leader-elected` publishes it). Everything else uses the remembered
+//! verdict.
+//!
 //! Adding an integration: one module under [`crate::relations`], one field here, one
 //! arm in [`Work::for_event`] for its endpoint, one line in [`super::reconcile`].
 
 use crate::juju::Event;
 use crate::relations::ingress::{self, nginx_route, traefik};
 use crate::relations::observability::{self, grafana, loki, prometheus};
-use crate::relations::{database, media, smtp, Scope};
+use crate::relations::{backup, database, media, smtp, Scope};
 
 /// The work one event calls for, per concern.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -58,6 +64,8 @@ pub struct Work {
     pub smtp: smtp::Work,
     /// The `media` relation (s3).
     pub media: media::Work,
+    /// The `backup` relation (s3).
+    pub backup: backup::Work,
 }
 
 impl Work {
@@ -77,6 +85,10 @@ impl Work {
                     request: false,
                     answer_may_change: true,
                 },
+                backup: backup::Work {
+                    check: true,
+                    request: false,
+                },
                 ..Default::default()
             },
             Event::Start => Self {
@@ -94,6 +106,10 @@ impl Work {
                     request: false,
                     answer_may_change: true,
                 },
+                backup: backup::Work {
+                    check: true,
+                    request: false,
+                },
             },
             Event::UpgradeCharm => Self {
                 open_port: true,
@@ -110,6 +126,10 @@ impl Work {
                     request: true,
                     answer_may_change: true,
                 },
+                backup: backup::Work {
+                    check: true,
+                    request: true,
+                },
             },
             Event::LeaderElected => Self {
                 database: database::Work {
@@ -125,6 +145,10 @@ impl Work {
                 media: media::Work {
                     request: true,
                     ..Default::default()
+                },
+                backup: backup::Work {
+                    check: false,
+                    request: true,
                 },
                 ..Default::default()
             },
@@ -215,6 +239,13 @@ impl Work {
                             lookup: true,
                             request: true,
                             answer_may_change: true,
+                        },
+                        ..Default::default()
+                    },
+                    backup::ENDPOINT => Self {
+                        backup: backup::Work {
+                            check: true,
+                            request: true,
                         },
                         ..Default::default()
                     },

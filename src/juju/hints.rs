@@ -32,6 +32,10 @@ pub struct UnitHints {
     /// again on the events that can change them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media: Option<crate::relations::media::MediaHint>,
+    /// The `backup` relation id (empty when there is none) and its status part, read
+    /// and checked again on the events that can change them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<crate::relations::backup::BackupHint>,
     /// The configuration Synapse last rejected, so that it is not checked again on
     /// every hook while it stays the same.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -128,6 +132,11 @@ mod tests {
             }),
             nginx_site: Some("0123456789abcdef".into()),
             workload_version: Some("1.140.0".into()),
+            backup: Some(crate::relations::backup::BackupHint {
+                relation: "backup:9".into(),
+                waiting: None,
+                blocked: Some("backup: bucket".into()),
+            }),
             media: Some(crate::relations::media::MediaHint {
                 relation: "media:7".into(),
                 waiting: Some("media: waiting".into()),

@@ -9,10 +9,12 @@
 //! | [`ingress`] | `ingress` (traefik-k8s), `nginx-route` (nginx-ingress-integrator) |
 //! | [`smtp`] | `smtp` (smtp-integrator's `smtp` requirer) |
 //! | [`media`] | `media` (s3 requirer): Synapse's media in an S3 bucket |
+//! | [`backup`] | `backup` (s3 requirer): the bucket of the backup actions |
 //! | [`s3`] | the `s3` interface shared by `media` and `backup` (s3-integrator requirer) |
 //!
 //! Which event calls for which work is decided in one place: [`crate::charm::work`].
 
+pub mod backup;
 pub mod database;
 pub mod ingress;
 pub mod media;

@@ -387,11 +387,6 @@ impl SynapseConfig {
         if self.enable_mjolnir {
             notes.push("enable_mjolnir has no effect: the charm does not run Mjolnir".to_string());
         }
-        if self.backup_passphrase.is_some() {
-            notes.push(
-                "backup_passphrase has no effect: the charm makes no backups without a backup integration".to_string(),
-            );
-        }
         if !self.workers_ignore_list.is_empty() {
             notes.push("workers_ignore_list has no effect: the charm runs no workers".to_string());
         }
@@ -753,7 +748,6 @@ mod tests {
         for option in [
             "enable_email_notifs",
             "enable_mjolnir",
-            "backup_passphrase",
             "workers_ignore_list",
         ] {
             assert!(notes.contains(option), "{notes}");

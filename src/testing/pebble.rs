@@ -124,6 +124,15 @@ impl Workload for FakePebble {
         }
         Ok(())
     }
+    fn start(&self, services: &[&str]) -> PebbleResult<()> {
+        self.call("start");
+        self.check()?;
+        for s in services {
+            *self.restarts.borrow_mut() += 1;
+            self.running.borrow_mut().insert(s.to_string(), true);
+        }
+        Ok(())
+    }
     fn pull(&self, path: &str) -> PebbleResult<Option<Vec<u8>>> {
         self.call("pull");
         self.check()?;
@@ -172,6 +181,24 @@ impl Workload for FakePebble {
             stdout: vec![],
             stderr: vec![],
         }))
+    }
+    fn exec_streaming(
+        &self,
+        opts: &ExecOptions,
+        stdin: &mut dyn std::io::Read,
+        stdout: &mut (dyn std::io::Write + Send),
+    ) -> PebbleResult<pebble::StreamedOutput> {
+        // The command's input is consumed, its output is the configured stdout.
+        let out = self.exec(opts)?;
+        let mut sink = Vec::new();
+        let stdin_error = stdin.read_to_end(&mut sink).err();
+        let stdout_error = stdout.write_all(&out.stdout).err();
+        Ok(pebble::StreamedOutput {
+            exit_code: out.exit_code,
+            stderr: out.stderr,
+            stdin_error,
+            stdout_error,
+        })
     }
     fn logs(&self, service: &str, n: usize) -> PebbleResult<Vec<LogEntry>> {
         self.call("logs");
@@ -271,6 +298,9 @@ impl Workloads for FakePod {
             fn stop(&self, s: &[&str]) -> PebbleResult<()> {
                 self.0.stop(s)
             }
+            fn start(&self, s: &[&str]) -> PebbleResult<()> {
+                self.0.start(s)
+            }
             fn pull(&self, p: &str) -> PebbleResult<Option<Vec<u8>>> {
                 self.0.pull(p)
             }
@@ -288,6 +318,14 @@ impl Workloads for FakePod {
             }
             fn exec(&self, o: &ExecOptions) -> PebbleResult<ExecOutput> {
                 self.0.exec(o)
+            }
+            fn exec_streaming(
+                &self,
+                o: &ExecOptions,
+                i: &mut dyn std::io::Read,
+                w: &mut (dyn std::io::Write + Send),
+            ) -> PebbleResult<pebble::StreamedOutput> {
+                self.0.exec_streaming(o, i, w)
             }
             fn logs(&self, s: &str, n: usize) -> PebbleResult<Vec<LogEntry>> {
                 self.0.logs(s, n)

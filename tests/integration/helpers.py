@@ -539,14 +539,17 @@ elif op == 'get':
     sys.stdout.buffer.write(client.get_object(Bucket=bucket, Key=args[0])['Body'].read())
 elif op == 'delete':
     client.delete_object(Bucket=bucket, Key=args[0])
+elif op == 'put':
+    client.put_object(Bucket=bucket, Key=args[0], Body=sys.stdin.buffer.read())
 """
 
 
-def _s3(conn: dict[str, str], op: str, *args: str) -> bytes:
+def _s3(conn: dict[str, str], op: str, *args: str, data: bytes = b'') -> bytes:
     return subprocess.run(
         [S3_PYTHON, '-c', _S3_SCRIPT, json.dumps(conn), op, *args],
         check=True,
         capture_output=True,
+        input=data,
     ).stdout
 
 
@@ -563,3 +566,8 @@ def s3_get(conn: dict[str, str], key: str) -> bytes:
 def s3_delete(conn: dict[str, str], key: str) -> None:
     """Deletes object KEY from the relation's bucket."""
     _s3(conn, 'delete', key)
+
+
+def s3_put(conn: dict[str, str], key: str, data: bytes) -> None:
+    """Stores DATA as object KEY in the relation's bucket."""
+    _s3(conn, 'put', key, data=data)

@@ -21,8 +21,8 @@ pub struct Request {
     pub method: String,
     /// Path plus optional `?query`, already percent-encoded.
     pub target: String,
-    /// Extra headers (`Host`, `Connection` and `Content-Length` are added by
-    /// [`Request::to_bytes`]).
+    /// Extra headers (`Connection`, `Content-Length` and, unless given here, `Host:
+    /// localhost` are added by [`Request::to_bytes`]).
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
@@ -55,13 +55,17 @@ impl Request {
     /// Serialises the request head and body as sent on the wire.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(256 + self.body.len());
-        out.extend_from_slice(
-            format!(
-                "{} {} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n",
-                self.method, self.target
-            )
-            .as_bytes(),
-        );
+        out.extend_from_slice(format!("{} {} HTTP/1.1\r\n", self.method, self.target).as_bytes());
+        // A `Host` given by the caller (a signed request names its server) replaces
+        // the default.
+        if !self
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("host"))
+        {
+            out.extend_from_slice(b"Host: localhost\r\n");
+        }
+        out.extend_from_slice(b"Connection: close\r\n");
         for (name, value) in &self.headers {
             out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
         }
@@ -244,6 +248,20 @@ mod tests {
 
     fn parse(raw: &[u8]) -> io::Result<Response> {
         read_response(&mut Cursor::new(raw.to_vec()))
+    }
+
+    #[test]
+    fn a_given_host_replaces_the_default() {
+        let text = String::from_utf8(
+            Request::new("GET", "/b/k")
+                .header("Host", "s3.example.com:9000")
+                .to_bytes(),
+        )
+        .unwrap();
+        assert!(text.starts_with(
+            "GET /b/k HTTP/1.1\r\nConnection: close\r\nHost: s3.example.com:9000\r\n"
+        ));
+        assert!(!text.contains("localhost"));
     }
 
     #[test]

@@ -7,7 +7,7 @@ mod exec;
 mod files;
 mod services;
 
-pub use exec::{ExecOptions, ExecOutput, LogEntry};
+pub use exec::{ExecOptions, ExecOutput, LogEntry, StreamedOutput};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

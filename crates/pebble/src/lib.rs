@@ -23,7 +23,7 @@ pub mod layer;
 pub mod multipart;
 pub mod types;
 
-pub use client::{Client, ExecOptions, ExecOutput, LogEntry, DEFAULT_TIMEOUT};
+pub use client::{Client, ExecOptions, ExecOutput, LogEntry, StreamedOutput, DEFAULT_TIMEOUT};
 pub use duration::{GoDuration, ParseDurationError};
 pub use error::{Error, Result};
 pub use http::{Request, Response, Transport, UnixTransport};

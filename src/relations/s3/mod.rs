@@ -16,6 +16,10 @@
 
 use std::fmt;
 
+pub mod client;
+pub mod sigv4;
+pub mod xml;
+
 use crate::juju::{Databag, HookTools, RelationId, ToolResult};
 use crate::relations::{Leaving, Publish};
 

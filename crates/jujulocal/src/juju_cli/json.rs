@@ -270,9 +270,36 @@ pub fn task(
     Value::Object(out)
 }
 
+/// Action results as Juju shows them: a dotted key (`action-set a.b=c`) is a path in
+/// nested maps (`{"a": {"b": "c"}}`).
+pub fn nest_results<'a>(
+    flat: impl IntoIterator<Item = (&'a String, &'a Value)>,
+) -> Map<String, Value> {
+    let mut out = Map::new();
+    for (key, value) in flat {
+        let mut parts: Vec<&str> = key.split('.').collect();
+        let last = parts.pop().unwrap_or_default();
+        let mut map = &mut out;
+        for part in parts {
+            let entry = map
+                .entry(part.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !entry.is_object() {
+                *entry = Value::Object(Map::new());
+            }
+            map = match entry.as_object_mut() {
+                Some(m) => m,
+                None => unreachable!("just made an object"),
+            };
+        }
+        map.insert(last.to_string(), value.clone());
+    }
+    out
+}
+
 /// An action's task, with its return code among the results.
 pub fn action_task(a: &Action, return_code: i32) -> Value {
-    let mut results: Map<String, Value> = a.results.clone().into_iter().collect();
+    let mut results = nest_results(&a.results);
     results.insert("return-code".into(), json!(return_code));
     task(
         &a.unit,
@@ -282,6 +309,27 @@ pub fn action_task(a: &Action, return_code: i32) -> Value {
         &results,
         &a.log,
     )
+}
+
+#[cfg(test)]
+mod nest_tests {
+    use super::*;
+
+    #[test]
+    fn dotted_result_keys_nest_as_in_juju() {
+        let flat: std::collections::BTreeMap<String, Value> = [
+            ("backups.backup-1.size", "3"),
+            ("backups.backup-1.last-modified", "t"),
+            ("result", "correct"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+        assert_eq!(
+            Value::Object(nest_results(&flat)),
+            json!({"backups": {"backup-1": {"size": "3", "last-modified": "t"}}, "result": "correct"})
+        );
+    }
 }
 
 /// `juju show-unit UNIT --format json`.
