@@ -238,6 +238,7 @@ fn config_get() {
                     database: db.map_or(Database::Sqlite, Database::Postgres),
                     ingress_url: ingress.as_deref(),
                     media: None,
+                    appservices: &[],
                 });
                 // What the charm writes is YAML that names the server it was given.
                 prop_assert_eq!(

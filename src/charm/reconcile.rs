@@ -5,7 +5,7 @@ use crate::error::CharmResult;
 use crate::juju::hints::UnitHints;
 use crate::juju::{HookContext, HookTools, RelationId, Status};
 use crate::peers::{self, Peers};
-use crate::relations::{database, ingress, media, observability};
+use crate::relations::{database, ingress, matrix_auth, media, observability};
 use crate::status::{self, Progress};
 use crate::synapse::config::SynapseConfig;
 use crate::workload::{Workload, Workloads};
@@ -31,9 +31,22 @@ pub fn reconcile(
     let config = config.with_default_baseurl(exposure.url.as_deref());
     let peers = read_peers(ctx, tools, hints)?;
     share_keys(tools, &peers)?;
+    let bridges = matrix_auth::relations(ctx, tools, &work.matrix_auth, hints)?;
+    matrix_auth::publish(
+        ctx,
+        tools,
+        &work.matrix_auth,
+        &bridges,
+        &synapse::homeserver::public_baseurl(&config, None),
+        &|| {
+            let keys = keys::read(tools, &peers, &keys::Source::Owned)?;
+            Ok(keys.map(|k| k.registration_shared_secret))
+        },
+    )?;
     if let Some(status) = peers::role(ctx, tools, &peers)?.status(ctx) {
         return Ok(status);
     }
+    let bridges = matrix_auth::read(tools, &work.matrix_auth, bridges, hints)?;
     let db = database::relation(ctx, tools, &work.database, hints)?;
     let pod = Pod::open(workloads);
     let media = media::read(ctx, tools, &work.media, hints, &workloads.data_dir())?;
@@ -42,7 +55,7 @@ pub fn reconcile(
         tools,
         &pod,
         &config,
-        (&db, &media),
+        (&db, &media, &bridges),
         &peers,
         &work,
         hints,
@@ -56,7 +69,13 @@ pub fn reconcile(
     let mut notes = config.unhonoured();
     notes.extend(exposure.note);
     Ok(status::aggregate_with_notes(
-        &[synapse, nginx, exposure.progress, media.progress],
+        &[
+            synapse,
+            nginx,
+            exposure.progress,
+            media.progress,
+            matrix_auth::remembered(hints),
+        ],
         &notes,
     ))
 }
@@ -90,7 +109,7 @@ fn run_synapse(
     tools: &dyn HookTools,
     pod: &Pod,
     config: &SynapseConfig,
-    (db, media): (&database::Db, &media::Media),
+    (db, media, bridges): (&database::Db, &media::Media, &matrix_auth::MatrixAuth),
     peers: &Peers,
     work: &Work,
     hints: &mut UnitHints,
@@ -105,6 +124,7 @@ fn run_synapse(
         database_work: &work.database,
         media,
         media_work: &work.media,
+        bridges,
     };
     synapse::reconcile::reconcile(&inputs, pod.synapse.as_ref(), hints)
 }

@@ -32,13 +32,20 @@
 //! publish the bucket request; `leader-elected` publishes it. Everything else uses the
 //! remembered relation id and status, and the plan says whether Synapse uses a bucket.
 //!
+//! The matrix-auth column ([`matrix_auth`]): `install`, `start` and `upgrade-charm`
+//! look the relations up and read the registrations again (`upgrade-charm` also has the
+//! leader publish); `matrix-auth-relation-*` does all of that, and on `-broken` the
+//! leader revokes that relation's secret grants; `leader-elected`, `config-changed`
+//! and `ingress-relation-*` have the leader publish the homeserver URL again (to the
+//! remembered relations). Everything else uses the remembered relation ids and status.
+//!
 //! Adding an integration: one module under [`crate::relations`], one field here, one
 //! arm in [`Work::for_event`] for its endpoint, one line in [`super::reconcile`].
 
 use crate::juju::Event;
 use crate::relations::ingress::{self, nginx_route, traefik};
 use crate::relations::observability::{self, grafana, loki, prometheus};
-use crate::relations::{database, media, Scope};
+use crate::relations::{database, matrix_auth, media, Scope};
 
 /// The work one event calls for, per concern.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -51,6 +58,8 @@ pub struct Work {
     pub exposure: ingress::Work,
     /// The `media` relation (s3).
     pub media: media::Work,
+    /// The `matrix-auth` relations (bridges and bots).
+    pub matrix_auth: matrix_auth::Work,
 }
 
 impl Work {
@@ -69,6 +78,12 @@ impl Work {
                     request: false,
                     answer_may_change: true,
                 },
+                matrix_auth: matrix_auth::Work {
+                    lookup: true,
+                    publish: false,
+                    answer_may_change: true,
+                    revoke: None,
+                },
                 ..Default::default()
             },
             Event::Start => Self {
@@ -85,6 +100,12 @@ impl Work {
                     request: false,
                     answer_may_change: true,
                 },
+                matrix_auth: matrix_auth::Work {
+                    lookup: true,
+                    publish: false,
+                    answer_may_change: true,
+                    revoke: None,
+                },
             },
             Event::UpgradeCharm => Self {
                 open_port: true,
@@ -99,6 +120,12 @@ impl Work {
                     lookup: true,
                     request: true,
                     answer_may_change: true,
+                },
+                matrix_auth: matrix_auth::Work {
+                    lookup: true,
+                    publish: true,
+                    answer_may_change: true,
+                    revoke: None,
                 },
             },
             Event::LeaderElected => Self {
@@ -116,6 +143,7 @@ impl Work {
                     request: true,
                     ..Default::default()
                 },
+                matrix_auth: publish_homeserver(),
                 ..Default::default()
             },
             Event::ConfigChanged => Self {
@@ -123,6 +151,8 @@ impl Work {
                     route_publish: true,
                     ..Default::default()
                 },
+                // The homeserver URL follows public_baseurl.
+                matrix_auth: publish_homeserver(),
                 ..Default::default()
             },
             Event::PebbleReady { container }
@@ -182,6 +212,8 @@ impl Work {
                             ingress_publish: true,
                             ..Default::default()
                         },
+                        // The ingress URL is the default homeserver URL.
+                        matrix_auth: publish_homeserver(),
                         ..Default::default()
                     },
                     nginx_route::ENDPOINT => Self {
@@ -200,11 +232,30 @@ impl Work {
                         },
                         ..Default::default()
                     },
+                    matrix_auth::ENDPOINT => Self {
+                        matrix_auth: matrix_auth::Work {
+                            lookup: true,
+                            publish: true,
+                            answer_may_change: true,
+                            revoke: (*hook == crate::juju::RelationHook::Broken)
+                                .then(|| relation.clone()),
+                        },
+                        ..Default::default()
+                    },
                     _ => Self::default(),
                 }
             }
             _ => Self::default(),
         }
+    }
+}
+
+/// The leader re-publishes the homeserver URL to the bridges (with the relation ids
+/// remembered: no call without a `matrix-auth` relation).
+fn publish_homeserver() -> matrix_auth::Work {
+    matrix_auth::Work {
+        publish: true,
+        ..Default::default()
     }
 }
 

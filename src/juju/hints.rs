@@ -28,6 +28,10 @@ pub struct UnitHints {
     /// again on the events that can change them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media: Option<crate::relations::media::MediaHint>,
+    /// The `matrix-auth` relation ids and the registrations' blocked message, read
+    /// again on the events that can change them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matrix_auth: Option<crate::relations::matrix_auth::MatrixAuthHint>,
     /// The configuration Synapse last rejected, so that it is not checked again on
     /// every hook while it stays the same.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -115,6 +119,10 @@ mod tests {
                 relation: "media:7".into(),
                 waiting: Some("media: waiting".into()),
                 blocked: None,
+            }),
+            matrix_auth: Some(crate::relations::matrix_auth::MatrixAuthHint {
+                relations: vec!["matrix-auth:9".into()],
+                blocked: Some("matrix-auth:9 (irc): registration left out: id: missing".into()),
             }),
         };
         h.save(&p);

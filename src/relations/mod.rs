@@ -7,6 +7,7 @@
 //! | [`database`] | `database` (postgresql_client requirer) |
 //! | [`observability`] | `metrics-endpoint`, `grafana-dashboard`, `logging` |
 //! | [`ingress`] | `ingress` (traefik-k8s), `nginx-route` (nginx-ingress-integrator) |
+//! | [`matrix_auth`] | `matrix-auth` (provider): bridges' appservice registrations |
 //! | [`media`] | `media` (s3 requirer): Synapse's media in an S3 bucket |
 //! | [`s3`] | the `s3` interface shared by `media` and `backup` (s3-integrator requirer) |
 //!
@@ -14,6 +15,7 @@
 
 pub mod database;
 pub mod ingress;
+pub mod matrix_auth;
 pub mod media;
 pub mod observability;
 pub mod s3;

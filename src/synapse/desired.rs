@@ -69,6 +69,7 @@ pub fn shape_hash(config: &SynapseConfig, postgres: bool, media: bool) -> String
         database,
         ingress_url: None,
         media: media.then_some(&media_placeholder),
+        appservices: &[],
     });
     fnv1a_hex([
         shape.as_bytes(),
@@ -146,12 +147,15 @@ pub struct Desired {
 }
 
 /// The files Synapse (and, on PostgreSQL, the exporter) reads: path and content.
+/// `appservices` are the registration files of the `matrix-auth` relations.
 pub fn files(
     config: &SynapseConfig,
     keys: &SynapseKeys,
     database: &Database,
     media: Option<&S3Info>,
+    appservices: &[(String, String)],
 ) -> Vec<(String, String)> {
+    let paths: Vec<String> = appservices.iter().map(|(p, _)| p.clone()).collect();
     let mut files = vec![
         (
             homeserver::CONFIG_PATH.to_string(),
@@ -161,6 +165,7 @@ pub fn files(
                 database: database.clone(),
                 ingress_url: None,
                 media,
+                appservices: &paths,
             }),
         ),
         (
@@ -175,6 +180,7 @@ pub fn files(
     if let Some(info) = media {
         files.extend(crate::relations::media::files(info));
     }
+    files.extend(appservices.iter().cloned());
     if let Database::Postgres(db) = database {
         files.push((
             synapse_layer::EXPORTER_PASSWORD_PATH.to_string(),
@@ -218,16 +224,18 @@ pub fn tokens(
 /// Renders the files and the layer. `plan` is the current plan: an exporter service
 /// that PostgreSQL no longer backs is replaced by its disabled form (Pebble cannot
 /// delete a service).
+#[allow(clippy::too_many_arguments)]
 pub fn desired(
     config: &SynapseConfig,
     keys: &SynapseKeys,
     database: Database,
     media: Option<S3Info>,
+    appservices: &[(String, String)],
     proxy: &BTreeMap<String, String>,
     plan: &Layer,
     tokens: &Tokens,
 ) -> Desired {
-    let files = files(config, keys, &database, media.as_ref());
+    let files = files(config, keys, &database, media.as_ref(), appservices);
     let postgres = match database {
         Database::Postgres(info) => Some(info),
         Database::Sqlite => None,

@@ -33,6 +33,8 @@ pub struct HomeserverInputs<'a> {
     pub ingress_url: Option<&'a str>,
     /// The bucket from the `media` relation, when Synapse is to use one.
     pub media: Option<&'a crate::relations::s3::S3Info>,
+    /// The appservice registration files from the `matrix-auth` relations.
+    pub appservices: &'a [String],
 }
 
 pub fn signing_key_path(server_name: &str) -> String {
@@ -92,6 +94,9 @@ pub fn render(inp: &HomeserverInputs) -> String {
             "media_storage_providers",
             crate::relations::media::storage_providers(info),
         );
+    }
+    if !inp.appservices.is_empty() {
+        put("app_service_config_files", csv(inp.appservices));
     }
     put("max_upload_size", json!("50M"));
     put("url_preview_enabled", json!(false));
@@ -259,6 +264,7 @@ mod tests {
             database: Database::Sqlite,
             ingress_url: None,
             media: None,
+            appservices: &[],
         });
         serde_saphyr::from_str(&text).unwrap()
     }
@@ -383,6 +389,7 @@ mod tests {
             database: Database::Postgres(db),
             ingress_url: None,
             media: None,
+            appservices: &[],
         });
         let v: Value = serde_saphyr::from_str(&text).unwrap();
         assert_eq!(v["database"]["name"], "psycopg2");
@@ -413,6 +420,7 @@ mod tests {
             database: Database::Sqlite,
             ingress_url: None,
             media: None,
+            appservices: &[],
         };
         assert_eq!(render(&i), render(&i));
         assert_eq!(

@@ -17,6 +17,7 @@ use crate::juju::hints::{RejectedConfig, UnitHints};
 use crate::juju::{HookContext, HookTools};
 use crate::peers::Peers;
 use crate::relations::database::{self, Db, Provided};
+use crate::relations::matrix_auth::{self, MatrixAuth};
 use crate::relations::media::{self, Media, Storage};
 use crate::status::Progress;
 use crate::workload::{
@@ -34,6 +35,8 @@ pub struct Inputs<'a> {
     pub database_work: &'a database::Work,
     pub media: &'a Media,
     pub media_work: &'a media::Work,
+    /// The `matrix-auth` relations (appservice registrations).
+    pub bridges: &'a MatrixAuth,
 }
 
 /// How long Synapse may take to check a configuration.
@@ -79,6 +82,7 @@ fn step(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Pr
     if !moving
         && !inp.database_work.answer_may_change
         && !inp.media_work.answer_may_change
+        && inp.bridges.decision.is_none()
         && desired::steady(&plan, inp.config, &proxy, postgres_shape)
     {
         let progress = finish(w, &plan, None, hints).map_err(&err)?;
@@ -127,8 +131,18 @@ fn step(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Pr
         Storage::Local => None,
         Storage::S3(info) => Some(*info),
     };
+    let appservices = match &inp.bridges.decision {
+        Some(d) => d.clone(),
+        None => matrix_auth::read_registrations(inp.tools, &inp.bridges.relations, hints)?,
+    };
     // What the container holds now, to compare with what it should hold.
-    let files = desired::files(inp.config, &keys, &database, media.as_ref());
+    let files = desired::files(
+        inp.config,
+        &keys,
+        &database,
+        media.as_ref(),
+        &appservices.files,
+    );
     let mut existing: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
     for (path, _) in &files {
         existing.insert(path.clone(), w.pull(path).map_err(&err)?);
@@ -149,7 +163,16 @@ fn step(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Pr
         same(synapse_layer::EXPORTER_PASSWORD_PATH),
         &mut fresh,
     );
-    let want = desired::desired(inp.config, &keys, database, media, &proxy, &plan, &tokens);
+    let want = desired::desired(
+        inp.config,
+        &keys,
+        database,
+        media,
+        &appservices.files,
+        &proxy,
+        &plan,
+        &tokens,
+    );
     let changed = want
         .layer
         .services
@@ -217,6 +240,11 @@ fn step(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Pr
         tracing::info!("Synapse now runs on PostgreSQL");
     }
     after_media(w, &want, &progress, &data_dir).map_err(&err)?;
+    // A removed (or now refused) registration's file goes once Synapse no longer lists it.
+    for path in matrix_auth::stale_files(&data_dir, &appservices.paths()) {
+        tracing::info!(path, "removing a registration Synapse no longer loads");
+        w.remove(&path).map_err(&err)?;
+    }
     if want.postgres.is_none() {
         // No database credentials stay behind without the relation.
         w.remove(synapse_layer::EXPORTER_PASSWORD_PATH)
