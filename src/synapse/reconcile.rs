@@ -147,6 +147,11 @@ fn step(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Pr
     for (path, _) in &files {
         existing.insert(path.clone(), w.pull(path).map_err(&err)?);
     }
+    let previously = matrix_auth::listed(
+        existing
+            .get(homeserver::CONFIG_PATH)
+            .and_then(|c| c.as_deref()),
+    );
     let same = |path: &str| {
         files.iter().find(|(p, _)| p == path).is_none_or(|(_, c)| {
             existing.get(path).and_then(|e| e.as_deref()) == Some(c.as_bytes())
@@ -241,7 +246,7 @@ fn step(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Pr
     }
     after_media(w, &want, &progress, &data_dir).map_err(&err)?;
     // A removed (or now refused) registration's file goes once Synapse no longer lists it.
-    for path in matrix_auth::stale_files(&data_dir, &appservices.paths()) {
+    for path in matrix_auth::stale_files(&data_dir, &previously, &appservices.paths()) {
         tracing::info!(path, "removing a registration Synapse no longer loads");
         w.remove(&path).map_err(&err)?;
     }

@@ -382,19 +382,45 @@ pub fn remembered(hints: &UnitHints) -> Progress {
     }
 }
 
-/// The registration files on the data volume that `keep` does not list.
-pub fn stale_files(data_dir: &Path, keep: &[String]) -> Vec<String> {
-    let dir = data_dir.join(DIR.trim_start_matches("/data/"));
-    let Ok(entries) = std::fs::read_dir(dir) else {
+/// The registration files a homeserver.yaml lists (pure; none if it cannot be read).
+pub fn listed(homeserver_yaml: Option<&[u8]>) -> Vec<String> {
+    let Some(text) = homeserver_yaml.and_then(|b| std::str::from_utf8(b).ok()) else {
         return vec![];
     };
-    let mut stale: Vec<String> = entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().into_string().ok())
-        .map(|name| format!("{DIR}/{name}"))
+    let doc: serde_json::Value = serde_saphyr::from_str(text).unwrap_or_default();
+    doc.get("app_service_config_files")
+        .and_then(|v| v.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p.as_str())
+                .filter(|p| p.starts_with(&format!("{DIR}/")))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The registration files to delete: those the previous homeserver.yaml listed, and
+/// any other in the directory on the data volume, that `keep` does not list.
+pub fn stale_files(data_dir: &Path, previously: &[String], keep: &[String]) -> Vec<String> {
+    let dir = data_dir.join(DIR.trim_start_matches("/data/"));
+    let on_volume: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| e.file_name().into_string().ok())
+                .map(|name| format!("{DIR}/{name}"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut stale: Vec<String> = previously
+        .iter()
+        .cloned()
+        .chain(on_volume)
         .filter(|p| !keep.contains(p))
         .collect();
     stale.sort();
+    stale.dedup();
     stale
 }
 
