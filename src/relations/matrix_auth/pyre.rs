@@ -33,20 +33,130 @@ pub fn check(pattern: &str) -> Result<(), RegexError> {
     }
 }
 
+/// After a quantifier: whether Python still takes a `?` (lazy) or `+` (possessive).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Repeat {
+    None,
+    /// A greedy quantifier: `?` or `+` may follow once.
+    Open,
+    /// Lazy or possessive already, or a comment came between: any quantifier now is
+    /// Python's "multiple repeat".
+    Closed,
+}
+
 /// Rewrites the Python-only forms into ones `regex-syntax` parses (same validity).
 fn rewrite(p: &str) -> Result<String, RegexError> {
     let chars: Vec<char> = p.chars().collect();
     let mut out = String::with_capacity(p.len());
     let mut i = 0;
     let mut in_class = false;
-    // Whether the last thing outside a class was a quantifier (for possessive `+`).
-    let mut after_quantifier = false;
+    let mut repeat = Repeat::None;
+    let mut groups = Groups::default();
+    // Python 3.11 refuses global flags `(?i)` anywhere but at the start.
+    let mut at_start = true;
+    // `(?x)`: whitespace and `#` comments outside classes are ignored.
+    let mut verbose = false;
+    let multiple = || Err(RegexError("multiple repeat".into()));
     while i < chars.len() {
         let c = chars[i];
         let next = chars.get(i + 1).copied();
+        if in_class {
+            match c {
+                '\\' => match next {
+                    Some('0'..='7') => {
+                        // An octal escape (up to three digits) is a character.
+                        let mut end = i + 2;
+                        while end < i + 4 && chars.get(end).is_some_and(|c| ('0'..='7').contains(c))
+                        {
+                            end += 1;
+                        }
+                        octal_in_range(&chars[i + 1..end])?;
+                        out.push('x');
+                        i = end;
+                        continue;
+                    }
+                    // A backspace in a class; any non-ASCII character escaped is itself.
+                    Some('b') => {
+                        out.push('x');
+                        i += 2;
+                        continue;
+                    }
+                    Some('p' | 'P') => return Err(RegexError("bad escape \\p".into())),
+                    Some(n) if !n.is_ascii() => {
+                        out.push(n);
+                        i += 2;
+                        continue;
+                    }
+                    Some(d @ ('8' | '9')) => return Err(RegexError(format!("bad escape \\{d}"))),
+                    Some(n) => {
+                        out.push('\\');
+                        out.push(n);
+                        i += 2;
+                        continue;
+                    }
+                    None => out.push('\\'),
+                },
+                ']' => {
+                    in_class = false;
+                    out.push(']');
+                }
+                // Python has no nested classes or set operations: literals (a `-`
+                // after a `-` ends a range).
+                '-' if out.ends_with('-') && !out.ends_with("\\-") => out.push_str("\\-"),
+                '[' | '&' | '~' => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                _ => out.push(c),
+            }
+            i += 1;
+            continue;
+        }
+        let is_quantifier =
+            matches!(c, '*' | '+' | '?') || (c == '{' && quantifier_at(&chars, i).is_some());
+        if is_quantifier {
+            match (repeat, c) {
+                (Repeat::Open, '?') => {
+                    out.push('?');
+                    repeat = Repeat::Closed;
+                    i += 1;
+                    continue;
+                }
+                (Repeat::Open, '+') => {
+                    // Possessive (Python 3.11): the same validity as the greedy form.
+                    repeat = Repeat::Closed;
+                    i += 1;
+                    continue;
+                }
+                (Repeat::Open | Repeat::Closed, _) => return multiple(),
+                (Repeat::None, _) => {}
+            }
+        }
+        if c == '\\' && next.is_some_and(|d| d.is_ascii_digit()) {
+            i = digits(&chars, i + 1, &groups, &mut out)?;
+            repeat = Repeat::None;
+            at_start = false;
+            continue;
+        }
+        if verbose && c.is_whitespace() {
+            i += 1;
+            continue;
+        }
+        if verbose && c == '#' {
+            // A comment, to the end of the line.
+            i = chars[i..]
+                .iter()
+                .position(|&ch| ch == '\n')
+                .map_or(chars.len(), |e| i + e + 1);
+            continue;
+        }
         if c == '\\' {
             match next {
-                Some('Z') if !in_class => out.push_str("\\z"),
+                Some('Z') => out.push_str("\\z"),
+                Some('p' | 'P') => return Err(RegexError("bad escape \\p".into())),
+                Some(n) if !n.is_ascii() => out.push(n),
+                // Word boundaries in regex-syntax, literals in Python.
+                Some('<' | '>') => out.push('x'),
                 Some('z') => return Err(RegexError("bad escape \\z".into())),
                 Some(n) => {
                     out.push('\\');
@@ -55,15 +165,8 @@ fn rewrite(p: &str) -> Result<String, RegexError> {
                 None => out.push('\\'),
             }
             i += 2;
-            after_quantifier = false;
-            continue;
-        }
-        if in_class {
-            if c == ']' {
-                in_class = false;
-            }
-            out.push(c);
-            i += 1;
+            repeat = Repeat::None;
+            at_start = false;
             continue;
         }
         match c {
@@ -80,26 +183,46 @@ fn rewrite(p: &str) -> Result<String, RegexError> {
                     out.push_str("\\]");
                     i += 1;
                 }
-                after_quantifier = false;
-                continue;
-            }
-            '+' if after_quantifier => {
-                // Possessive (Python 3.11): the same validity as the greedy form.
-                after_quantifier = false;
-                i += 1;
+                repeat = Repeat::None;
+                at_start = false;
                 continue;
             }
             '(' if next == Some('?') => {
                 let rest: String = chars[i + 2..].iter().take(2).collect();
-                if rest.starts_with('>') {
-                    out.push_str("(?:");
-                    i += 3;
-                } else if rest.starts_with('#') {
-                    // A comment: up to the next `)`.
+                if rest.starts_with('#') {
+                    // A comment: up to the next `)`; a quantifier after it repeats a
+                    // repeat.
                     match chars[i..].iter().position(|&ch| ch == ')') {
                         Some(end) => i += end + 1,
                         None => return Err(RegexError("missing ), unterminated comment".into())),
                     }
+                    if repeat == Repeat::Open {
+                        repeat = Repeat::Closed;
+                    }
+                    continue;
+                }
+                if let Some(len) = global_flags(&chars[i..]) {
+                    if !at_start {
+                        return Err(RegexError(
+                            "global flags not at the start of the expression".into(),
+                        ));
+                    }
+                    chars[i..i + len].iter().for_each(|c| out.push(*c));
+                    verbose |= chars[i..i + len].contains(&'x');
+                    i += len;
+                    repeat = Repeat::None;
+                    continue;
+                }
+                if rest.starts_with('>') || rest.starts_with('=') || rest.starts_with('!') {
+                    // Atomic groups and lookahead: parsed as plain groups.
+                    out.push_str("(?:");
+                    groups.open(false);
+                    i += 3;
+                } else if rest == "<=" || rest == "<!" {
+                    // Lookbehind (its fixed-width rule is not checked).
+                    out.push_str("(?:");
+                    groups.open(false);
+                    i += 4;
                 } else if rest.starts_with("P=") {
                     match chars[i..].iter().position(|&ch| ch == ')') {
                         Some(end) => {
@@ -115,52 +238,144 @@ fn rewrite(p: &str) -> Result<String, RegexError> {
                         None => return Err(RegexError("missing ), unterminated name".into())),
                     }
                 } else {
+                    groups.open(rest.starts_with("P<"));
                     out.push_str("(?");
                     i += 2;
                 }
-                after_quantifier = false;
+                repeat = Repeat::None;
+                at_start = false;
                 continue;
             }
-            '{' => {
-                // `{,n}` is `{0,n}` in Python.
-                let close = chars[i..].iter().position(|&ch| ch == '}');
-                let body: Option<String> = close.map(|e| chars[i + 1..i + e].iter().collect());
-                match (close, body) {
-                    (Some(e), Some(b)) if is_quantifier(&b) => {
-                        let b = if b.starts_with(',') {
-                            format!("0{b}")
-                        } else {
-                            b
-                        };
-                        out.push('{');
-                        out.push_str(&b);
-                        out.push('}');
-                        i += e + 1;
-                        after_quantifier = true;
-                    }
-                    // Otherwise Python reads `{` as a literal.
-                    _ => {
-                        out.push_str("\\{");
-                        i += 1;
-                        after_quantifier = false;
-                    }
+            '{' => match quantifier_at(&chars, i) {
+                Some((body, len)) => {
+                    // `{,n}` is `{0,n}` in Python.
+                    let body = if body.starts_with(',') {
+                        format!("0{body}")
+                    } else {
+                        body
+                    };
+                    out.push('{');
+                    out.push_str(&body);
+                    out.push('}');
+                    i += len;
+                    repeat = Repeat::Open;
+                    continue;
                 }
-                continue;
-            }
+                // Otherwise Python reads `{` as a literal.
+                None => out.push_str("\\{"),
+            },
             '*' | '+' | '?' => {
-                // A `?` after a quantifier makes it lazy, and ends it.
-                after_quantifier = !(c == '?' && after_quantifier);
                 out.push(c);
                 i += 1;
+                repeat = Repeat::Open;
                 continue;
             }
             '}' => out.push_str("\\}"),
+            '(' => {
+                groups.open(true);
+                out.push('(');
+            }
+            ')' => {
+                groups.close();
+                out.push(')');
+            }
             _ => out.push(c),
         }
-        after_quantifier = false;
+        repeat = Repeat::None;
+        at_start = false;
         i += 1;
     }
     Ok(out)
+}
+
+/// A `{m,n}` quantifier at `i`: its body and length.
+fn quantifier_at(chars: &[char], i: usize) -> Option<(String, usize)> {
+    let close = chars[i..].iter().position(|&ch| ch == '}')?;
+    let body: String = chars[i + 1..i + close].iter().collect();
+    is_quantifier(&body).then_some((body, close + 1))
+}
+
+/// The length of a global flags group `(?aiLmsux)` at the start of `chars`.
+fn global_flags(chars: &[char]) -> Option<usize> {
+    let close = chars.iter().position(|&c| c == ')')?;
+    let flags = &chars[2..close];
+    (!flags.is_empty() && flags.iter().all(|c| "aiLmsuxU".contains(*c))).then_some(close + 1)
+}
+
+/// The groups seen so far: how many capture, and which are still open.
+#[derive(Default)]
+struct Groups {
+    captures: usize,
+    /// Per open group: its capture number, if it captures.
+    open: Vec<Option<usize>>,
+}
+
+impl Groups {
+    fn open(&mut self, capture: bool) {
+        if capture {
+            self.captures += 1;
+        }
+        self.open.push(capture.then_some(self.captures));
+    }
+
+    fn close(&mut self) {
+        self.open.pop();
+    }
+}
+
+/// A backslash and digits at `start` outside a class: an octal escape or a group
+/// reference, as Python reads them; written out as a literal. Returns the next index.
+fn digits(
+    chars: &[char],
+    start: usize,
+    groups: &Groups,
+    out: &mut String,
+) -> Result<usize, RegexError> {
+    let octal = |i: usize| chars.get(i).is_some_and(|c| ('0'..='7').contains(c));
+    let digit = |i: usize| chars.get(i).is_some_and(char::is_ascii_digit);
+    if chars[start] == '0' {
+        // `\0` and up to two more octal digits.
+        let mut end = start + 1;
+        while end < start + 3 && octal(end) {
+            end += 1;
+        }
+        out.push('x');
+        return Ok(end);
+    }
+    if octal(start) && octal(start + 1) && octal(start + 2) {
+        octal_in_range(&chars[start..start + 3])?;
+        out.push('x');
+        return Ok(start + 3);
+    }
+    let end = if digit(start + 1) {
+        start + 2
+    } else {
+        start + 1
+    };
+    let number: usize = chars[start..end]
+        .iter()
+        .collect::<String>()
+        .parse()
+        .unwrap_or(usize::MAX);
+    if number > groups.captures {
+        return Err(RegexError(format!("invalid group reference {number}")));
+    }
+    if groups.open.contains(&Some(number)) {
+        return Err(RegexError("cannot refer to an open group".into()));
+    }
+    out.push('x');
+    Ok(end)
+}
+
+/// An octal escape's value must fit a byte.
+fn octal_in_range(digits: &[char]) -> Result<(), RegexError> {
+    let value: String = digits.iter().collect();
+    if u32::from_str_radix(&value, 8).unwrap_or(u32::MAX) > 0o377 {
+        return Err(RegexError(format!(
+            "octal escape value \\{value} outside of range 0-0o377"
+        )));
+    }
+    Ok(())
 }
 
 /// `m`, `m,`, `,n` or `m,n` with decimal digits: a Python repeat.
