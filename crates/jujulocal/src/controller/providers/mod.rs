@@ -8,6 +8,7 @@
 //! | `traefik-k8s`    | [`traefik`]: a real NGINX on 127.0.0.1 ([`proxy`]), `ingress` v2 |
 //! | `nginx-ingress-integrator` | [`nginx_ingress`]: a real NGINX on 127.0.0.1, `nginx-route` |
 //! | `s3-integrator`  | [`s3_integrator`]: a real S3 server (moto) on 127.0.0.1, `s3` |
+//! | `matrix-appservice` | [`matrix_appservice`]: a bridge charm, a real mautrix appservice on 127.0.0.1, `matrix_auth` |
 //!
 //! Each deployed stand-in keeps its state in `<model>/providers/<app>.json`; the
 //! controller calls [`react`] whenever an event reaches one of its (played) units, and
@@ -24,6 +25,7 @@ use super::Controller;
 use crate::error::Area;
 use crate::Error;
 
+pub mod matrix_appservice;
 pub mod nginx_ingress;
 pub mod postgresql;
 pub mod proxy;
@@ -71,12 +73,19 @@ pub const PROVIDERS: &[(&str, DeployFn, ReactFn, RemoveFn)] = &[
         s3_integrator::react,
         s3_integrator::remove,
     ),
+    (
+        matrix_appservice::CHARM,
+        matrix_appservice::deploy,
+        matrix_appservice::react,
+        matrix_appservice::remove,
+    ),
 ];
 
 /// Stand-ins with options (`juju config APP key=value`): `charm name → configure`.
 const CONFIGURABLE: &[(&str, ConfigureFn)] = &[
     (traefik::CHARM, traefik::configure),
     (s3_integrator::CHARM, s3_integrator::configure),
+    (matrix_appservice::CHARM, matrix_appservice::configure),
 ];
 
 /// Whether JujuLocal has a stand-in for this charm name.
