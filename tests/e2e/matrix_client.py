@@ -9,6 +9,9 @@ Usage (prints one JSON object):
   matrix_client.py login URL USER PASSWORD              log in; print the access token (or the error)
   matrix_client.py set-displayname URL USER PASSWORD NAME
   matrix_client.py profile URL USER PASSWORD USER_ID    read a user's profile
+  matrix_client.py invite URL USER PASSWORD INVITEES    create a room and invite INVITEES (comma-separated)
+  matrix_client.py send URL USER PASSWORD ROOM_ID TEXT  send a message to a room
+  matrix_client.py members URL USER PASSWORD ROOM_ID    the room's joined members
 """
 import asyncio
 import hashlib
@@ -17,7 +20,7 @@ import json
 import sys
 import urllib.request
 
-from nio import (AsyncClient, AsyncClientConfig, LoginResponse, RoomCreateResponse, RoomMessagesResponse, RoomSendResponse,
+from nio import (AsyncClient, AsyncClientConfig, JoinedMembersResponse, LoginResponse, RoomCreateResponse, RoomMessagesResponse, RoomSendResponse,
                  WhoamiResponse)
 from nio.api import RoomVisibility
 
@@ -136,6 +139,39 @@ async def profile(url, user, password, user_id):
         await client.close()
 
 
+async def invite(url, user, password, invitee):
+    client = await login(url, user, password)
+    try:
+        room = await client.room_create(name="bridge test", invite=invitee.split(","))
+        if not isinstance(room, RoomCreateResponse):
+            raise SystemExit(f"room creation failed: {room}")
+        return {"room_id": room.room_id, "user_id": client.user_id, "access_token": client.access_token}
+    finally:
+        await client.close()
+
+
+async def send(url, user, password, room_id, message):
+    client = await login(url, user, password)
+    try:
+        sent = await client.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": message})
+        if not isinstance(sent, RoomSendResponse):
+            raise SystemExit(f"sending failed: {sent}")
+        return {"event_id": sent.event_id}
+    finally:
+        await client.close()
+
+
+async def members(url, user, password, room_id):
+    client = await login(url, user, password)
+    try:
+        resp = await client.joined_members(room_id)
+        if not isinstance(resp, JoinedMembersResponse):
+            raise SystemExit(f"reading members failed: {resp}")
+        return {"members": sorted(m.user_id for m in resp.members)}
+    finally:
+        await client.close()
+
+
 def main(argv):
     cmd = argv[1]
     if cmd == "register":
@@ -152,6 +188,12 @@ def main(argv):
         out = asyncio.run(set_displayname(*argv[2:6]))
     elif cmd == "profile":
         out = asyncio.run(profile(*argv[2:6]))
+    elif cmd == "invite":
+        out = asyncio.run(invite(*argv[2:6]))
+    elif cmd == "send":
+        out = asyncio.run(send(*argv[2:7]))
+    elif cmd == "members":
+        out = asyncio.run(members(*argv[2:6]))
     else:
         raise SystemExit(f"unknown command {cmd}")
     print(json.dumps(out))
