@@ -99,7 +99,7 @@ impl Key {
             .decode(token)
             .or_else(|_| URL_SAFE_NO_PAD.decode(token.trim_end_matches('=')))
             .map_err(|_| FernetError::NotBase64)?;
-        if raw.len() < HEADER + 16 + MAC_LEN || (raw.len() - HEADER - MAC_LEN) % 16 != 0 {
+        if raw.len() < HEADER + 16 + MAC_LEN || (raw.len() - HEADER - MAC_LEN) & 0xf != 0 {
             return Err(FernetError::BadLength);
         }
         if raw[0] != VERSION {
