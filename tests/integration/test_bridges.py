@@ -88,9 +88,16 @@ def registration_files(juju: jubilant.Juju) -> list[str]:
     return sorted(out.split())
 
 
+def bridge_status(juju: jubilant.Juju, app: str) -> tuple[str, str]:
+    """The bridge's status (JujuLocal shows the applications it plays as remote ones,
+    `app_endpoints`)."""
+    status = juju.status().app_endpoints[app].app_status
+    return status.current, status.message
+
+
 def appservice_url(juju: jubilant.Juju, app: str) -> str:
     """The stand-in's appservice, from its status (`Serving the appservice at URL`)."""
-    message = juju.status().apps[app].units[f'{app}/0'].workload_status.message
+    _, message = bridge_status(juju, app)
     assert message.startswith('Serving the appservice at '), message
     return message.rsplit(' ', 1)[1]
 
@@ -118,11 +125,12 @@ def received(juju: jubilant.Juju, app: str, body: str) -> bool:
 
 def test_a_related_bridge_is_loaded_with_one_restart(synapse: jubilant.Juju):
     juju = synapse
-    assert unit_status(juju, f'{IRC}/0') == ('waiting', 'Waiting for the matrix-auth relation')
+    assert bridge_status(juju, IRC) == ('waiting', 'Waiting for the matrix-auth relation')
     before = synapse_starts(juju)
     juju.integrate(f'{APP}:matrix-auth', f'{IRC}:matrix-auth')
     wait_until(juju, lambda: f'{REGISTRATIONS}/{IRC}.yaml' in listed(juju))
-    wait_status(juju, f'{IRC}/0', 'active', 'Serving the appservice at http://127.0.0.1:')
+    wait_until(juju, lambda: bridge_status(juju, IRC)[0] == 'active')
+    assert bridge_status(juju, IRC)[1].startswith('Serving the appservice at http://127.0.0.1:')
     wait_serving(juju, UNIT)
     assert synapse_starts(juju) == before + 1
 

@@ -244,25 +244,41 @@ pub fn publish(
     if !work.publish || relations.is_empty() {
         return Ok(());
     }
-    let Some(secret) = shared_secret()? else {
-        return Ok(());
+    let owns = relations
+        .iter()
+        .map(|r| Ok((r, tools.relation_get(r, &ctx.app_name, true)?)))
+        .collect::<CharmResult<Vec<_>>>()?;
+    // The secrets never change once made: when every relation has both URIs, only the
+    // homeserver URL can need publishing (no secret is looked up).
+    let ids = |bag: &Databag| {
+        let get = |k: &str| bag.get(k).filter(|v| !v.is_empty()).cloned();
+        Some((get("shared_secret_id")?, get("encryption_key_secret_id")?))
     };
-    let shared_id = ensure_secret(
-        tools,
-        SHARED_SECRET_LABEL,
-        SHARED_SECRET_CONTENT,
-        "Synapse's registration shared secret, for bridges",
-        &|| Ok(secret.clone()),
-    )?;
-    let key_id = ensure_secret(
-        tools,
-        KEY_LABEL,
-        KEY_CONTENT,
-        "the key bridges encrypt their appservice registration with",
-        &|| Ok(Key::generate()?.encode()),
-    )?;
-    for relation in relations {
-        let own = tools.relation_get(relation, &ctx.app_name, true)?;
+    let published = owns.iter().map(|(_, b)| ids(b)).collect::<Option<Vec<_>>>();
+    let (shared_id, key_id) = match published.as_deref() {
+        Some([first, ..]) if published.iter().flatten().all(|i| i == first) => first.clone(),
+        _ => {
+            let Some(secret) = shared_secret()? else {
+                return Ok(());
+            };
+            let shared_id = ensure_secret(
+                tools,
+                SHARED_SECRET_LABEL,
+                SHARED_SECRET_CONTENT,
+                "Synapse's registration shared secret, for bridges",
+                &|| Ok(secret.clone()),
+            )?;
+            let key_id = ensure_secret(
+                tools,
+                KEY_LABEL,
+                KEY_CONTENT,
+                "the key bridges encrypt their appservice registration with",
+                &|| Ok(Key::generate()?.encode()),
+            )?;
+            (shared_id, key_id)
+        }
+    };
+    for (relation, own) in &owns {
         let data = ProviderData {
             homeserver: homeserver.to_string(),
             shared_secret_id: shared_id.clone(),
@@ -278,7 +294,7 @@ pub fn publish(
                 tracing::info!(%relation, key, "granted the secret to the relation");
             }
         }
-        crate::relations::publish_value(tools, relation, true, &own, &data)?;
+        crate::relations::publish_value(tools, relation, true, own, &data)?;
     }
     Ok(())
 }

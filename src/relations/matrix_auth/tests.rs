@@ -142,6 +142,13 @@ fn the_leader_publishes_the_homeserver_and_two_secrets_granted_to_each_relation_
 #[test]
 fn a_public_baseurl_change_reaches_the_bridges() {
     let (mut j, p, mut hints) = related(&[IRC]);
+    // The same configuration: the leader reads its own databag, looks no secret up.
+    j.take_tool_names();
+    run(&mut j, Event::ConfigChanged, &p, &mut hints);
+    assert_eq!(
+        j.take_tool_names(),
+        vec!["config-get", "relation-get", "is-leader", "relation-get"]
+    );
     j.set_config("public_baseurl", json!("https://matrix.example.com"));
     run(&mut j, Event::ConfigChanged, &p, &mut hints);
     assert_eq!(
