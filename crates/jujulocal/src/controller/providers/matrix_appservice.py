@@ -68,6 +68,34 @@ async def serve(path: str) -> None:
         log=log,
     )
     ours = f"@{conf['puppet']}:"
+    # mautrix skips a transaction id it has seen. Synapse on SQLite numbers its
+    # transactions from 1 again after a restart (the next id follows the highest still
+    # stored, and sent ones are deleted), so a bridge that outlives a Synapse restart
+    # would skip new events: the stand-in remembers a transaction only with its body.
+    seen = set()
+
+    class Seen(set):
+        def __contains__(self, txn_id):
+            return False
+
+        def add(self, txn_id):
+            pass
+
+    appserv.transactions = Seen()
+
+    @web.middleware
+    async def dedup(request, handler):
+        if request.method == "PUT" and "/transactions/" in request.path:
+            key = (request.match_info.get("transaction_id"), await request.read())
+            if key in seen:
+                return web.json_response({})
+            response = await handler(request)
+            if response.status == 200:
+                seen.add(key)
+            return response
+        return await handler(request)
+
+    appserv.app.middlewares.append(dedup)
 
     @appserv.matrix_event_handler
     async def on_event(evt) -> None:
