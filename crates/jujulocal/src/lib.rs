@@ -6,6 +6,7 @@
 //! "pod": one real Pebble per workload container, each with its own filesystem view,
 //! sharing one network.
 
+pub mod cluster_net;
 pub mod controller;
 pub mod error;
 pub mod exe;

@@ -44,6 +44,9 @@ Commands:
   fire UNIT HOOK                          deliver one hook by name (only its dispatch path set)
   restart-container UNIT CONTAINER        restart a container's Pebble (pod churn)
   set-leader UNIT                         move leadership
+  add-unit APP [-n N]                     add N units (default 1), numbered after the last one
+  remove-unit APP --num-units N           remove N units, highest-numbered first (Kubernetes)
+  scale-application APP N                 add or remove units until APP has N
   status                                  show the model like `juju status`
   show-unit UNIT                          relation data, state and status history of a unit
   debug-log                               show the charm's logs
@@ -61,6 +64,11 @@ fn main() -> ExitCode {
         .to_string();
     if jujulocal::tools::is_tool(&name) {
         return ExitCode::from(jujulocal::tools::main(&name, args.split_off(1)) as u8);
+    }
+    if args.get(1).map(String::as_str) == Some("__cluster-netns") {
+        let e = jujulocal::cluster_net::holder_main();
+        eprintln!("jujulocal cluster network failed: {e:?}");
+        return ExitCode::from(1);
     }
     if args.get(1).map(String::as_str) == Some("__container-init") {
         let e = jujulocal::pod::container_init(&args[2..]);
@@ -400,6 +408,39 @@ fn cli(mut args: Vec<String>) -> Result<(), Error> {
                 pos.first()
                     .ok_or_else(|| Error::Usage("set-leader UNIT".into()))?,
             )
+        }
+        "add-unit" | "remove-unit" | "scale-application" => {
+            let mut c = Controller::open(&home)?;
+            let app = pos
+                .first()
+                .ok_or_else(|| Error::Usage(format!("{cmd} APP: no application specified")))?;
+            let number = |s: &str| {
+                s.parse::<usize>()
+                    .map_err(|_| Error::Usage(format!("{cmd}: {s:?} is not a number of units")))
+            };
+            let n = match cmd.as_str() {
+                "scale-application" => number(pos.get(1).map(String::as_str).unwrap_or(""))?,
+                "add-unit" => {
+                    let k = flag_values("-n").pop().or(flag_values("--num-units").pop());
+                    c.model.app(app)?.units.len() + number(k.as_deref().unwrap_or("1"))?
+                }
+                _ => {
+                    let k = flag_values("--num-units").pop().ok_or_else(|| {
+                        Error::Usage(
+                            "remove-unit APP --num-units N (units go by number, highest first)"
+                                .into(),
+                        )
+                    })?;
+                    let (k, have) = (number(&k)?, c.model.app(app)?.units.len());
+                    if k == 0 || k > have {
+                        return Err(Error::Usage(format!(
+                            "cannot remove {k} units: {app} has {have}"
+                        )));
+                    }
+                    have - k
+                }
+            };
+            c.scale_application(app, n)
         }
         "fire" => {
             // Low-level: deliver one named hook to a unit (for experiments).

@@ -258,7 +258,7 @@ fn mount(
     )
 }
 
-fn loopback_up() -> std::io::Result<()> {
+pub(crate) fn loopback_up() -> std::io::Result<()> {
     // SAFETY: ioctl on a fresh datagram socket with a zeroed ifreq naming "lo".
     unsafe {
         let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);

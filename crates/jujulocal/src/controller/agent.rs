@@ -54,6 +54,27 @@ pub fn departed_event(endpoint: &str, id: u64, remote_app: &str, departing: &str
     }
 }
 
+/// `<endpoint>-relation-departed` on a leaving unit for `remote_unit`: Juju's uniter
+/// names the local unit as the departing one when it is the one dying.
+pub fn leaving_departed_event(
+    endpoint: &str,
+    id: u64,
+    remote_app: &str,
+    remote_unit: &str,
+    leaving: &str,
+) -> Event {
+    Event::Relation {
+        hook: RelationHook::Departed,
+        relation: RelationId {
+            endpoint: endpoint.to_string(),
+            id,
+        },
+        remote_app: Some(remote_app.to_string()),
+        remote_unit: Some(remote_unit.to_string()),
+        departing_unit: Some(leaving.to_string()),
+    }
+}
+
 /// The event for the hook `name` as `juju`'s low-level tools fire it: only the
 /// dispatch path is set, so a hook that needs more is delivered as Juju would deliver
 /// an unknown one.

@@ -6,10 +6,12 @@
 //!   its journal and the queue of events its changes cause;
 //! - [`pods`]: the pods of units that run in containers, as the controller drives them;
 //! - [`checks`]: Pebble check transitions, as the unit agent turns them into events;
+//! - [`cluster`]: the cluster network pods in their own network namespace share;
 //! - [`faults`]: hook-tool failures injected on purpose, for tests of failed hooks;
 //! - [`played`]: applications JujuLocal plays from the CLI (databags, secrets);
 //! - [`providers`]: stand-ins for Charmhub charms (postgresql-k8s), backed by real servers;
 //! - [`removal`]: removing units and applications (`remove-unit`, `remove-application`);
+//! - [`scaling`]: a unit joining (`add-unit`, deploy) and `scale-application`;
 //! - [`logs`]: the debug log and the record of every dispatch.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -25,6 +27,7 @@ use crate::Event;
 
 pub mod agent;
 pub mod checks;
+pub mod cluster;
 pub mod faults;
 pub mod logs;
 pub mod model_ops;
@@ -32,6 +35,7 @@ pub mod played;
 pub mod pods;
 pub mod providers;
 pub mod removal;
+pub mod scaling;
 
 pub use crate::exe::jujulocal_bin;
 pub use logs::{append_log, HookRecord};
@@ -43,6 +47,8 @@ pub const JUJU_VERSION: &str = "3.6.8";
 struct Runtime {
     pods: BTreeMap<String, PodState>,
     pod_config: Option<PodConfig>,
+    #[serde(default)]
+    cluster: Option<cluster::ClusterState>,
 }
 
 pub struct Controller {

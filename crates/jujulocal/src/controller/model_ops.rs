@@ -1,4 +1,4 @@
-//! The model operations room: what `juju deploy`, `add-unit`, `config`, `integrate`,
+//! The model operations room: what `juju deploy`, `config`, `integrate`,
 //! `remove-relation`, `run` (actions), update-status and leadership changes do to the
 //! model, and the hook sequences Juju runs for them.
 
@@ -6,13 +6,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use juju_hook::{RelationHook, StorageHook};
+use juju_hook::RelationHook;
 
 use super::agent::{departed_event, relation_event};
 use super::{copy_dir, Controller};
 use crate::error::Area;
 use crate::meta::{CharmMeta, Role};
-use crate::model::{app_of, Action, Application, Relation, RelationEnd, Unit};
+use crate::model::{app_of, Action, Application, Relation, RelationEnd};
 use crate::{Error, Event};
 
 impl Controller {
@@ -83,7 +83,7 @@ impl Controller {
             .join("charm")
     }
 
-    fn unpack_charm(&self, unit: &str) -> Result<(), Error> {
+    pub(super) fn unpack_charm(&self, unit: &str) -> Result<(), Error> {
         let src = self
             .model
             .app(app_of(unit))?
@@ -95,115 +95,6 @@ impl Controller {
             Area::Charm,
             format!("unpacking {} into {}", src.display(), dest.display()),
         ))
-    }
-
-    /// Adds one unit and runs its deploy sequence.
-    pub fn add_unit(&mut self, app_name: &str) -> Result<String, Error> {
-        let (unit, pods, peers) = {
-            let app = self.model.app_mut(app_name)?;
-            let unit = format!("{app_name}/{}", app.next_unit);
-            app.next_unit += 1;
-            app.units.insert(
-                unit.clone(),
-                Unit {
-                    status: Some(crate::model::StatusEntry::new(
-                        "waiting",
-                        "agent initialising",
-                    )),
-                    ..Default::default()
-                },
-            );
-            let peers: Vec<(String, String)> = app
-                .meta
-                .peer_endpoints()
-                .map(|(n, e)| (n.clone(), e.interface.clone()))
-                .collect();
-            (unit, app.pods, peers)
-        };
-        self.unpack_charm(&unit)?;
-        if pods {
-            self.start_pod(&unit)?;
-        }
-        // Like Juju, the first unit already holds leadership while installing;
-        // leader-elected follows once the peer relations exist.
-        let needs_leader = self.model.app(app_name)?.leader.is_none();
-        if needs_leader {
-            self.model.app_mut(app_name)?.leader = Some(unit.clone());
-        }
-        self.run(&unit, Event::Install)?;
-        // Peer relations exist from the start.
-        for (ep, iface) in peers {
-            let id = match self.model.relations_of(app_name, &ep).first() {
-                Some(r) => r.id,
-                None => self.new_relation(
-                    iface,
-                    vec![RelationEnd {
-                        app: app_name.into(),
-                        endpoint: ep.clone(),
-                    }],
-                ),
-            };
-            self.run(
-                &unit,
-                relation_event(RelationHook::Created, &ep, id, app_name, None),
-            )?;
-            // Existing peers and the new unit see each other join.
-            let others: Vec<String> = self
-                .model
-                .relation(id)
-                .and_then(|r| r.joined.get(app_name).cloned())
-                .unwrap_or_default();
-            if let Some(r) = self.model.relation_mut(id) {
-                r.joined
-                    .entry(app_name.into())
-                    .or_default()
-                    .push(unit.clone());
-            }
-            for other in others {
-                for (a, b) in [(&other, &unit), (&unit, &other)] {
-                    self.enqueue(
-                        a,
-                        relation_event(RelationHook::Joined, &ep, id, app_name, Some(b.clone())),
-                    );
-                    self.enqueue(
-                        a,
-                        relation_event(RelationHook::Changed, &ep, id, app_name, Some(b.clone())),
-                    );
-                }
-            }
-            self.drain()?;
-        }
-        if needs_leader {
-            self.run(&unit, Event::LeaderElected)?;
-        } else {
-            self.run(&unit, Event::LeaderSettingsChanged)?;
-        }
-        self.run(&unit, Event::ConfigChanged)?;
-        self.run(&unit, Event::Start)?;
-        let storages: Vec<(String, String)> = self
-            .model
-            .app(app_name)?
-            .meta
-            .storage
-            .iter()
-            .map(|(n, l)| (n.clone(), l.clone()))
-            .collect();
-        let num = unit.rsplit('/').next().unwrap_or("0").to_string();
-        for (name, loc) in storages {
-            self.run(
-                &unit,
-                Event::Storage {
-                    hook: StorageHook::Attached,
-                    storage_id: format!("{name}/{num}"),
-                    location: Some(loc),
-                },
-            )?;
-        }
-        if pods {
-            self.poll_pebble(&unit, Duration::from_secs(30))?;
-        }
-        self.save()?;
-        Ok(unit)
     }
 
     // ----- model operations ---------------------------------------------------------------
@@ -243,7 +134,7 @@ impl Controller {
         Ok(())
     }
 
-    fn new_relation(&mut self, interface: String, ends: Vec<RelationEnd>) -> u64 {
+    pub(super) fn new_relation(&mut self, interface: String, ends: Vec<RelationEnd>) -> u64 {
         let id = self.model.next_relation_id;
         self.model.next_relation_id += 1;
         self.model.relations.push(Relation {

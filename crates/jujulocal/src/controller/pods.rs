@@ -64,6 +64,10 @@ impl Controller {
                 mounts.push(Mount::bind(loc, dir.join("storage").join(s)));
             }
         }
+        let hosts = self.cluster_prepare(unit)?;
+        if let Some(h) = &hosts {
+            mounts.push(Mount::bind("/etc/hosts", h));
+        }
         let charm_pid = pod::start(&ContainerSpec {
             root: dir.join("roots").join("charm"),
             mounts,
@@ -90,6 +94,9 @@ impl Controller {
             )
         })?;
         self.runtime.pods.insert(unit.to_string(), state.clone());
+        if hosts.is_some() {
+            self.cluster_attach(unit, charm_pid)?;
+        }
         for c in &meta.containers {
             let pid = self.start_container(unit, &c.name, &cfg, &meta)?;
             state.containers.insert(c.name.clone(), pid);
@@ -119,6 +126,9 @@ impl Controller {
             Mount::tmpfs("/tmp"),
             Mount::tmpfs("/run"),
         ];
+        if self.runtime.cluster.is_some() && cfg.netns {
+            mounts.push(Mount::bind("/etc/hosts", self.hosts_path(unit)));
+        }
         if let Some(c) = meta.containers.iter().find(|c| c.name == container) {
             for (storage, loc) in &c.mounts {
                 mounts.push(Mount::bind(loc, dir.join("storage").join(storage)));
@@ -161,6 +171,11 @@ impl Controller {
         })
     }
 
+    /// A unit's pod, while it is up.
+    pub fn pod(&self, unit: &str) -> Option<&PodState> {
+        self.runtime.pods.get(unit)
+    }
+
     /// Host path of a container's Pebble socket.
     pub fn pebble_socket(&self, unit: &str, container: &str) -> PathBuf {
         self.pod_dir(unit)
@@ -169,21 +184,33 @@ impl Controller {
             .join("pebble.socket")
     }
 
-    /// Runs a command inside a unit's pod network (e.g. a test client).
+    /// Runs a command inside a unit's pod (e.g. a test client): in its charm
+    /// container's network and mount namespaces (so it sees the pod's `/etc/hosts`),
+    /// in the working directory the caller gives the command.
     pub fn pod_command(&self, unit: &str, program: &str) -> Result<Command, Error> {
         let mut cmd = Command::new(program);
         if let Some(pod) = self.runtime.pods.get(unit) {
             if self.runtime.pod_config.as_ref().is_some_and(|c| c.netns) {
-                let ns = format!("/proc/{}/ns/net", pod.charm_pid);
-                let f = std::fs::File::open(&ns).map_err(Error::io(Area::Pod, &ns))?;
+                let open = |ns: &str| {
+                    let path = format!("/proc/{}/ns/{ns}", pod.charm_pid);
+                    std::fs::File::open(&path).map_err(Error::io(Area::Pod, &path))
+                };
+                let (net, mnt) = (open("net")?, open("mnt")?);
                 use std::os::fd::AsRawFd;
                 use std::os::unix::process::CommandExt;
-                let fd = f.as_raw_fd();
-                // SAFETY: setns is async-signal-safe; the file stays open until spawn via the closure.
+                // SAFETY: only async-signal-safe calls (getcwd into a stack buffer, setns,
+                // chdir); the files stay open until the spawn through the closure.
                 unsafe {
                     cmd.pre_exec(move || {
-                        let _keep = &f;
-                        if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                        let mut buf = [0 as libc::c_char; 4096];
+                        let cwd = libc::getcwd(buf.as_mut_ptr(), buf.len());
+                        if libc::setns(net.as_raw_fd(), libc::CLONE_NEWNET) != 0
+                            || libc::setns(mnt.as_raw_fd(), libc::CLONE_NEWNS) != 0
+                        {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        // Entering a mount namespace moves to its root: back to the cwd.
+                        if !cwd.is_null() && libc::chdir(buf.as_ptr()) != 0 {
                             return Err(std::io::Error::last_os_error());
                         }
                         Ok(())
@@ -313,7 +340,7 @@ impl Controller {
         self.poll_pebble(unit, Duration::from_secs(30))
     }
 
-    /// Stops every pod (the model stays on disk).
+    /// Stops every pod, and the cluster network (the model stays on disk).
     pub fn stop_pods(&mut self) {
         for (_, pod) in std::mem::take(&mut self.runtime.pods) {
             for (_, pid) in pod.containers {
@@ -321,6 +348,7 @@ impl Controller {
             }
             pod::stop(pod.charm_pid);
         }
+        self.cluster_teardown();
         let _ = self.save();
     }
 }

@@ -1,16 +1,19 @@
 //! The removal room: what `juju remove-unit`, `scale-application` (down) and
 //! `remove-application` do to the model, and the hooks Juju runs for them.
 //!
-//! A leaving unit first leaves every relation (the units on the other side, and its
-//! peers, see `relation-departed` for it; it sees `relation-departed` for each of them,
-//! then `relation-broken`), then its storage detaches, then `stop` and `remove` run,
-//! then its pod goes. If it was the leader, the lowest remaining unit is elected.
+//! A leaving unit first leaves every relation, non-peer ones first (the units on the
+//! other side, and its peers, see `relation-departed` for it; it sees
+//! `relation-departed` for each of them with `JUJU_DEPARTING_UNIT` set to itself,
+//! then `relation-broken`, except on peer relations, as Juju's uniter does for a
+//! dying unit), then its storage detaches, then `stop` and `remove` run, then its pod
+//! and its place on the cluster network go. If it was the leader, the lowest
+//! remaining unit is elected.
 
 use std::path::PathBuf;
 
 use juju_hook::{RelationHook, StorageHook};
 
-use super::agent::{departed_event, relation_event};
+use super::agent::{departed_event, leaving_departed_event, relation_event};
 use super::Controller;
 use crate::model::app_of;
 use crate::{Error, Event};
@@ -37,52 +40,17 @@ impl Controller {
             return Err(Error::NotFound(format!("unit {unit:?} not found")));
         }
         let storages: Vec<String> = app.meta.storage.keys().cloned().collect();
-        let rels: Vec<u64> = self
+        // Non-peer relations first, peers last, as the uniter processes them.
+        let mut rels: Vec<(bool, u64)> = self
             .model
             .relations
             .iter()
             .filter(|r| !r.dying && r.end_for(&app_name).is_some())
-            .map(|r| r.id)
+            .map(|r| (r.is_peer(), r.id))
             .collect();
-        for id in rels {
-            let Some(rel) = self.model.relation(id).cloned() else {
-                continue;
-            };
-            let Some(end) = rel.end_for(&app_name).cloned() else {
-                continue;
-            };
-            let remote = rel.remote_app(&app_name).unwrap_or_default().to_string();
-            let remote_ep = rel
-                .ends
-                .iter()
-                .find(|e| e.app == remote)
-                .map(|e| e.endpoint.clone())
-                .unwrap_or_else(|| end.endpoint.clone());
-            let others: Vec<String> = rel
-                .joined
-                .get(&remote)
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|u| u != unit)
-                .collect();
-            for other in &others {
-                self.enqueue(other, departed_event(&remote_ep, id, &app_name, unit));
-                self.enqueue(unit, departed_event(&end.endpoint, id, &remote, other));
-            }
-            self.drain()?;
-            if let Some(r) = self.model.relation_mut(id) {
-                if let Some(j) = r.joined.get_mut(&app_name) {
-                    j.retain(|u| u != unit);
-                }
-            }
-            self.run(
-                unit,
-                relation_event(RelationHook::Broken, &end.endpoint, id, remote, None),
-            )?;
-            if let Some(r) = self.model.relation_mut(id) {
-                r.unit_data.remove(unit);
-            }
+        rels.sort();
+        for (_, id) in rels {
+            self.leave_scope(unit, id)?;
         }
         let num = unit.rsplit('/').next().unwrap_or("0").to_string();
         for name in storages {
@@ -102,6 +70,7 @@ impl Controller {
                 crate::pod::stop(*pid);
             }
             crate::pod::stop(pod.charm_pid);
+            self.cluster_detach(unit)?;
         }
         let app = self.model.app_mut(&app_name)?;
         app.units.remove(unit);
@@ -115,6 +84,60 @@ impl Controller {
         self.save()?;
         if let Some(leader) = new_leader {
             self.run(&leader, Event::LeaderElected)?;
+        }
+        Ok(())
+    }
+
+    /// `unit` leaves relation `id`: the units on the other side (the other peers) see
+    /// it depart; then it sees each of them depart (`JUJU_DEPARTING_UNIT` is itself,
+    /// as for any dying unit), then, for a non-peer relation, the relation break.
+    fn leave_scope(&mut self, unit: &str, id: u64) -> Result<(), Error> {
+        let app_name = app_of(unit).to_string();
+        let Some(rel) = self.model.relation(id).cloned() else {
+            return Ok(());
+        };
+        let Some(end) = rel.end_for(&app_name).cloned() else {
+            return Ok(());
+        };
+        let remote = rel.remote_app(&app_name).unwrap_or_default().to_string();
+        let remote_ep = rel
+            .ends
+            .iter()
+            .find(|e| e.app == remote)
+            .map(|e| e.endpoint.clone())
+            .unwrap_or_else(|| end.endpoint.clone());
+        let others: Vec<String> = rel
+            .joined
+            .get(&remote)
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|u| u != unit)
+            .collect();
+        for other in &others {
+            self.enqueue(other, departed_event(&remote_ep, id, &app_name, unit));
+        }
+        self.drain()?;
+        if let Some(r) = self.model.relation_mut(id) {
+            if let Some(j) = r.joined.get_mut(&app_name) {
+                j.retain(|u| u != unit);
+            }
+        }
+        for other in &others {
+            self.enqueue(
+                unit,
+                leaving_departed_event(&end.endpoint, id, &remote, other, unit),
+            );
+        }
+        self.drain()?;
+        if !rel.is_peer() {
+            self.run(
+                unit,
+                relation_event(RelationHook::Broken, &end.endpoint, id, remote, None),
+            )?;
+        }
+        if let Some(r) = self.model.relation_mut(id) {
+            r.unit_data.remove(unit);
         }
         Ok(())
     }

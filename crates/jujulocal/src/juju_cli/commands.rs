@@ -242,16 +242,7 @@ fn scale(c: &mut Controller, app: &str, n: usize) -> Result<(), Error> {
             hooks_ran(c.add_unit(app).map(|_| ()))?;
             continue;
         }
-        let last = units
-            .iter()
-            .max_by_key(|u| {
-                u.rsplit('/')
-                    .next()
-                    .and_then(|x| x.parse::<u64>().ok())
-                    .unwrap_or(0)
-            })
-            .cloned()
-            .unwrap_or_default();
+        let last = crate::controller::scaling::highest_unit(&units).unwrap_or_default();
         hooks_ran(c.remove_unit(&last))?;
         // A unit whose hook failed is still removed from the model by Juju in the end.
         if c.model.app(app)?.units.contains_key(&last) {

@@ -107,16 +107,37 @@ pub(super) fn relation_list(env: &mut Env, args: &[String]) -> Result<String, Er
     if p.bool("app") {
         return output(&p, &Value::String(remote));
     }
-    let departing = env.ctx.departing_unit.clone();
-    let units: Vec<String> = rel
+    let members: Vec<String> = rel
         .joined
         .get(&remote)
         .cloned()
         .unwrap_or_default()
         .into_iter()
-        .filter(|u| *u != env.ctx.unit && Some(u) != departing.as_ref())
+        .filter(|u| *u != env.ctx.unit)
         .collect();
-    output(&p, &json!(units))
+    output(&p, &json!(visible_members(&env.ctx, members)))
+}
+
+/// The remote units a hook sees (pure), as Juju's uniter keeps each unit's view:
+/// none in `-relation-broken` (every member has departed); in `-relation-departed`,
+/// not the unit departing now; and on a leaving unit (its own departed hooks, where
+/// `JUJU_DEPARTING_UNIT` is itself) not those it has already seen depart, which
+/// JujuLocal delivers in membership order.
+pub(crate) fn visible_members(ctx: &crate::journal::HookCtx, members: Vec<String>) -> Vec<String> {
+    if ctx.dispatch_path.ends_with("-relation-broken") {
+        return vec![];
+    }
+    let Some(departing) = &ctx.departing_unit else {
+        return members;
+    };
+    let gone = ctx.remote_unit.as_ref().unwrap_or(departing);
+    if *departing == ctx.unit {
+        return match members.iter().position(|u| u == gone) {
+            Some(i) => members[i + 1..].to_vec(),
+            None => members,
+        };
+    }
+    members.into_iter().filter(|u| u != gone).collect()
 }
 
 pub(super) fn relation_get(env: &mut Env, args: &[String]) -> Result<String, Error> {
