@@ -299,8 +299,8 @@ pub fn publish(
     Ok(())
 }
 
-/// The URI of the owned secret `label`, created with `content()` when missing; an
-/// existing secret with the wrong content key is set again.
+/// The URI of the owned secret `label`, created with `content()` when missing (an
+/// existing one is reused as it is: it never changes).
 fn ensure_secret(
     tools: &dyn HookTools,
     label: &str,
