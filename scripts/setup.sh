@@ -85,6 +85,10 @@ make_venv "$PY" integration-venv "integration-2" "jubilant==1.14.0" "pytest==8.4
 # integrations, and a real SMTP server (aiosmtpd) for the `smtp` integration.
 make_venv "$PY" s3-venv "s3-1" "moto[server]==5.2.5"
 make_venv "$PY" smtp-venv "smtp-1" "aiosmtpd==1.4.6"
+# A real appservice for the `matrix-auth` integration: JujuLocal's bridge stand-in
+# encrypts its registration with Fernet from `cryptography` (as the matrix_auth library
+# does) and serves it with mautrix's appservice framework.
+make_venv "$PY" appservice-venv "appservice-1" "mautrix==0.21.1" "cryptography==50.0.2" "aiohttp>=3.9,<4"
 # charmcraft, for `charmcraft analyse` of the packed charm.
 make_venv "$PY" charmcraft-venv "charmcraft-4.5.0-1" "charmcraft==4.5.0"
 

@@ -18,6 +18,8 @@ pub enum CharmError {
     Keys(#[from] KeysError),
     #[error("preparing /data")]
     Data(#[source] std::io::Error),
+    #[error("generating a random key")]
+    Random(#[source] std::io::Error),
 }
 
 /// Wraps a Pebble error with the container it came from.

@@ -5,7 +5,7 @@ use crate::error::CharmResult;
 use crate::juju::hints::UnitHints;
 use crate::juju::{HookContext, HookTools, RelationId, Status};
 use crate::peers::{self, Peers};
-use crate::relations::{backup, database, ingress, media, observability, smtp};
+use crate::relations::{backup, database, ingress, matrix_auth, media, observability, smtp};
 use crate::status::{self, Progress};
 use crate::synapse::config::SynapseConfig;
 use crate::workload::{Workload, Workloads};
@@ -31,9 +31,22 @@ pub fn reconcile(
     let config = config.with_default_baseurl(exposure.url.as_deref());
     let peers = read_peers(ctx, tools, hints)?;
     share_keys(tools, &peers)?;
+    let bridges = matrix_auth::relations(ctx, tools, &work.matrix_auth, hints)?;
+    matrix_auth::publish(
+        ctx,
+        tools,
+        &work.matrix_auth,
+        &bridges,
+        &synapse::homeserver::public_baseurl(&config, None),
+        &|| {
+            let keys = keys::read(tools, &peers, &keys::Source::Owned)?;
+            Ok(keys.map(|k| k.registration_shared_secret))
+        },
+    )?;
     if let Some(status) = peers::role(ctx, tools, &peers)?.status(ctx) {
         return Ok(status);
     }
+    let bridges = matrix_auth::read(tools, &work.matrix_auth, bridges, hints)?;
     let db = database::relation(ctx, tools, &work.database, hints)?;
     let mail = smtp::relation(ctx, tools, &work.smtp, hints)?;
     let pod = Pod::open(workloads);
@@ -50,7 +63,7 @@ pub fn reconcile(
         tools,
         &pod,
         &config,
-        (&db, &media, &mail),
+        (&db, &media, &mail, &bridges),
         &peers,
         &work,
         hints,
@@ -72,6 +85,7 @@ pub fn reconcile(
             media.progress,
             smtp::progress(hints),
             backup.progress,
+            matrix_auth::remembered(hints),
         ],
         &notes,
     ))
@@ -106,7 +120,12 @@ fn run_synapse(
     tools: &dyn HookTools,
     pod: &Pod,
     config: &SynapseConfig,
-    (db, media, mail): (&database::Db, &media::Media, &smtp::Mail),
+    (db, media, mail, bridges): (
+        &database::Db,
+        &media::Media,
+        &smtp::Mail,
+        &matrix_auth::MatrixAuth,
+    ),
     peers: &Peers,
     work: &Work,
     hints: &mut UnitHints,
@@ -122,6 +141,7 @@ fn run_synapse(
         media,
         media_work: &work.media,
         mail,
+        bridges,
     };
     synapse::reconcile::reconcile(&inputs, pod.synapse.as_ref(), hints)
 }

@@ -43,13 +43,20 @@
 //! request; `leader-elected` publishes it). Everything else uses the remembered
 //! verdict.
 //!
+//! The matrix-auth column ([`matrix_auth`]): `install`, `start` and `upgrade-charm`
+//! look the relations up and read the registrations again (`upgrade-charm` also has the
+//! leader publish); `matrix-auth-relation-*` does all of that, and on `-broken` the
+//! leader revokes that relation's secret grants; `leader-elected`, `config-changed`
+//! and `ingress-relation-*` have the leader publish the homeserver URL again (to the
+//! remembered relations). Everything else uses the remembered relation ids and status.
+//!
 //! Adding an integration: one module under [`crate::relations`], one field here, one
 //! arm in [`Work::for_event`] for its endpoint, one line in [`super::reconcile`].
 
 use crate::juju::Event;
 use crate::relations::ingress::{self, nginx_route, traefik};
 use crate::relations::observability::{self, grafana, loki, prometheus};
-use crate::relations::{backup, database, media, smtp, Scope};
+use crate::relations::{backup, database, matrix_auth, media, smtp, Scope};
 
 /// The work one event calls for, per concern.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -66,6 +73,8 @@ pub struct Work {
     pub media: media::Work,
     /// The `backup` relation (s3).
     pub backup: backup::Work,
+    /// The `matrix-auth` relations (bridges and bots).
+    pub matrix_auth: matrix_auth::Work,
 }
 
 impl Work {
@@ -89,6 +98,12 @@ impl Work {
                     check: true,
                     request: false,
                 },
+                matrix_auth: matrix_auth::Work {
+                    lookup: true,
+                    publish: false,
+                    answer_may_change: true,
+                    revoke: None,
+                },
                 ..Default::default()
             },
             Event::Start => Self {
@@ -110,6 +125,12 @@ impl Work {
                     check: true,
                     request: false,
                 },
+                matrix_auth: matrix_auth::Work {
+                    lookup: true,
+                    publish: false,
+                    answer_may_change: true,
+                    revoke: None,
+                },
             },
             Event::UpgradeCharm => Self {
                 open_port: true,
@@ -129,6 +150,12 @@ impl Work {
                 backup: backup::Work {
                     check: true,
                     request: true,
+                },
+                matrix_auth: matrix_auth::Work {
+                    lookup: true,
+                    publish: true,
+                    answer_may_change: true,
+                    revoke: None,
                 },
             },
             Event::LeaderElected => Self {
@@ -150,6 +177,7 @@ impl Work {
                     check: false,
                     request: true,
                 },
+                matrix_auth: publish_homeserver(),
                 ..Default::default()
             },
             Event::ConfigChanged => Self {
@@ -157,6 +185,8 @@ impl Work {
                     route_publish: true,
                     ..Default::default()
                 },
+                // The homeserver URL follows public_baseurl.
+                matrix_auth: publish_homeserver(),
                 ..Default::default()
             },
             Event::PebbleReady { container }
@@ -220,6 +250,8 @@ impl Work {
                             ingress_publish: true,
                             ..Default::default()
                         },
+                        // The ingress URL is the default homeserver URL.
+                        matrix_auth: publish_homeserver(),
                         ..Default::default()
                     },
                     nginx_route::ENDPOINT => Self {
@@ -249,6 +281,16 @@ impl Work {
                         },
                         ..Default::default()
                     },
+                    matrix_auth::ENDPOINT => Self {
+                        matrix_auth: matrix_auth::Work {
+                            lookup: true,
+                            publish: true,
+                            answer_may_change: true,
+                            revoke: (*hook == crate::juju::RelationHook::Broken)
+                                .then(|| relation.clone()),
+                        },
+                        ..Default::default()
+                    },
                     _ => Self::default(),
                 }
             }
@@ -262,6 +304,15 @@ fn smtp_everything() -> smtp::Work {
     smtp::Work {
         lookup: true,
         answer_may_change: true,
+    }
+}
+
+/// The leader re-publishes the homeserver URL to the bridges (with the relation ids
+/// remembered: no call without a `matrix-auth` relation).
+fn publish_homeserver() -> matrix_auth::Work {
+    matrix_auth::Work {
+        publish: true,
+        ..Default::default()
     }
 }
 

@@ -208,6 +208,14 @@ impl<T: HookTools> HookTools for CachedTools<T> {
         Ok(())
     }
 
+    fn secret_grant(&self, id: &str, relation: &RelationId) -> ToolResult<()> {
+        self.inner.secret_grant(id, relation)
+    }
+
+    fn secret_revoke(&self, id: &str, relation: &RelationId) -> ToolResult<()> {
+        self.inner.secret_revoke(id, relation)
+    }
+
     fn network_get(&self, binding: &str) -> ToolResult<NetworkInfo> {
         cached_map!(
             self,

@@ -36,6 +36,10 @@ pub struct UnitHints {
     /// and checked again on the events that can change them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<crate::relations::backup::BackupHint>,
+    /// The `matrix-auth` relation ids and the registrations' blocked message, read
+    /// again on the events that can change them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matrix_auth: Option<crate::relations::matrix_auth::MatrixAuthHint>,
     /// The configuration Synapse last rejected, so that it is not checked again on
     /// every hook while it stays the same.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -141,6 +145,10 @@ mod tests {
                 relation: "media:7".into(),
                 waiting: Some("media: waiting".into()),
                 blocked: None,
+            }),
+            matrix_auth: Some(crate::relations::matrix_auth::MatrixAuthHint {
+                relations: vec!["matrix-auth:9".into()],
+                blocked: Some("matrix-auth:9 (irc): registration left out: id: missing".into()),
             }),
         };
         h.save(&p);

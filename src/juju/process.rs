@@ -344,6 +344,16 @@ impl<R: ToolRunner> HookTools for ProcessTools<R> {
         self.run("secret-set", &args, None).map(drop)
     }
 
+    fn secret_grant(&self, id: &str, relation: &RelationId) -> ToolResult<()> {
+        let rel = relation.to_string();
+        self.run("secret-grant", &[id, "-r", &rel], None).map(drop)
+    }
+
+    fn secret_revoke(&self, id: &str, relation: &RelationId) -> ToolResult<()> {
+        let rel = relation.to_string();
+        self.run("secret-revoke", &[id, "-r", &rel], None).map(drop)
+    }
+
     fn network_get(&self, binding: &str) -> ToolResult<NetworkInfo> {
         let v: Value = self.run_json("network-get", &["--format=json", binding])?;
         let bind_address = v["bind-addresses"]

@@ -200,6 +200,10 @@ pub trait HookTools {
         owner: SecretOwner,
     ) -> ToolResult<String>;
     fn secret_set(&self, id: &str, content: &Databag) -> ToolResult<()>;
+    /// Grants the remote application of `relation` read access to an owned secret.
+    fn secret_grant(&self, id: &str, relation: &RelationId) -> ToolResult<()>;
+    /// Revokes the access granted through `relation`.
+    fn secret_revoke(&self, id: &str, relation: &RelationId) -> ToolResult<()>;
     fn network_get(&self, binding: &str) -> ToolResult<NetworkInfo>;
     fn open_port(&self, port: u16) -> ToolResult<()>;
     fn opened_ports(&self) -> ToolResult<Vec<String>>;

@@ -8,6 +8,7 @@
 //! | [`observability`] | `metrics-endpoint`, `grafana-dashboard`, `logging` |
 //! | [`ingress`] | `ingress` (traefik-k8s), `nginx-route` (nginx-ingress-integrator) |
 //! | [`smtp`] | `smtp` (smtp-integrator's `smtp` requirer) |
+//! | [`matrix_auth`] | `matrix-auth` (provider): bridges' appservice registrations |
 //! | [`media`] | `media` (s3 requirer): Synapse's media in an S3 bucket |
 //! | [`backup`] | `backup` (s3 requirer): the bucket of the backup actions |
 //! | [`s3`] | the `s3` interface shared by `media` and `backup` (s3-integrator requirer) |
@@ -17,6 +18,7 @@
 pub mod backup;
 pub mod database;
 pub mod ingress;
+pub mod matrix_auth;
 pub mod media;
 pub mod observability;
 pub mod s3;

@@ -73,6 +73,7 @@ pub fn shape_hash(config: &SynapseConfig, postgres: bool, media: bool, mail: boo
         ingress_url: None,
         media: media.then_some(&media_placeholder),
         email: mail.then_some(&relay),
+        appservices: &[],
     });
     fnv1a_hex([
         shape.as_bytes(),
@@ -151,13 +152,16 @@ pub struct Desired {
 }
 
 /// The files Synapse (and, on PostgreSQL, the exporter) reads: path and content.
+/// `appservices` are the registration files of the `matrix-auth` relations.
 pub fn files(
     config: &SynapseConfig,
     keys: &SynapseKeys,
     database: &Database,
     media: Option<&S3Info>,
     email: Option<&SmtpServer>,
+    appservices: &[(String, String)],
 ) -> Vec<(String, String)> {
+    let paths: Vec<String> = appservices.iter().map(|(p, _)| p.clone()).collect();
     let mut files = vec![
         (
             homeserver::CONFIG_PATH.to_string(),
@@ -168,6 +172,7 @@ pub fn files(
                 ingress_url: None,
                 media,
                 email,
+                appservices: &paths,
             }),
         ),
         (
@@ -182,6 +187,7 @@ pub fn files(
     if let Some(info) = media {
         files.extend(crate::relations::media::files(info));
     }
+    files.extend(appservices.iter().cloned());
     if let Database::Postgres(db) = database {
         files.push((
             synapse_layer::EXPORTER_PASSWORD_PATH.to_string(),
@@ -232,11 +238,12 @@ pub fn desired(
     database: Database,
     media: Option<S3Info>,
     email: Option<&SmtpServer>,
+    appservices: &[(String, String)],
     proxy: &BTreeMap<String, String>,
     plan: &Layer,
     tokens: &Tokens,
 ) -> Desired {
-    let files = files(config, keys, &database, media.as_ref(), email);
+    let files = files(config, keys, &database, media.as_ref(), email, appservices);
     let postgres = match database {
         Database::Postgres(info) => Some(info),
         Database::Sqlite => None,

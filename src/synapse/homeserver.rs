@@ -36,6 +36,8 @@ pub struct HomeserverInputs<'a> {
     /// The relay of the smtp integration: Synapse sends mail through it. `None`: no
     /// `email` section, no mail.
     pub email: Option<&'a crate::relations::smtp::SmtpServer>,
+    /// The appservice registration files from the `matrix-auth` relations.
+    pub appservices: &'a [String],
 }
 
 pub fn signing_key_path(server_name: &str) -> String {
@@ -108,6 +110,9 @@ pub fn render(inp: &HomeserverInputs) -> String {
             "media_storage_providers",
             crate::relations::media::storage_providers(info),
         );
+    }
+    if !inp.appservices.is_empty() {
+        put("app_service_config_files", csv(inp.appservices));
     }
     put("max_upload_size", json!("50M"));
     put("url_preview_enabled", json!(false));
@@ -276,6 +281,7 @@ mod tests {
             ingress_url: None,
             media: None,
             email: None,
+            appservices: &[],
         });
         serde_saphyr::from_str(&text).unwrap()
     }
@@ -401,6 +407,7 @@ mod tests {
             ingress_url: None,
             media: None,
             email: None,
+            appservices: &[],
         });
         let v: Value = serde_saphyr::from_str(&text).unwrap();
         assert_eq!(v["database"]["name"], "psycopg2");
@@ -432,6 +439,7 @@ mod tests {
             ingress_url: None,
             media: None,
             email: None,
+            appservices: &[],
         };
         assert_eq!(render(&i), render(&i));
         assert_eq!(

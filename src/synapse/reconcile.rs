@@ -17,6 +17,7 @@ use crate::juju::hints::{RejectedConfig, UnitHints};
 use crate::juju::{HookContext, HookTools};
 use crate::peers::Peers;
 use crate::relations::database::{self, Db, Provided};
+use crate::relations::matrix_auth::{self, MatrixAuth};
 use crate::relations::media::{self, Media, Storage};
 use crate::relations::smtp;
 use crate::status::Progress;
@@ -37,6 +38,8 @@ pub struct Inputs<'a> {
     pub media_work: &'a media::Work,
     /// The `smtp` relation; its data is read only on the full path.
     pub mail: &'a smtp::Mail,
+    /// The `matrix-auth` relations (appservice registrations).
+    pub bridges: &'a MatrixAuth,
 }
 
 /// How long Synapse may take to check a configuration.
@@ -83,6 +86,7 @@ fn step(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Pr
         && !inp.database_work.answer_may_change
         && !inp.media_work.answer_may_change
         && !inp.mail.must_read
+        && inp.bridges.decision.is_none()
         && desired::steady(
             &plan,
             inp.config,
@@ -138,12 +142,28 @@ fn step(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Pr
         Storage::S3(info) => Some(*info),
     };
     let email = smtp::read(inp.ctx, inp.tools, inp.mail, hints)?;
+    let appservices = match &inp.bridges.decision {
+        Some(d) => d.clone(),
+        None => matrix_auth::read_registrations(inp.tools, &inp.bridges.relations, hints)?,
+    };
     // What the container holds now, to compare with what it should hold.
-    let files = desired::files(inp.config, &keys, &database, media.as_ref(), email.as_ref());
+    let files = desired::files(
+        inp.config,
+        &keys,
+        &database,
+        media.as_ref(),
+        email.as_ref(),
+        &appservices.files,
+    );
     let mut existing: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
     for (path, _) in &files {
         existing.insert(path.clone(), w.pull(path).map_err(&err)?);
     }
+    let previously = matrix_auth::listed(
+        existing
+            .get(homeserver::CONFIG_PATH)
+            .and_then(|c| c.as_deref()),
+    );
     let same = |path: &str| {
         files.iter().find(|(p, _)| p == path).is_none_or(|(_, c)| {
             existing.get(path).and_then(|e| e.as_deref()) == Some(c.as_bytes())
@@ -166,6 +186,7 @@ fn step(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Pr
         database,
         media,
         email.as_ref(),
+        &appservices.files,
         &proxy,
         &plan,
         &tokens,
@@ -241,6 +262,11 @@ fn step(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Pr
         tracing::info!("Synapse now runs on PostgreSQL");
     }
     after_media(w, &want, &progress, &data_dir).map_err(&err)?;
+    // A removed (or now refused) registration's file goes once Synapse no longer lists it.
+    for path in matrix_auth::stale_files(&data_dir, &previously, &appservices.paths()) {
+        tracing::info!(path, "removing a registration Synapse no longer loads");
+        w.remove(&path).map_err(&err)?;
+    }
     if want.postgres.is_none() {
         // No database credentials stay behind without the relation.
         w.remove(synapse_layer::EXPORTER_PASSWORD_PATH)

@@ -15,6 +15,9 @@ Usage (prints one JSON object):
                                                 URL) and confirm it as the page's form does
   matrix_client.py reset-password URL SID CLIENT_SECRET NEW_PASSWORD
                                                 set a new password with the validated email
+  matrix_client.py invite URL USER PASSWORD INVITEES    create a room and invite INVITEES (comma-separated)
+  matrix_client.py send URL USER PASSWORD ROOM_ID TEXT  send a message to a room
+  matrix_client.py members URL USER PASSWORD ROOM_ID    the room's joined members
 """
 import asyncio
 import hashlib
@@ -25,7 +28,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from nio import (AsyncClient, AsyncClientConfig, LoginResponse, RoomCreateResponse, RoomMessagesResponse, RoomSendResponse,
+from nio import (AsyncClient, AsyncClientConfig, JoinedMembersResponse, LoginResponse, RoomCreateResponse, RoomMessagesResponse, RoomSendResponse,
                  WhoamiResponse)
 from nio.api import RoomVisibility
 
@@ -198,6 +201,39 @@ def reset_password(url, sid, client_secret, new_password):
     return {"status": status, **body}
 
 
+async def invite(url, user, password, invitee):
+    client = await login(url, user, password)
+    try:
+        room = await client.room_create(name="bridge test", invite=invitee.split(","))
+        if not isinstance(room, RoomCreateResponse):
+            raise SystemExit(f"room creation failed: {room}")
+        return {"room_id": room.room_id, "user_id": client.user_id, "access_token": client.access_token}
+    finally:
+        await client.close()
+
+
+async def send(url, user, password, room_id, message):
+    client = await login(url, user, password)
+    try:
+        sent = await client.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": message})
+        if not isinstance(sent, RoomSendResponse):
+            raise SystemExit(f"sending failed: {sent}")
+        return {"event_id": sent.event_id}
+    finally:
+        await client.close()
+
+
+async def members(url, user, password, room_id):
+    client = await login(url, user, password)
+    try:
+        resp = await client.joined_members(room_id)
+        if not isinstance(resp, JoinedMembersResponse):
+            raise SystemExit(f"reading members failed: {resp}")
+        return {"members": sorted(m.user_id for m in resp.members)}
+    finally:
+        await client.close()
+
+
 def main(argv):
     cmd = argv[1]
     if cmd == "register":
@@ -222,6 +258,12 @@ def main(argv):
         out = follow_link(*argv[2:4])
     elif cmd == "reset-password":
         out = reset_password(*argv[2:6])
+    elif cmd == "invite":
+        out = asyncio.run(invite(*argv[2:6]))
+    elif cmd == "send":
+        out = asyncio.run(send(*argv[2:7]))
+    elif cmd == "members":
+        out = asyncio.run(members(*argv[2:6]))
     else:
         raise SystemExit(f"unknown command {cmd}")
     print(json.dumps(out))

@@ -27,7 +27,9 @@ pub const PREVIOUS: &str = ".charm-restore-previous";
 /// Whether a top-level entry of the data volume belongs in a backup: the signing
 /// key(s), the SQLite database and its journal files (see [`select`]), the configuration the charm
 /// rendered, the charm's markers (which database and media bucket Synapse used), and
-/// appservice registrations.
+/// appservice registrations: the bridges' folder the `matrix-auth` relations fill
+/// ([`crate::relations::matrix_auth::DIR`]) and the reference charm's
+/// `appservice-*.yaml` files.
 pub fn wanted_top(name: &str) -> bool {
     name.ends_with(".key")
         || name.starts_with("homeserver.db")
@@ -35,6 +37,14 @@ pub fn wanted_top(name: &str) -> bool {
         || name == crate::relations::database::BACKEND_MARKER
         || name == crate::relations::media::MARKER
         || (name.starts_with("appservice-") && name.ends_with(".yaml"))
+        || Some(name) == appservices_dir()
+}
+
+/// The bridges' registrations folder's name at the top of the data volume.
+fn appservices_dir() -> Option<&'static str> {
+    crate::relations::matrix_auth::DIR
+        .strip_prefix(DATA_DIR)
+        .map(|rest| rest.trim_start_matches('/'))
 }
 
 /// Whether an entry of the media store belongs in a backup (`local_content`,
@@ -222,6 +232,7 @@ mod tests {
             "stats-exporter.password",
             "media-s3.aws-config",
             "appservice-irc.yaml",
+            "appservices",
             ".charm-restore",
         ]);
         let media = names(&[
@@ -236,6 +247,7 @@ mod tests {
                 "data/.charm-database-backend",
                 "data/.charm-media-s3",
                 "data/appservice-irc.yaml",
+                "data/appservices",
                 "data/example.com.signing.key",
                 "data/homeserver.db",
                 "data/homeserver.db-wal",

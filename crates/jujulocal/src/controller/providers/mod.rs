@@ -12,6 +12,7 @@
 //! | `loki-k8s`       | [`loki`]: a recorder of pushes on 127.0.0.1, `loki_push_api` |
 //! | `grafana-k8s`    | [`grafana`]: records the decoded dashboards, `grafana_dashboard` |
 //! | `s3-integrator`  | [`s3_integrator`]: a real S3 server (moto) on 127.0.0.1, `s3` |
+//! | `matrix-appservice` | [`matrix_appservice`]: a bridge charm, a real mautrix appservice on 127.0.0.1, `matrix_auth` |
 //!
 //! Each deployed stand-in keeps its state in `<model>/providers/<app>.json`; the
 //! controller calls [`react`] whenever an event reaches one of its (played) units, and
@@ -31,6 +32,7 @@ use crate::Error;
 pub mod daemon;
 pub mod grafana;
 pub mod loki;
+pub mod matrix_appservice;
 pub mod nginx_ingress;
 pub mod postgresql;
 pub mod prometheus;
@@ -99,6 +101,12 @@ pub const PROVIDERS: &[(&str, DeployFn, ReactFn, RemoveFn)] = &[
         s3_integrator::react,
         s3_integrator::remove,
     ),
+    (
+        matrix_appservice::CHARM,
+        matrix_appservice::deploy,
+        matrix_appservice::react,
+        matrix_appservice::remove,
+    ),
 ];
 
 /// Stand-ins with options (`juju config APP key=value`): `charm name → configure`.
@@ -106,6 +114,7 @@ const CONFIGURABLE: &[(&str, ConfigureFn)] = &[
     (traefik::CHARM, traefik::configure),
     (smtp_integrator::CHARM, smtp_integrator::configure),
     (s3_integrator::CHARM, s3_integrator::configure),
+    (matrix_appservice::CHARM, matrix_appservice::configure),
 ];
 
 /// Whether JujuLocal has a stand-in for this charm name.
