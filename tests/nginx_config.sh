@@ -373,7 +373,23 @@ check "new well-known file served without a reload" \
 push_site_file delegated admin-api.conf
 req admin_before_hup /_synapse/admin/v1/server_version
 check "admin-api.conf not live before the reload" code_is admin_before_hup 404
-kill -HUP "$NGINX_PID"
+# After a SIGHUP, NGINX's old workers keep answering (with the old configuration)
+# until they have handed over: wait until none of the workers from before is left,
+# so the next request is answered by the new configuration.
+hup_and_wait() {
+    local before
+    before=$(pgrep -P "$NGINX_PID" | sort)
+    kill -HUP "$NGINX_PID"
+    for _ in $(seq 1 200); do
+        local now
+        now=$(pgrep -P "$NGINX_PID" | sort)
+        if [ -n "$now" ] && [ -z "$(comm -12 <(echo "$before") <(echo "$now"))" ]; then
+            return 0
+        fi
+        sleep 0.05
+    done
+}
+hup_and_wait
 opened=1
 for _ in $(seq 1 100); do
     req admin_open /_synapse/admin/v1/server_version
@@ -396,7 +412,7 @@ check "the refused admin request never reached Synapse" upstream_never_saw /_syn
 req metrics_open /_synapse/metrics
 check "metrics still 404 with the admin API open" code_is metrics_open 404
 push_site_file same-host admin-api.conf
-kill -HUP "$NGINX_PID"
+hup_and_wait
 closed=1
 for _ in $(seq 1 100); do
     req admin_closed /_synapse/admin/v1/server_version
