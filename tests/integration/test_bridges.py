@@ -36,17 +36,10 @@ from helpers import (
     wait_update_status,
 )
 
-pytestmark = [
-    pytest.mark.jujulocal_only(
-        reason='no bridge charm on Charmhub can be told to send a chosen (or broken) '
-        'registration; the matrix-appservice stand-in plays one, with a real mautrix appservice'
-    ),
-    # Open defect (issue 16 stays open): since matrix-auth was merged next to smtp and
-    # backup, relating a bridge starts Synapse three times instead of twice, and the
-    # appservice's puppet registration was once not seen. Skipped, not deleted, until
-    # the cause is found; the charm's unit tests of matrix-auth still run.
-    pytest.mark.skip(reason='open defect: extra Synapse restart when a bridge relates'),
-]
+pytestmark = pytest.mark.jujulocal_only(
+    reason='no bridge charm on Charmhub can be told to send a chosen (or broken) '
+    'registration; the matrix-appservice stand-in plays one, with a real mautrix appservice'
+)
 
 APP = 'synapse'
 UNIT = f'{APP}/0'
