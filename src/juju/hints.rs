@@ -40,6 +40,11 @@ pub struct UnitHints {
     /// again on the events that can change them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matrix_auth: Option<crate::relations::matrix_auth::MatrixAuthHint>,
+    /// Why the database the provider now names cannot be used (PostgreSQL refused the
+    /// new credentials, or does not answer) while Synapse keeps serving with the ones
+    /// it runs with: steady hooks keep saying so until the provider's answer changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_waiting: Option<String>,
     /// The configuration Synapse last rejected, so that it is not checked again on
     /// every hook while it stays the same.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -118,6 +123,7 @@ mod tests {
         assert_eq!(UnitHints::load(&p), UnitHints::default());
         let h = UnitHints {
             database_relation: Some(String::new()),
+            database_waiting: Some("cannot reach PostgreSQL at 10.0.0.1:5432: refused".into()),
             peer_relation: Some("synapse-peers:0".into()),
             status: Some("active: ".into()),
             rejected_config: Some(RejectedConfig {

@@ -96,8 +96,10 @@ fn step(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Pr
         )
     {
         let progress = finish(w, &plan, None, hints).map_err(&err)?;
-        return Ok(database_health(w, progress, postgres_shape));
+        return Ok(database_health(w, progress, postgres_shape, hints));
     }
+    // The full path decides again whether the provided database can be used.
+    hints.database_waiting = None;
 
     // Full path: read what the files are made of.
     let leader = inp.tools.is_leader()?;
@@ -210,6 +212,9 @@ fn step(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Pr
             // (re-integrated, rotated): it must hold Synapse's data, in the C locale.
             if desired::database_changed(live.as_deref(), candidate) {
                 if let Some(p) = database::check_return_to_postgres(info) {
+                    if let Progress::Waiting(why) = &p {
+                        hints.database_waiting = Some(why.clone());
+                    }
                     return Ok(p);
                 }
             }
@@ -253,7 +258,12 @@ fn step(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Pr
         write_files(w, &want.files, &mut existing).map_err(&err)?;
     }
     let progress = finish(w, &plan, Some(&want.layer), hints).map_err(&err)?;
-    let progress = database_health(w, progress, want.postgres.is_some() && ran_on_postgres);
+    let progress = database_health(
+        w,
+        progress,
+        want.postgres.is_some() && ran_on_postgres,
+        hints,
+    );
     if want.postgres.is_some()
         && !ran_on_postgres
         && matches!(progress, Progress::Ready | Progress::Waiting(_))
@@ -380,9 +390,18 @@ type Existing = BTreeMap<String, Option<Vec<u8>>>;
 
 /// A ready Synapse on PostgreSQL whose database does not answer is not ready: Synapse
 /// keeps answering its ready check while every request that needs the database fails.
-fn database_health(w: &dyn Workload, progress: Progress, postgres: bool) -> Progress {
+fn database_health(
+    w: &dyn Workload,
+    progress: Progress,
+    postgres: bool,
+    hints: &UnitHints,
+) -> Progress {
     if !postgres || progress != Progress::Ready {
         return progress;
+    }
+    // Serving, but with credentials the provider no longer gives: never `active`.
+    if let Some(why) = &hints.database_waiting {
+        return Progress::Waiting(why.clone());
     }
     let answers = w
         .fetch(synapse_layer::EXPORTER_METRICS_URL)

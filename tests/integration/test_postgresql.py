@@ -143,6 +143,9 @@ def test_a_password_postgresql_refuses_is_not_used(synapse: jubilant.Juju, alice
     message = wait_status(synapse, UNIT, 'waiting', 'cannot reach PostgreSQL at 127.0.0.1:')
     assert 'password authentication failed' in message, message
     assert 'not-the-password' not in message, 'no password in the status'
+    # A steady hook keeps saying so: never `active` with credentials that are refused.
+    wait_update_status(synapse, UNIT)
+    assert unit_status(synapse, UNIT) == ('waiting', message)
     assert starts(synapse, UNIT, 'synapse', 'synapse') == before, 'no restart'
     assert MESSAGE in read(synapse, alice), 'still serving'
 
