@@ -676,3 +676,117 @@ fn the_status_matcher_accepts_placeholders_and_prefixes_only() {
         Some("a {x} b".into())
     );
 }
+
+// ---------------------------------------------------------------- links
+
+/// Pages other branches are writing: linked already, checked once they exist.
+const ARRIVING: &[&str] = &[
+    "docs/how-to/scale.md",
+    "docs/how-to/switch-from-canonical-charm.md",
+];
+
+fn markdown_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in fs::read_dir(dir)
+        .expect("docs/ lists")
+        .filter_map(Result::ok)
+    {
+        let p = e.path();
+        if p.is_dir() {
+            markdown_files(&p, out);
+        } else if p.extension().is_some_and(|e| e == "md") {
+            out.push(p);
+        }
+    }
+}
+
+/// The lines of a Markdown file outside fenced code blocks, numbered from 1.
+fn prose_lines(text: &str) -> Vec<(usize, &str)> {
+    let mut fenced = false;
+    let mut out = Vec::new();
+    for (i, l) in text.lines().enumerate() {
+        if l.trim_start().starts_with("```") {
+            fenced = !fenced;
+        } else if !fenced {
+            out.push((i + 1, l));
+        }
+    }
+    out
+}
+
+/// GitHub's anchors of a page's headings.
+fn anchors(text: &str) -> BTreeSet<String> {
+    prose_lines(text)
+        .into_iter()
+        .filter_map(|(_, l)| {
+            let t = l.trim_start_matches('#');
+            (t.len() < l.len() && t.starts_with(' ')).then_some(t.trim())
+        })
+        .map(|t| {
+            t.to_lowercase()
+                .chars()
+                .filter(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | ' '))
+                .map(|c| if c == ' ' { '-' } else { c })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn every_relative_link_in_the_docs_resolves() {
+    let mut files = vec![root().join("README.md")];
+    markdown_files(&root().join("docs"), &mut files);
+    files.sort();
+    let mut problems = Vec::new();
+    for file in &files {
+        let text = fs::read_to_string(file).expect("a page reads");
+        let rel = file
+            .strip_prefix(root())
+            .unwrap_or(file)
+            .display()
+            .to_string();
+        for (n, line) in prose_lines(&text) {
+            for (at, _) in line.match_indices("](") {
+                let rest = &line[at + 2..];
+                let Some(end) = rest.find(')') else { continue };
+                let link = &rest[..end];
+                if link.contains("://") || link.starts_with("mailto:") || link.contains(' ') {
+                    continue;
+                }
+                let (path, anchor) = link.split_once('#').unwrap_or((link, ""));
+                let target = if path.is_empty() {
+                    file.clone()
+                } else {
+                    file.parent().expect("a page has a folder").join(path)
+                };
+                let Ok(target) = target.canonicalize() else {
+                    let wanted = file.parent().unwrap().join(path);
+                    let wanted = wanted.strip_prefix(root()).unwrap_or(&wanted);
+                    let norm: PathBuf = wanted.components().fold(PathBuf::new(), |mut p, c| {
+                        match c {
+                            std::path::Component::ParentDir => {
+                                p.pop();
+                            }
+                            c => p.push(c),
+                        }
+                        p
+                    });
+                    if !ARRIVING.contains(&norm.to_string_lossy().as_ref()) {
+                        problems.push(format!("{rel}:{n}: `{link}`: no such file"));
+                    }
+                    continue;
+                };
+                if anchor.is_empty() || target.extension().is_none_or(|e| e != "md") {
+                    continue;
+                }
+                let page = fs::read_to_string(&target).unwrap_or_default();
+                if !anchors(&page).contains(anchor) {
+                    problems.push(format!("{rel}:{n}: `{link}`: no heading with that anchor"));
+                }
+            }
+        }
+    }
+    report(
+        &problems,
+        "the links named (the first path is the page that links)",
+    );
+}
