@@ -456,7 +456,8 @@ fn workloads_reference_matches_the_layers() {
 
 // ---------------------------------------------------------------- status messages
 
-/// Calls whose first argument is a unit status message.
+/// Calls whose first argument is a unit status message (so are the `format!`s of the
+/// functions named `*_message`).
 const STATUS_CALLS: &[&str] = &[
     "Progress::Blocked(",
     "Progress::Waiting(",
@@ -615,25 +616,43 @@ fn every_status_message_is_in_the_statuses_reference() {
     for file in &files {
         let text = fs::read_to_string(file).expect("a source file reads");
         let code = non_test_part(&text);
-        for call in STATUS_CALLS {
-            for (at, _) in code.match_indices(call) {
-                let Some(msg) = call_literal(&code[at + call.len()..]) else {
-                    continue; // not a literal: built elsewhere
-                };
-                let segs = segments(&msg);
-                if segs.iter().map(|s| s.trim().len()).sum::<usize>() < 6 {
-                    continue; // only placeholders, e.g. `format!("{e}")`
-                }
-                found += 1;
-                if !documented(&doc, &segs) {
-                    let line = code[..at].lines().count();
-                    let rel = file.strip_prefix(root()).unwrap_or(file);
-                    let shown = segs.join("<...>");
-                    problems.push(format!(
-                        "{}:{line}: `{shown}` (write each placeholder as <name>)",
-                        rel.display()
-                    ));
-                }
+        // The calls, and the `fn <name>_message(` helpers that build a status message.
+        let mut sites: Vec<(usize, usize)> = STATUS_CALLS
+            .iter()
+            .flat_map(|call| code.match_indices(call).map(|(at, c)| (at, at + c.len())))
+            .collect();
+        for (at, _) in code.match_indices("fn ") {
+            let name: String = code[at + 3..]
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if name.ends_with("_message") {
+                let body = &code[at..];
+                let end = body.find("\n}").unwrap_or(body.len());
+                sites.extend(
+                    body[..end]
+                        .match_indices("format!(")
+                        .map(|(f, _)| (at, at + f)),
+                );
+            }
+        }
+        for (at, arg) in sites {
+            let Some(msg) = call_literal(&code[arg..]) else {
+                continue; // not a literal: built elsewhere
+            };
+            let segs = segments(&msg);
+            if segs.iter().map(|s| s.trim().len()).sum::<usize>() < 6 {
+                continue; // only placeholders, e.g. `format!("{e}")`
+            }
+            found += 1;
+            if !documented(&doc, &segs) {
+                let line = code[..at].lines().count();
+                let rel = file.strip_prefix(root()).unwrap_or(file);
+                let shown = segs.join("<...>");
+                problems.push(format!(
+                    "{}:{line}: `{shown}` (write each placeholder as <name>)",
+                    rel.display()
+                ));
             }
         }
     }
