@@ -456,13 +456,14 @@ fn workloads_reference_matches_the_layers() {
 
 // ---------------------------------------------------------------- status messages
 
-/// Calls whose first argument is a unit status message (so are the `format!`s of the
-/// functions named `*_message`).
+/// Calls whose first argument is a unit status message, or a note of an active one
+/// (so are the literals of the functions named `*_message`, `note` or `*_note`).
 const STATUS_CALLS: &[&str] = &[
     "Progress::Blocked(",
     "Progress::Waiting(",
     "Status::blocked(",
     "Status::waiting(",
+    "notes.push(",
 ];
 
 /// How much of a message (its fixed text, placeholders skipped) must be in the docs: a
@@ -508,16 +509,21 @@ fn non_test_part(text: &str) -> &str {
 
 /// Parses the Rust string literal at the start of `s` (after its opening `"`).
 fn string_literal(s: &str) -> Option<String> {
+    literal_and_len(s).map(|(text, _)| text)
+}
+
+/// The literal's text and the bytes it takes in `s`, closing quote included.
+fn literal_and_len(s: &str) -> Option<(String, usize)> {
     let mut out = String::new();
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
+    let mut chars = s.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
         match c {
-            '"' => return Some(out),
-            '\\' => match chars.next()? {
+            '"' => return Some((out, i + 1)),
+            '\\' => match chars.next()?.1 {
                 'n' => out.push('\n'),
                 't' => out.push('\t'),
                 '\n' => {
-                    while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                    while chars.peek().is_some_and(|(_, c)| c.is_whitespace()) {
                         chars.next();
                     }
                 }
@@ -527,6 +533,25 @@ fn string_literal(s: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// Where each string literal of `code` starts (its opening quote).
+fn literal_starts(code: &str) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while let Some(q) = code[pos..].find('"') {
+        let start = pos + q;
+        if code[..start].ends_with('\'') {
+            pos = start + 1;
+            continue;
+        }
+        out.push(start);
+        match literal_and_len(&code[start + 1..]) {
+            Some((_, len)) => pos = start + 1 + len,
+            None => break,
+        }
+    }
+    out
 }
 
 /// The message literal of a status call starting at `rest` (just after its `(`), if the
@@ -621,18 +646,25 @@ fn every_status_message_is_in_the_statuses_reference() {
             .iter()
             .flat_map(|call| code.match_indices(call).map(|(at, c)| (at, at + c.len())))
             .collect();
+        // `let note = ... format!(...)`: the note's text is the first `format!` after it.
+        for (at, _) in code.match_indices("let note =") {
+            let window = &code[at..code.len().min(at + 300)];
+            if let Some(f) = window.find("format!(") {
+                sites.push((at, at + f));
+            }
+        }
         for (at, _) in code.match_indices("fn ") {
             let name: String = code[at + 3..]
                 .chars()
                 .take_while(|c| c.is_alphanumeric() || *c == '_')
                 .collect();
-            if name.ends_with("_message") {
+            if name.ends_with("_message") || name == "note" || name.ends_with("_note") {
                 let body = &code[at..];
                 let end = body.find("\n}").unwrap_or(body.len());
                 sites.extend(
-                    body[..end]
-                        .match_indices("format!(")
-                        .map(|(f, _)| (at, at + f)),
+                    literal_starts(&body[..end])
+                        .into_iter()
+                        .map(|q| (at, at + q)),
                 );
             }
         }
