@@ -490,7 +490,8 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The file's text before its `#[cfg(test)] mod tests`, if any.
+/// The file's text before its inline `#[cfg(test)] mod tests {`, if any (a `mod tests;`
+/// declaration keeps the rest).
 fn non_test_part(text: &str) -> &str {
     let mut offset = 0;
     let mut lines = text.lines().peekable();
@@ -498,7 +499,7 @@ fn non_test_part(text: &str) -> &str {
         if l.trim() == "#[cfg(test)]"
             && lines
                 .peek()
-                .is_some_and(|n| n.trim_start().starts_with("mod "))
+                .is_some_and(|n| n.trim_start().starts_with("mod ") && n.trim_end().ends_with('{'))
         {
             return &text[..offset];
         }
