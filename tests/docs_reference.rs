@@ -746,6 +746,12 @@ fn the_status_matcher_accepts_placeholders_and_prefixes_only() {
         doc,
         &segments("database {db:?} holds no Synapse data, but")
     ));
+    // A long enough fixed start is enough, whatever follows.
+    assert!(documented(
+        "`PostgreSQL did not answer within 10s`",
+        &segments("PostgreSQL did not answer within {0:?}")
+    ));
+    assert_eq!(literal_starts(r#"f("a \" b", 'x', "c")"#), vec![2, 17]);
     assert_eq!(
         call_literal(" format!(\n  \"a {x} \\\n    b\", x = 1)"),
         Some("a {x} b".into())
