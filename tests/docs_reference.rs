@@ -175,6 +175,17 @@ fn config_reference_matches_config_yaml() {
             ));
         }
     }
+    let options_part = doc.split("\n## Options\n").nth(1).unwrap_or("");
+    let options_part = options_part.split("\n## ").next().unwrap_or("");
+    for l in options_part.lines() {
+        if let Some(name) = l.strip_prefix("### `").and_then(|r| r.strip_suffix('`')) {
+            if !options.contains_key(name) {
+                problems.push(format!(
+                    "{DOC}: section \"### `{name}`\" documents an option config.yaml does not have"
+                ));
+            }
+        }
+    }
     report(&problems, &format!("{DOC} (or config.yaml)"));
 }
 
