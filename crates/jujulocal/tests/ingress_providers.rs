@@ -7,96 +7,13 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-use jujulocal::Controller;
-
-struct Juju {
-    home: tempfile::TempDir,
-}
-
-impl Juju {
-    fn new() -> Self {
-        Self {
-            home: tempfile::Builder::new()
-                .prefix("jujuing")
-                .tempdir()
-                .unwrap(),
-        }
-    }
-    fn cmd(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_jujulocal-juju"))
-            .args(args)
-            .env("JUJULOCAL_HOME", self.home.path())
-            .env("JUJULOCAL_BIN", env!("CARGO_BIN_EXE_jujulocal"))
-            .env("JUJULOCAL_UPDATE_STATUS_INTERVAL", "0")
-            .env_remove("JUJU_MODEL")
-            .output()
-            .unwrap()
-    }
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.cmd(args);
-        assert!(
-            o.status.success(),
-            "juju {args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&o.stderr),
-            String::from_utf8_lossy(&o.stdout)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-    fn model_dir(&self) -> PathBuf {
-        self.home.path().join("models/m1")
-    }
-    fn controller(&self) -> Controller {
-        std::env::set_var("JUJULOCAL_BIN", env!("CARGO_BIN_EXE_jujulocal"));
-        Controller::open(&self.model_dir()).unwrap()
-    }
-    fn status(&self, unit: &str) -> (String, String) {
-        let c = self.controller();
-        let app = unit.split('/').next().unwrap();
-        let s = c.model.applications[app].units[unit]
-            .status
-            .clone()
-            .unwrap();
-        (s.status, s.message)
-    }
-    fn ingress_answer(&self) -> Option<String> {
-        let c = self.controller();
-        c.model
-            .relations
-            .iter()
-            .find(|r| r.end_for("traefik-k8s").is_some())
-            .and_then(|r| r.app_data.get("traefik-k8s"))
-            .and_then(|b| b.get("ingress"))
-            .cloned()
-    }
-}
-
-impl Drop for Juju {
-    /// A failed test must not leave an NGINX running.
-    fn drop(&mut self) {
-        for app in ["traefik-k8s", "nginx-ingress-integrator"] {
-            if self
-                .model_dir()
-                .join(format!("providers/{app}.json"))
-                .exists()
-            {
-                let _ = self.cmd(&["remove-application", app]);
-            }
-        }
-    }
-}
+mod support;
+use support::{shell_charm, Juju};
 
 /// A requirer: publishes the ingress v2 request and unit address, and the nginx route,
 /// pointing at `port`; reports the ingress URL it is given as its status.
 fn requirer_charm(dir: &Path, port: u16) -> PathBuf {
-    let c = dir.join("req-charm");
-    std::fs::create_dir_all(&c).unwrap();
-    std::fs::write(
-        c.join("metadata.yaml"),
-        "name: req\nrequires:\n  ingress:\n    interface: ingress\n    limit: 1\n  nginx-route:\n    interface: nginx-route\n    limit: 1\n",
-    )
-    .unwrap();
     let dispatch = format!(
         r#"#!/bin/sh
 set -e
@@ -113,10 +30,7 @@ case "$JUJU_DISPATCH_PATH" in
 esac
 "#
     );
-    std::fs::write(c.join("dispatch"), dispatch).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(c.join("dispatch"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    c
+    shell_charm(dir, "req", "name: req\nrequires:\n  ingress:\n    interface: ingress\n    limit: 1\n  nginx-route:\n    interface: nginx-route\n    limit: 1\n", &dispatch)
 }
 
 /// A backend answering every request with its method, path and Host header.
@@ -185,10 +99,10 @@ fn traefik_k8s_stand_in_routes_by_path_and_subdomain_and_answers_with_the_url() 
         eprintln!("skipped: no nginx");
         return;
     }
-    let j = Juju::new();
+    let j = Juju::new("jujuing");
     let backend = backend();
     j.ok(&["add-model", "m1"]);
-    let charm = requirer_charm(j.home.path(), backend);
+    let charm = requirer_charm(j.home(), backend);
     j.ok(&["deploy", &charm.display().to_string(), "req"]);
     j.ok(&[
         "deploy",
@@ -202,7 +116,11 @@ fn traefik_k8s_stand_in_routes_by_path_and_subdomain_and_answers_with_the_url() 
     j.ok(&["integrate", "req:ingress", "traefik-k8s:ingress"]);
 
     let path_url = format!("http://127.0.0.1:{port}/m1-req");
-    let answer = j.ingress_answer().expect("the stand-in answered");
+    let answer = j
+        .app_databag("traefik-k8s")
+        .get("ingress")
+        .cloned()
+        .expect("the stand-in answered");
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&answer).unwrap()["url"],
         path_url.as_str()
@@ -225,7 +143,12 @@ fn traefik_k8s_stand_in_routes_by_path_and_subdomain_and_answers_with_the_url() 
         "external_hostname=ingress.test",
     ]);
     let sub = format!("http://m1-req.ingress.test:{port}/");
-    assert!(j.ingress_answer().unwrap().contains(&sub));
+    assert!(j
+        .app_databag("traefik-k8s")
+        .get("ingress")
+        .cloned()
+        .unwrap()
+        .contains(&sub));
     assert!(j.status("req/0").1.contains(&sub), "told again");
     let (code, body) = http(
         port,
@@ -274,10 +197,10 @@ fn nginx_ingress_integrator_stand_in_routes_the_hostname_with_the_body_limit() {
         eprintln!("skipped: no nginx");
         return;
     }
-    let j = Juju::new();
+    let j = Juju::new("jujuing");
     let backend = backend();
     j.ok(&["add-model", "m1"]);
-    let charm = requirer_charm(j.home.path(), backend);
+    let charm = requirer_charm(j.home(), backend);
     j.ok(&["deploy", &charm.display().to_string(), "req"]);
     j.ok(&["deploy", "nginx-ingress-integrator", "--trust"]);
     let (st, msg) = j.status("nginx-ingress-integrator/0");

@@ -4,11 +4,14 @@
 //! and `--help` on hook tools.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use jujulocal::meta::Role;
 use jujulocal::Controller;
 use serde_json::Value;
+
+mod support;
+use support::Juju;
 
 /// Maps keyed by names (applications, units, settings ...): our entries are compared
 /// with the fixture's first entry.
@@ -102,48 +105,6 @@ fn assert_shape(ours: &Value, name: &str, root_is_name_map: bool) {
     );
 }
 
-struct Juju {
-    home: tempfile::TempDir,
-}
-
-impl Juju {
-    fn new() -> Self {
-        Self {
-            home: tempfile::Builder::new()
-                .prefix("jujucli")
-                .tempdir()
-                .unwrap(),
-        }
-    }
-    fn cmd(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_jujulocal-juju"))
-            .args(args)
-            .env("JUJULOCAL_HOME", self.home.path())
-            .env("JUJULOCAL_BIN", env!("CARGO_BIN_EXE_jujulocal"))
-            .env("JUJULOCAL_UPDATE_STATUS_INTERVAL", "0")
-            .env_remove("JUJU_MODEL")
-            .output()
-            .unwrap()
-    }
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.cmd(args);
-        assert!(
-            o.status.success(),
-            "juju {args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&o.stderr),
-            String::from_utf8_lossy(&o.stdout)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-    fn json(&self, args: &[&str]) -> Value {
-        let out = self.ok(args);
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("juju {args:?}: {e}: {out}"))
-    }
-    fn model_dir(&self) -> PathBuf {
-        self.home.path().join("models/m1")
-    }
-}
-
 fn demo_charm(dir: &Path) -> PathBuf {
     let c = dir.join("demo-charm");
     std::fs::create_dir_all(&c).unwrap();
@@ -171,13 +132,13 @@ fn demo_charm(dir: &Path) -> PathBuf {
 
 #[test]
 fn documents_have_jujus_shape_and_commands_behave_like_juju() {
-    let j = Juju::new();
+    let j = Juju::new("jujucli");
     j.ok(&["add-model", "m1"]);
     let models = j.json(&["models", "--format", "json"]);
     assert_eq!(models["current-model"], "m1");
     assert_eq!(models["models"][0]["short-name"], "m1");
 
-    let charm = demo_charm(j.home.path());
+    let charm = demo_charm(j.home());
     let charm = charm.display().to_string();
     j.ok(&[
         "deploy",

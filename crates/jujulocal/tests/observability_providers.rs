@@ -8,98 +8,13 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::{json, Value};
 
-struct Juju {
-    home: tempfile::TempDir,
-}
-
-impl Juju {
-    fn new() -> Self {
-        let j = Self {
-            home: tempfile::Builder::new()
-                .prefix("jujuobs")
-                .tempdir()
-                .unwrap(),
-        };
-        j.ok(&["add-model", "m1"]);
-        j
-    }
-    fn cmd(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_jujulocal-juju"))
-            .args(args)
-            .env("JUJULOCAL_HOME", self.home.path())
-            .env("JUJULOCAL_BIN", env!("CARGO_BIN_EXE_jujulocal"))
-            .env("JUJULOCAL_UPDATE_STATUS_INTERVAL", "0")
-            .env_remove("JUJU_MODEL")
-            .output()
-            .unwrap()
-    }
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.cmd(args);
-        assert!(
-            o.status.success(),
-            "juju {args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&o.stderr),
-            String::from_utf8_lossy(&o.stdout)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-    fn status(&self) -> Value {
-        serde_json::from_str(&self.ok(&["status", "--format", "json"])).unwrap()
-    }
-    /// An application's status and message, from `juju status --format json`.
-    fn app_status(&self, app: &str) -> (String, String) {
-        let s = &self.status()["applications"][app]["application-status"];
-        (
-            s["current"].as_str().unwrap_or("").into(),
-            s["message"].as_str().unwrap_or("").into(),
-        )
-    }
-    fn unit_message(&self, unit: &str) -> String {
-        let app = unit.split('/').next().unwrap();
-        self.status()["applications"][app]["units"][unit]["workload-status"]["message"]
-            .as_str()
-            .unwrap_or("")
-            .to_string()
-    }
-    /// A stand-in's state (`providers/<app>.json`), its `data`.
-    fn stand_in(&self, app: &str) -> Value {
-        let path = self
-            .home
-            .path()
-            .join(format!("models/m1/providers/{app}.json"));
-        let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        v["data"].clone()
-    }
-    fn model_uuid(&self) -> String {
-        let v: Value = serde_json::from_str(
-            &std::fs::read_to_string(self.home.path().join("models/m1/model.json")).unwrap(),
-        )
-        .unwrap();
-        v["uuid"].as_str().unwrap().to_string()
-    }
-}
-
-impl Drop for Juju {
-    /// A failed test must not leave a Prometheus or a recorder running.
-    fn drop(&mut self) {
-        for app in ["prometheus-k8s", "loki-k8s", "grafana-k8s"] {
-            if self
-                .home
-                .path()
-                .join(format!("models/m1/providers/{app}.json"))
-                .exists()
-            {
-                let _ = self.cmd(&["remove-application", app]);
-            }
-        }
-    }
-}
+mod support;
+use support::Juju;
 
 /// The provider charm: publishes its options `scrape_jobs`, `alert_rules` and
 /// `dashboards` as the COS libraries do, its unit address, and shows the Loki endpoint
@@ -237,13 +152,13 @@ fn prometheus_k8s_stand_in_scrapes_the_expanded_jobs_and_loads_the_rules() {
         have_prometheus(),
         "/usr/bin/prometheus is missing: install Debian's prometheus (scripts/setup.sh)"
     );
-    let j = Juju::new();
+    let j = Juju::with_model("jujuobs");
     let port = metrics_backend();
     let jobs = json!([{"job_name": "demo", "metrics_path": "/metrics",
                        "static_configs": [{"targets": [format!("*:{port}")]}],
                        "not_a_job_key": true}])
     .to_string();
-    let charm = obs_charm(j.home.path());
+    let charm = obs_charm(j.home());
     j.ok(&[
         "deploy",
         &charm.display().to_string(),
@@ -262,7 +177,7 @@ fn prometheus_k8s_stand_in_scrapes_the_expanded_jobs_and_loads_the_rules() {
     ]);
 
     // It shows as the charm's application, from Charmhub, with where it listens.
-    let status = j.status();
+    let status = j.status_json();
     let app = &status["applications"]["prometheus-k8s"];
     assert_eq!(app["charm-name"], "prometheus-k8s");
     assert_eq!(app["charm-origin"], "charmhub");
@@ -273,10 +188,10 @@ fn prometheus_k8s_stand_in_scrapes_the_expanded_jobs_and_loads_the_rules() {
         .unwrap()
         .to_string();
     let base = message.strip_prefix("Prometheus at ").unwrap().to_string();
-    assert_eq!(j.app_status("prometheus-k8s").0, "active");
+    assert_eq!(app_status(&j, "prometheus-k8s").0, "active");
 
     j.ok(&["integrate", "obs", "prometheus-k8s"]);
-    let uuid = j.model_uuid();
+    let uuid = model_uuid(&j);
     let job = format!("juju_m1_{}_obs_prometheus_scrape_demo-0", &uuid[..8]);
     let target = wait_for("the expanded job scraped", || {
         let t = api(&base, "targets")["activeTargets"].as_array()?.clone();
@@ -303,7 +218,7 @@ fn prometheus_k8s_stand_in_scrapes_the_expanded_jobs_and_loads_the_rules() {
         "obs",
         &format!("alert_rules={}", rules("demo_gauge <")),
     ]);
-    let (st, msg) = j.app_status("prometheus-k8s");
+    let (st, msg) = app_status(&j, "prometheus-k8s");
     assert_eq!(st, "blocked", "{msg}");
     assert!(msg.contains("alert rules of obs (relation"), "{msg}");
     assert!(
@@ -317,7 +232,7 @@ fn prometheus_k8s_stand_in_scrapes_the_expanded_jobs_and_loads_the_rules() {
         "obs",
         &format!("alert_rules={}", rules("demo_gauge < 2")),
     ]);
-    assert_eq!(j.app_status("prometheus-k8s").0, "active");
+    assert_eq!(app_status(&j, "prometheus-k8s").0, "active");
     assert_eq!(
         api(&base, "rules")["groups"][0]["rules"][0]["query"],
         "demo_gauge < 2"
@@ -339,17 +254,17 @@ fn prometheus_k8s_stand_in_scrapes_the_expanded_jobs_and_loads_the_rules() {
 
 #[test]
 fn loki_k8s_stand_in_publishes_its_endpoint_and_records_pushes() {
-    let j = Juju::new();
-    let charm = obs_charm(j.home.path());
+    let j = Juju::with_model("jujuobs");
+    let charm = obs_charm(j.home());
     j.ok(&["deploy", &charm.display().to_string(), "obs"]);
     j.ok(&["deploy", "loki-k8s", "--channel", "latest/stable"]);
-    let (st, msg) = j.app_status("loki-k8s");
+    let (st, msg) = app_status(&j, "loki-k8s");
     assert_eq!(st, "active");
     let again = j.cmd(&["deploy", "loki-k8s"]);
     assert!(!again.status.success(), "a second loki-k8s is refused");
     assert!(String::from_utf8_lossy(&again.stderr).contains("application already exists"));
     assert_eq!(
-        j.app_status("loki-k8s"),
+        app_status(&j, "loki-k8s"),
         (st.clone(), msg.clone()),
         "the first one untouched"
     );
@@ -357,7 +272,7 @@ fn loki_k8s_stand_in_publishes_its_endpoint_and_records_pushes() {
     j.ok(&["integrate", "obs:logging", "loki-k8s"]);
 
     // The requirer got relation-changed with the unit's endpoint, as from the charm.
-    let endpoint: Value = serde_json::from_str(&j.unit_message("obs/0")).unwrap();
+    let endpoint: Value = serde_json::from_str(&unit_message(&j, "obs/0")).unwrap();
     let push = format!("{base}/loki/api/v1/push");
     assert_eq!(endpoint["url"], push.as_str());
 
@@ -417,8 +332,8 @@ fn xz_base64(text: &str) -> String {
 
 #[test]
 fn grafana_k8s_stand_in_decodes_and_records_the_dashboards() {
-    let j = Juju::new();
-    let charm = obs_charm(j.home.path());
+    let j = Juju::with_model("jujuobs");
+    let charm = obs_charm(j.home());
     let dashboard = json!({"title": "Demo", "uid": "demo", "panels": []});
     let sent = |content: &str| {
         json!({"templates": {"file:demo": {"charm": "obs", "content": content,
@@ -435,7 +350,7 @@ fn grafana_k8s_stand_in_decodes_and_records_the_dashboards() {
     ]);
     j.ok(&["deploy", "grafana-k8s"]);
     assert_eq!(
-        j.app_status("grafana-k8s"),
+        app_status(&j, "grafana-k8s"),
         ("active".into(), "0 dashboards".into())
     );
     let out = j.ok(&["integrate", "obs", "grafana-k8s"]);
@@ -449,13 +364,13 @@ fn grafana_k8s_stand_in_decodes_and_records_the_dashboards() {
     assert!(key.starts_with("obs:"), "{key}");
     assert_eq!(per_relation["file:demo"], dashboard);
     assert_eq!(
-        j.app_status("grafana-k8s"),
+        app_status(&j, "grafana-k8s"),
         ("active".into(), "1 dashboard".into())
     );
 
     // Data it cannot decode: blocked, naming the relation and the template.
     j.ok(&["config", "obs", &format!("dashboards={}", sent("bm90IHh6"))]);
-    let (st, msg) = j.app_status("grafana-k8s");
+    let (st, msg) = app_status(&j, "grafana-k8s");
     assert_eq!(st, "blocked");
     assert!(
         msg.starts_with("obs (relation ") && msg.contains("file:demo cannot be decoded: not xz"),
@@ -465,7 +380,31 @@ fn grafana_k8s_stand_in_decodes_and_records_the_dashboards() {
     j.ok(&["remove-relation", "obs", "grafana-k8s"]);
     assert_eq!(read(), json!({}));
     assert_eq!(
-        j.app_status("grafana-k8s"),
+        app_status(&j, "grafana-k8s"),
         ("active".into(), "0 dashboards".into())
     );
+}
+
+/// An application's status and message, from `juju status --format json`.
+fn app_status(j: &Juju, app: &str) -> (String, String) {
+    let s = &j.status_json()["applications"][app]["application-status"];
+    (
+        s["current"].as_str().unwrap_or("").into(),
+        s["message"].as_str().unwrap_or("").into(),
+    )
+}
+
+fn unit_message(j: &Juju, unit: &str) -> String {
+    let app = unit.split('/').next().unwrap();
+    j.status_json()["applications"][app]["units"][unit]["workload-status"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+fn model_uuid(j: &Juju) -> String {
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(j.model_dir().join("model.json")).unwrap())
+            .unwrap();
+    v["uuid"].as_str().unwrap().to_string()
 }

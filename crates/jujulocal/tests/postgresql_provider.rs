@@ -4,68 +4,16 @@
 //! credentials secret granted to the relation, and psql logs in with them.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use jujulocal::Controller;
 
-struct Juju {
-    home: tempfile::TempDir,
-}
-
-impl Juju {
-    fn new() -> Self {
-        Self {
-            home: tempfile::Builder::new().prefix("jujupg").tempdir().unwrap(),
-        }
-    }
-    fn cmd(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_jujulocal-juju"))
-            .args(args)
-            .env("JUJULOCAL_HOME", self.home.path())
-            .env("JUJULOCAL_BIN", env!("CARGO_BIN_EXE_jujulocal"))
-            .env("JUJULOCAL_UPDATE_STATUS_INTERVAL", "0")
-            .env_remove("JUJU_MODEL")
-            .output()
-            .unwrap()
-    }
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.cmd(args);
-        assert!(
-            o.status.success(),
-            "juju {args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&o.stderr),
-            String::from_utf8_lossy(&o.stdout)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-    fn model_dir(&self) -> PathBuf {
-        self.home.path().join("models/m1")
-    }
-}
-
-impl Drop for Juju {
-    /// A failed test must not leave a PostgreSQL server running.
-    fn drop(&mut self) {
-        if self
-            .model_dir()
-            .join("providers/postgresql-k8s.json")
-            .exists()
-        {
-            let _ = self.cmd(&["remove-application", "postgresql-k8s"]);
-        }
-    }
-}
+mod support;
+use support::{shell_charm, Juju};
 
 /// A requirer: its leader asks for database `app` with SUPERUSER when the relation is
 /// created, and reports active once the provider answered.
 fn requirer_charm(dir: &Path) -> PathBuf {
-    let c = dir.join("req-charm");
-    std::fs::create_dir_all(&c).unwrap();
-    std::fs::write(
-        c.join("metadata.yaml"),
-        "name: req\nrequires:\n  database:\n    interface: postgresql_client\n    limit: 1\n",
-    )
-    .unwrap();
     let dispatch = r#"#!/bin/sh
 set -e
 case "$JUJU_DISPATCH_PATH" in
@@ -83,10 +31,12 @@ case "$JUJU_DISPATCH_PATH" in
 esac
 status-set waiting 'waiting for a database'
 "#;
-    std::fs::write(c.join("dispatch"), dispatch).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(c.join("dispatch"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    c
+    shell_charm(
+        dir,
+        "req",
+        "name: req\nrequires:\n  database:\n    interface: postgresql_client\n    limit: 1\n",
+        dispatch,
+    )
 }
 
 #[test]
@@ -95,9 +45,9 @@ fn deploy_postgresql_k8s_answers_database_requests_with_a_real_server() {
         eprintln!("skipped: no PostgreSQL under /usr/lib/postgresql");
         return;
     }
-    let j = Juju::new();
+    let j = Juju::new("jujupg");
     j.ok(&["add-model", "m1"]);
-    let charm = requirer_charm(j.home.path());
+    let charm = requirer_charm(j.home());
     j.ok(&["deploy", &charm.display().to_string(), "req"]);
     j.ok(&["deploy", "postgresql-k8s", "--trust"]);
     j.ok(&["integrate", "req:database", "postgresql-k8s:database"]);

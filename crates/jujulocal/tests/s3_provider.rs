@@ -5,93 +5,17 @@
 //! requests on 127.0.0.1.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::Duration;
 
 use jujulocal::controller::providers::s3_integrator;
-use jujulocal::Controller;
 
-struct Juju {
-    home: tempfile::TempDir,
-}
-
-impl Juju {
-    fn new() -> Self {
-        Self {
-            home: tempfile::Builder::new().prefix("jujus3").tempdir().unwrap(),
-        }
-    }
-    fn cmd(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_jujulocal-juju"))
-            .args(args)
-            .env("JUJULOCAL_HOME", self.home.path())
-            .env("JUJULOCAL_BIN", env!("CARGO_BIN_EXE_jujulocal"))
-            .env("JUJULOCAL_UPDATE_STATUS_INTERVAL", "0")
-            .env_remove("JUJU_MODEL")
-            .output()
-            .unwrap()
-    }
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.cmd(args);
-        assert!(
-            o.status.success(),
-            "juju {args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&o.stderr),
-            String::from_utf8_lossy(&o.stdout)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-    fn controller(&self) -> Controller {
-        std::env::set_var("JUJULOCAL_BIN", env!("CARGO_BIN_EXE_jujulocal"));
-        Controller::open(&self.home.path().join("models/m1")).unwrap()
-    }
-    fn status(&self, unit: &str) -> (String, String) {
-        let c = self.controller();
-        let app = unit.split('/').next().unwrap();
-        let s = c.model.applications[app].units[unit]
-            .status
-            .clone()
-            .unwrap();
-        (s.status, s.message)
-    }
-    /// The stand-in's application databag on its relation with `req`.
-    fn answer(&self) -> std::collections::BTreeMap<String, String> {
-        let c = self.controller();
-        c.model
-            .relations
-            .iter()
-            .find(|r| r.end_for("s3-integrator").is_some())
-            .and_then(|r| r.app_data.get("s3-integrator"))
-            .cloned()
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Juju {
-    /// A failed test must not leave a moto server running.
-    fn drop(&mut self) {
-        if self
-            .home
-            .path()
-            .join("models/m1/providers/s3-integrator.json")
-            .exists()
-        {
-            let _ = self.cmd(&["remove-application", "s3-integrator"]);
-        }
-    }
-}
+mod support;
+use support::{shell_charm, Juju};
 
 /// A requirer on an `s3` endpoint: the leader asks for bucket `synapse-media` when the
 /// relation is joined (as `S3Requirer` does); `relation-changed` puts the provider's
 /// endpoint and bucket in its status.
 fn requirer_charm(dir: &Path) -> PathBuf {
-    let c = dir.join("req-charm");
-    std::fs::create_dir_all(&c).unwrap();
-    std::fs::write(
-        c.join("metadata.yaml"),
-        "name: req\nrequires:\n  media:\n    interface: s3\n    limit: 1\n",
-    )
-    .unwrap();
     let dispatch = r#"#!/bin/sh
 set -e
 case "$JUJU_DISPATCH_PATH" in
@@ -101,10 +25,12 @@ case "$JUJU_DISPATCH_PATH" in
     status-set active "$(relation-get -r "$JUJU_RELATION_ID" --app endpoint "$JUJU_REMOTE_APP") $(relation-get -r "$JUJU_RELATION_ID" --app bucket "$JUJU_REMOTE_APP")" ;;
 esac
 "#;
-    std::fs::write(c.join("dispatch"), dispatch).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(c.join("dispatch"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    c
+    shell_charm(
+        dir,
+        "req",
+        "name: req\nrequires:\n  media:\n    interface: s3\n    limit: 1\n",
+        dispatch,
+    )
 }
 
 fn s3(moto_url: &str, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
@@ -118,9 +44,9 @@ fn s3(moto_url: &str, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
 
 #[test]
 fn s3_integrator_stand_in_answers_with_credentials_and_a_real_bucket() {
-    let j = Juju::new();
+    let j = Juju::new("jujus3");
     j.ok(&["add-model", "m1"]);
-    let charm = requirer_charm(j.home.path());
+    let charm = requirer_charm(j.home());
     j.ok(&["deploy", &charm.display().to_string(), "req"]);
     let out = j.cmd(&["deploy", "s3-integrator", "--channel", "latest/edge"]);
     assert!(
@@ -141,9 +67,9 @@ fn s3_integrator_stand_in_answers_with_credentials_and_a_real_bucket() {
 
     j.ok(&["integrate", "req", "s3-integrator"]);
     assert!(
-        j.answer().is_empty(),
+        j.app_databag("s3-integrator").is_empty(),
         "no answer without credentials: {:?}",
-        j.answer()
+        j.app_databag("s3-integrator")
     );
 
     j.ok(&[
@@ -158,7 +84,7 @@ fn s3_integrator_stand_in_answers_with_credentials_and_a_real_bucket() {
         j.status("s3-integrator/0"),
         ("active".into(), format!("Serving S3 at {url}"))
     );
-    let bag = j.answer();
+    let bag = j.app_databag("s3-integrator");
     assert_eq!(
         bag.get("access-key").map(String::as_str),
         Some("AKIDSTANDIN")
@@ -188,7 +114,7 @@ fn s3_integrator_stand_in_answers_with_credentials_and_a_real_bucket() {
 
     // Its own bucket option wins over the request; an unset option is withdrawn.
     j.ok(&["config", "s3-integrator", "bucket=operator-bucket", "path="]);
-    let bag = j.answer();
+    let bag = j.app_databag("s3-integrator");
     assert_eq!(
         bag.get("bucket").map(String::as_str),
         Some("operator-bucket")

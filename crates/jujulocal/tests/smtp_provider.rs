@@ -4,86 +4,13 @@
 //! granted to the relation). A tiny shell requirer logs what it is given.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-use jujulocal::Controller;
-
-struct Juju {
-    home: tempfile::TempDir,
-}
-
-impl Juju {
-    fn new() -> Self {
-        Self {
-            home: tempfile::Builder::new()
-                .prefix("jujusmtp")
-                .tempdir()
-                .unwrap(),
-        }
-    }
-    fn cmd(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_jujulocal-juju"))
-            .args(args)
-            .env("JUJULOCAL_HOME", self.home.path())
-            .env("JUJULOCAL_BIN", env!("CARGO_BIN_EXE_jujulocal"))
-            .env("JUJULOCAL_UPDATE_STATUS_INTERVAL", "0")
-            .env_remove("JUJU_MODEL")
-            .output()
-            .unwrap()
-    }
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.cmd(args);
-        assert!(
-            o.status.success(),
-            "juju {args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&o.stderr),
-            String::from_utf8_lossy(&o.stdout)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-    fn controller(&self) -> Controller {
-        std::env::set_var("JUJULOCAL_BIN", env!("CARGO_BIN_EXE_jujulocal"));
-        Controller::open(&self.home.path().join("models/m1")).unwrap()
-    }
-    fn status(&self, unit: &str) -> (String, String) {
-        let c = self.controller();
-        let app = unit.split('/').next().unwrap();
-        let s = c.model.applications[app].units[unit]
-            .status
-            .clone()
-            .unwrap();
-        (s.status, s.message)
-    }
-    /// The provider's application databag in its relation with `req`.
-    fn answer(&self, provider: &str) -> std::collections::BTreeMap<String, String> {
-        let c = self.controller();
-        c.model
-            .relations
-            .iter()
-            .find(|r| r.end_for(provider).is_some() && r.end_for("req").is_some())
-            .and_then(|r| r.app_data.get(provider))
-            .cloned()
-            .unwrap_or_default()
-    }
-    fn log(&self) -> Vec<String> {
-        std::fs::read_to_string(self.home.path().join("req.log"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-}
+mod support;
+use support::{shell_charm, Juju};
 
 /// A requirer of `smtp` that logs the host and the password it reads (from the secret)
 /// on relation-changed, and the new password on secret-changed.
 fn requirer_charm(dir: &Path) -> PathBuf {
-    let c = dir.join("req-charm");
-    std::fs::create_dir_all(&c).unwrap();
-    std::fs::write(
-        c.join("metadata.yaml"),
-        "name: req\nrequires:\n  smtp:\n    interface: smtp\n    limit: 1\n",
-    )
-    .unwrap();
     let log = dir.join("req.log");
     let dispatch = format!(
         r#"#!/bin/sh
@@ -101,17 +28,19 @@ esac
 "#,
         log = log.display()
     );
-    std::fs::write(c.join("dispatch"), dispatch).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(c.join("dispatch"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    c
+    shell_charm(
+        dir,
+        "req",
+        "name: req\nrequires:\n  smtp:\n    interface: smtp\n    limit: 1\n",
+        &dispatch,
+    )
 }
 
 #[test]
 fn smtp_integrator_stand_in_publishes_its_options_and_the_password_through_a_secret() {
-    let j = Juju::new();
+    let j = Juju::new("jujusmtp");
     j.ok(&["add-model", "m1"]);
-    let charm = requirer_charm(j.home.path());
+    let charm = requirer_charm(j.home());
     j.ok(&["deploy", &charm.display().to_string(), "req"]);
     j.ok(&["deploy", "smtp-integrator", "--channel", "latest/stable"]);
     assert_eq!(
@@ -123,7 +52,7 @@ fn smtp_integrator_stand_in_publishes_its_options_and_the_password_through_a_sec
     );
     j.ok(&["integrate", "req", "smtp-integrator"]);
     assert!(
-        j.answer("smtp-integrator").is_empty(),
+        j.app_databag("smtp-integrator").is_empty(),
         "nothing without a host"
     );
 
@@ -139,7 +68,7 @@ fn smtp_integrator_stand_in_publishes_its_options_and_the_password_through_a_sec
         "domain=example.com",
     ]);
     assert_eq!(j.status("smtp-integrator/0").0, "active");
-    let bag = j.answer("smtp-integrator");
+    let bag = j.app_databag("smtp-integrator");
     let keys: Vec<&str> = bag.keys().map(String::as_str).collect();
     assert_eq!(
         keys,
@@ -162,16 +91,15 @@ fn smtp_integrator_stand_in_publishes_its_options_and_the_password_through_a_sec
         "the password is only in the secret"
     );
     assert_eq!(
-        j.log().last().map(String::as_str),
+        requirer_log(&j).last().map(String::as_str),
         Some("changed host=127.0.0.1 password=first-password")
     );
 
     // A new password: a new revision of the same secret, secret-changed once.
     let id = bag["password_id"].clone();
     j.ok(&["config", "smtp-integrator", "password=second-password"]);
-    assert_eq!(j.answer("smtp-integrator")["password_id"], id);
-    let changed: Vec<String> = j
-        .log()
+    assert_eq!(j.app_databag("smtp-integrator")["password_id"], id);
+    let changed: Vec<String> = requirer_log(&j)
         .into_iter()
         .filter(|l| l.starts_with("secret-changed"))
         .collect();
@@ -179,7 +107,7 @@ fn smtp_integrator_stand_in_publishes_its_options_and_the_password_through_a_sec
     // The same value again: no new revision, no event.
     j.ok(&["config", "smtp-integrator", "password=second-password"]);
     assert_eq!(
-        j.log()
+        requirer_log(&j)
             .iter()
             .filter(|l| l.starts_with("secret-changed"))
             .count(),
@@ -194,7 +122,7 @@ fn smtp_integrator_stand_in_publishes_its_options_and_the_password_through_a_sec
         "user=",
         "auth_type=none",
     ]);
-    let bag = j.answer("smtp-integrator");
+    let bag = j.app_databag("smtp-integrator");
     assert!(
         !bag.contains_key("password_id") && !bag.contains_key("user"),
         "{bag:?}"
@@ -214,7 +142,7 @@ fn smtp_integrator_stand_in_publishes_its_options_and_the_password_through_a_sec
 
     // Without a host it withdraws everything and is blocked again.
     j.ok(&["config", "smtp-integrator", "host="]);
-    assert!(j.answer("smtp-integrator").is_empty());
+    assert!(j.app_databag("smtp-integrator").is_empty());
     assert_eq!(j.status("smtp-integrator/0").0, "blocked");
 
     // `juju deploy --config` sets options at once.
@@ -226,4 +154,13 @@ fn smtp_integrator_stand_in_publishes_its_options_and_the_password_through_a_sec
         "host=mail.example.com",
     ]);
     assert_eq!(j.status("mail2/0").0, "active");
+}
+
+/// What the requirer logged, a line each.
+fn requirer_log(j: &Juju) -> Vec<String> {
+    std::fs::read_to_string(j.home().join("req.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
