@@ -495,6 +495,14 @@ def main() -> int:
     print('(wall: spawn to exit of dispatch as the unit agent sees it; RSS: the dispatch '
           'process and its waited-for children; restarts: median per run; ops ms: the ops '
           'fixture on the same hook, else its update-status, i.e. the cost of starting ops)')
+    if os.environ.get('BENCH_EXTRAS', '1') != '0':
+        print('\n== Pebble client latency (real Pebble)', flush=True)
+        env = dict(os.environ, PEBBLE_BIN=str(TOOLS / 'bin' / 'pebble'))
+        subprocess.run(['cargo', 'run', '-q', '--release', '-p', 'pebble', '--example',
+                        'pebble_latency', '--', '200'], cwd=REPO, env=env, check=True)
+        print('== Synapse Stats Exporter (real PostgreSQL)', flush=True)
+        subprocess.run(['cargo', 'run', '-q', '--release', '-p', 'synapse-stats-exporter',
+                        '--example', 'scrape_latency'], cwd=REPO, check=True)
     return 0
 
 
