@@ -66,6 +66,7 @@ test: ports setup lint
 	@# How many property cases ran (every parser of outside input, never a panic).
 	bash scripts/property-count.sh target/test-output.txt
 	$(MAKE) nginx-test rules-test analyse-debug audit
+	python3 scripts/bench_test.py
 	@# How many bad configurations the table tried (the test asserts each).
 	$(CARGO) test -q --lib charm::bad_configs -- --nocapture 2>&1 | grep -E "^bad configurations: "
 	$(MAKE) integration
@@ -87,8 +88,10 @@ integration: setup
 	bash scripts/pack-charm.sh target/debug/synapse-k8s-charm
 	cd tests/integration && $(TOOLS)/integration-venv/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
+# Figures, not pass/fail (docs/explanation/performance.md); not part of `make test`,
+# which only runs the driver's own unit tests (scripts/bench_test.py).
 bench: setup charm
-	bash scripts/bench.sh
+	python3 scripts/bench.py
 
 clean:
 	rm -rf build target .jujulocal

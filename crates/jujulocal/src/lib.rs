@@ -16,6 +16,7 @@ pub mod juju_cli;
 pub mod logfile;
 pub mod meta;
 pub mod model;
+pub mod pebble_count;
 pub mod pod;
 pub mod status;
 pub mod tools;

@@ -50,7 +50,8 @@ Commands:
   status                                  show the model like `juju status`
   show-unit UNIT                          relation data, state and status history of a unit
   debug-log                               show the charm's logs
-  hooks [--last N]                        dispatch records (hook, exit code, time, tool calls)
+  hooks [--last N]                        dispatch records (hook, exit code, time, tool calls;
+                                          Pebble requests and pushes with JUJULOCAL_COUNT_PEBBLE=1)
   destroy                                 stop all pods (the model stays on disk)
 ";
 
@@ -495,8 +496,12 @@ fn cli(mut args: Vec<String>) -> Result<(), Error> {
                 .unwrap_or(usize::MAX);
             let h = c.history();
             for r in h.iter().skip(h.len().saturating_sub(n)) {
+                let pebble = r.pebble.as_ref().map(|p| {
+                    let pushes = p.iter().filter(|c| c.push).count();
+                    format!(" pebble={} pushes={pushes}", p.len())
+                });
                 println!(
-                    "#{} {} {} exit={} {:.2}ms rss={}KiB calls={} tools={:.2}ms",
+                    "#{} {} {} exit={} {:.2}ms rss={}KiB calls={} tools={:.2}ms{}",
                     r.seq,
                     r.unit,
                     r.hook,
@@ -508,7 +513,8 @@ fn cli(mut args: Vec<String>) -> Result<(), Error> {
                         .map(|c| c.tool.as_str())
                         .collect::<Vec<_>>()
                         .join(","),
-                    r.calls.iter().map(|c| c.ms).sum::<f64>()
+                    r.calls.iter().map(|c| c.ms).sum::<f64>(),
+                    pebble.unwrap_or_default()
                 );
             }
             Ok(())

@@ -14,7 +14,7 @@ use super::{Controller, JUJU_VERSION};
 use crate::error::Area;
 use crate::journal::{self, HookCtx, Journal};
 use crate::model::{app_of, Model};
-use crate::pod;
+use crate::{pebble_count, pod};
 use crate::{Error, Event};
 
 const HOOK_TIMEOUT: Duration = Duration::from_secs(600);
@@ -227,9 +227,12 @@ impl Controller {
             None => None,
         };
         let before = self.model.clone();
+        let counter = self.pebble_counter(unit);
         let started = Instant::now();
-        let (code, stdout, stderr, rss) = run_with_timeout(cmd, HOOK_TIMEOUT)?;
+        let ran = run_with_timeout(cmd, HOOK_TIMEOUT);
         let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let pebble = counter.map(pebble_count::Counter::finish);
+        let (code, stdout, stderr, rss) = ran?;
         let journal: Journal =
             journal::read_json(&journal::journal_path(&ctx_dir)).unwrap_or_default();
         let hook_name = event.hook_name();
@@ -270,6 +273,7 @@ impl Controller {
             wall_ms,
             max_rss_kib: rss,
             calls: journal.calls.clone(),
+            pebble,
         };
         logs::record(&self.home, &record);
         self.records.push(record);
@@ -318,6 +322,23 @@ impl Controller {
         }
         self.deliver_changes(&before, unit, &journal);
         Ok(())
+    }
+
+    /// With `JUJULOCAL_COUNT_PEBBLE=1`, a proxy in front of each of the unit's Pebble
+    /// sockets for this dispatch.
+    fn pebble_counter(&self, unit: &str) -> Option<pebble_count::Counter> {
+        if std::env::var(pebble_count::ENV).as_deref() != Ok("1") || self.pod(unit).is_none() {
+            return None;
+        }
+        let app = self.model.app(app_of(unit)).ok()?;
+        let sockets: Vec<(String, std::path::PathBuf)> = app
+            .meta
+            .containers
+            .iter()
+            .map(|c| (c.name.clone(), self.pebble_socket(unit, &c.name)))
+            .filter(|(_, s)| s.exists())
+            .collect();
+        Some(pebble_count::Counter::start(&sockets))
     }
 
     /// Queues relation-changed / secret-changed for what a hook (or the CLI) changed.

@@ -19,6 +19,10 @@ pub struct HookRecord {
     pub wall_ms: f64,
     pub max_rss_kib: i64,
     pub calls: Vec<journal::Call>,
+    /// The requests the charm sent to its containers' Pebbles (recorded only with
+    /// `JUJULOCAL_COUNT_PEBBLE=1`, see [`crate::pebble_count`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pebble: Option<Vec<crate::pebble_count::PebbleCall>>,
 }
 
 impl Controller {
