@@ -36,6 +36,7 @@ pub fn wanted_top(name: &str) -> bool {
         || RENDERED.contains(&name)
         || name == crate::relations::database::BACKEND_MARKER
         || name == crate::relations::media::MARKER
+        || name == crate::switch::MEDIA_MARKER
         || (name.starts_with("appservice-") && name.ends_with(".yaml"))
         || Some(name) == appservices_dir()
 }
