@@ -16,7 +16,7 @@ use std::path::Path;
 
 use crate::error::{CharmError, CharmResult};
 use crate::juju::tools::SecretRead;
-use crate::juju::HookTools;
+use crate::juju::{HookTools, ToolErrorKind};
 use crate::peers::Peers;
 use crate::synapse::keys::SynapseKeys;
 
@@ -243,13 +243,18 @@ pub fn keys_to_store(
 ) -> CharmResult<SynapseKeys> {
     let volume = Volume::read(origin.data_dir, origin.server_name)?;
     let reference_key = match peers.app_data.get(REFERENCE_SIGNING_ID) {
-        Some(uri) => Some(
-            tools
-                .secret_get(Some(uri), None, SecretRead::Pinned)?
+        Some(uri) => match tools.secret_get(Some(uri), None, SecretRead::Pinned) {
+            Ok(content) => content
                 .get(REFERENCE_SIGNING_FIELD)
-                .cloned()
-                .unwrap_or_default(),
-        ),
+                .filter(|k| !k.trim().is_empty())
+                .cloned(),
+            // A secret the previous charm removed: the volume alone decides.
+            Err(e) if e.kind == ToolErrorKind::NotFound => {
+                tracing::warn!(%uri, "the previous charm's signing-key secret is gone");
+                None
+            }
+            Err(e) => return Err(e.into()),
+        },
         None => None,
     };
     match decide(

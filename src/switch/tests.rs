@@ -352,3 +352,18 @@ fn the_reference_main_unit_stays_main() {
         .starts_with(&format!("Synapse runs on {other} only")));
     assert_eq!(j.app_data(&peer(), APP).get(MAIN_UNIT_KEY), None);
 }
+
+#[test]
+fn a_removed_reference_secret_leaves_the_volume_to_decide() {
+    let mut j = Juju::new().with_config(json!({"server_name": SN}));
+    let p = FakePod::up();
+    reference_layout(&mut j, &p, KEY, KEY);
+    j.set_app_data(
+        &peer(),
+        APP,
+        &[(REFERENCE_SIGNING_ID, "secret:d0000000000000000000")],
+    );
+    assert_eq!(run(&mut j, Event::UpgradeCharm, &p), Status::active());
+    let file = &p.synapse.files.borrow()[&format!("/data/{SN}.signing.key")];
+    assert_eq!(file.as_slice(), KEY.as_bytes());
+}
