@@ -62,6 +62,19 @@ fn a_reference_volume_keeps_its_signing_key_users_and_media() {
         key_file,
         "the key file is kept as it was"
     );
+    let key_mode = m.in_pod(
+        "stat",
+        &[
+            "-c",
+            "%a %u",
+            m.data("example.com.signing.key").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&key_mode.stdout).trim(),
+        "600 584792",
+        "and private to Synapse"
+    );
 
     // The user registered before the switch logs in.
     let login = m.matrix(&["login", URL, "alice", "alice-password"]);

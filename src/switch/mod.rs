@@ -269,10 +269,28 @@ pub fn keys_to_store(
                 key_id = %keys.key_id(),
                 "adopting the previous charm's signing key and secrets"
             );
+            private_to_synapse(
+                &origin
+                    .data_dir
+                    .join(format!("{}.signing.key", origin.server_name)),
+            )?;
             Ok(keys)
         }
         Adoption::Unsafe(msg) => Err(CharmError::Unsafe(msg)),
     }
+}
+
+/// Makes an adopted key file private to Synapse's user (mode 0600), as the files the
+/// charm writes are, without rewriting it.
+fn private_to_synapse(path: &Path) -> CharmResult<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if !path.exists() {
+        return Ok(());
+    }
+    let uid = crate::synapse::layer::UID;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .and_then(|()| std::os::unix::fs::chown(path, Some(uid), Some(uid)))
+        .map_err(CharmError::Data)
 }
 
 /// Where local media live (pure): the recorded choice; else the reference's directory
