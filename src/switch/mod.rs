@@ -205,11 +205,7 @@ pub fn decide(
         }
         (None, None) => return Adoption::Fresh(fresh),
     };
-    let signing_key = if signing_key.ends_with('\n') {
-        signing_key
-    } else {
-        format!("{signing_key}\n")
-    };
+    // Kept exactly as found: the file the charm writes is then the same bytes.
     let kept = |from_config: Option<&String>, file: &Option<String>, new: String| {
         from_config
             .cloned()

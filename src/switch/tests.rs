@@ -80,7 +80,7 @@ fn the_secret_key_is_adopted_when_the_file_is_gone_and_files_give_secrets() {
     else {
         panic!("not adopted")
     };
-    assert_eq!(keys.signing_key, KEY);
+    assert_eq!(keys.signing_key, KEY.trim());
     assert_eq!(keys.registration_shared_secret, "from-file");
 }
 
