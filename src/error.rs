@@ -18,6 +18,10 @@ pub enum CharmError {
     Keys(#[from] KeysError),
     #[error("preparing /data")]
     Data(#[source] std::io::Error),
+    /// Taking over a previous charm's data is unsafe: the message says what to do
+    /// (shown as `blocked`, see [`crate::switch`]).
+    #[error("{0}")]
+    Unsafe(String),
     #[error("generating a random key")]
     Random(#[source] std::io::Error),
 }

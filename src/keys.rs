@@ -7,6 +7,7 @@ use crate::error::CharmResult;
 use crate::juju::tools::{SecretOwner, SecretRead};
 use crate::juju::{Databag, HookContext, HookTools, ToolErrorKind};
 use crate::peers::{Peers, KEYS_SECRET_KEY};
+use crate::switch::Origin;
 use crate::synapse::keys::{self, SynapseKeys};
 
 /// Where this unit finds the keys (pure).
@@ -33,12 +34,14 @@ fn shared(id: &str) -> Databag {
     Databag::from([(KEYS_SECRET_KEY.to_string(), crate::util::secret_uri(id))])
 }
 
-/// Reads the keys from `source`. The leader creates them when they do not exist yet,
-/// and makes sure the other units can find them.
+/// Reads the keys from `source`. The leader creates them when they do not exist yet
+/// (adopting a previous charm's signing key found through `origin`; with no origin it
+/// creates nothing), and makes sure the other units can find them.
 pub fn read(
     tools: &dyn HookTools,
     peers: &Peers,
     source: &Source,
+    origin: Option<&Origin>,
 ) -> CharmResult<Option<SynapseKeys>> {
     match source {
         Source::NotYet => Ok(None),
@@ -60,14 +63,17 @@ pub fn read(
                 Ok(Some(keys))
             }
             Err(e) if e.kind == ToolErrorKind::NotFound => {
-                let keys = SynapseKeys::generate()?;
+                let Some(origin) = origin else {
+                    return Ok(None);
+                };
+                let keys = crate::switch::keys_to_store(tools, peers, origin)?;
                 let uri = tools.secret_add(
                     &keys.to_content(),
                     keys::SECRET_LABEL,
                     "Synapse signing key and shared secrets",
                     SecretOwner::Application,
                 )?;
-                tracing::info!("generated Synapse's keys and stored them in {uri}");
+                tracing::info!("stored Synapse's keys in {uri}");
                 peers.publish(tools, &shared(&uri))?;
                 Ok(Some(keys))
             }
@@ -76,9 +82,10 @@ pub fn read(
     }
 }
 
-/// Synapse's keys as this unit can see them now (`None` while the leader has not made them).
+/// Synapse's keys as this unit can see them now (`None` while the leader has not made
+/// them: an action never creates them, only a hook that sees the data volume does).
 pub fn current(ctx: &HookContext, tools: &dyn HookTools) -> CharmResult<Option<SynapseKeys>> {
     let peers = Peers::read(tools, &ctx.app_name, None)?;
     let leader = tools.is_leader()?;
-    read(tools, &peers, &source(leader, &peers))
+    read(tools, &peers, &source(leader, &peers), None)
 }

@@ -3,7 +3,7 @@
 //!
 //! Rooms: [`charm`] (dispatch, the event table, the reconcile), [`juju`] (hook context
 //! and tools), [`workload`] (Pebble), one per concern ([`peers`], [`keys`], [`synapse`],
-//! [`nginx`]), [`relations`] (one module per integration), [`actions`]. See
+//! [`nginx`], [`switch`]: taking over a previous charm's data), [`relations`] (one module per integration), [`actions`]. See
 //! `docs/explanation/architecture.md`.
 
 pub mod actions;
@@ -15,6 +15,7 @@ pub mod nginx;
 pub mod peers;
 pub mod relations;
 pub mod status;
+pub mod switch;
 pub mod synapse;
 #[cfg(test)]
 pub mod testing;

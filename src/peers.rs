@@ -13,6 +13,9 @@ pub const ENDPOINT: &str = "synapse-peers";
 pub const KEYS_SECRET_KEY: &str = "keys-secret-id";
 /// Peer application databag key naming the unit that runs Synapse.
 pub const MAIN_UNIT_KEY: &str = "main-unit";
+/// The same, as Canonical's Python charm names it: read while ours is absent, so a
+/// live `juju refresh --switch` keeps Synapse on the unit that ran it.
+pub const REFERENCE_MAIN_UNIT_KEY: &str = "main_unit_id";
 
 /// What the peer relation tells this unit (read once per dispatch).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -52,7 +55,10 @@ impl Peers {
 
     /// The unit that runs Synapse, once the leader has chosen it.
     pub fn main_unit(&self) -> Option<&str> {
-        self.app_data.get(MAIN_UNIT_KEY).map(String::as_str)
+        self.app_data
+            .get(MAIN_UNIT_KEY)
+            .or_else(|| self.app_data.get(REFERENCE_MAIN_UNIT_KEY))
+            .map(String::as_str)
     }
 
     /// Leader only: publishes keys in the peer application databag where they differ.

@@ -1,7 +1,7 @@
 //! The reconcile: one line per concern, in the order a dispatch needs them. Each
 //! concern reads its inputs once, decides in pure code and applies only what differs.
 
-use crate::error::CharmResult;
+use crate::error::{CharmError, CharmResult};
 use crate::juju::hints::UnitHints;
 use crate::juju::{HookContext, HookTools, RelationId, Status};
 use crate::peers::{self, Peers};
@@ -14,8 +14,21 @@ use crate::{keys, nginx, synapse};
 use super::work::Work;
 
 /// One full reconcile, one line per concern. Expected problems become the returned
-/// status; unexpected ones an error (the hook fails and Juju retries it).
+/// status; unexpected ones an error (the hook fails and Juju retries it). Taking over a
+/// previous charm's data unsafely is refused with a `blocked` status ([`crate::switch`]).
 pub fn reconcile(
+    ctx: &HookContext,
+    tools: &dyn HookTools,
+    workloads: &dyn Workloads,
+    hints: &mut UnitHints,
+) -> CharmResult<Status> {
+    match reconcile_all(ctx, tools, workloads, hints) {
+        Err(CharmError::Unsafe(msg)) => Ok(Status::blocked(msg)),
+        other => other,
+    }
+}
+
+fn reconcile_all(
     ctx: &HookContext,
     tools: &dyn HookTools,
     workloads: &dyn Workloads,
@@ -26,11 +39,19 @@ pub fn reconcile(
         Ok(c) => c,
         Err(e) => return Ok(Status::blocked(e.to_string())),
     };
+    let data_dir = workloads.data_dir();
+    let config = config.with_media_store(crate::switch::media_store_path(&data_dir)?);
+    let origin = crate::switch::Origin {
+        data_dir: &data_dir,
+        server_name: &config.server_name,
+        app: &ctx.app_name,
+        unit: &ctx.unit_name,
+    };
     // Every unit publishes its address for the ingress, main unit or not.
     let exposure = ingress::reconcile(ctx, tools, &work.exposure, &config, hints)?;
     let config = config.with_default_baseurl(exposure.url.as_deref());
     let peers = read_peers(ctx, tools, hints)?;
-    share_keys(tools, &peers)?;
+    share_keys(tools, &peers, &origin)?;
     let bridges = matrix_auth::relations(ctx, tools, &work.matrix_auth, hints)?;
     matrix_auth::publish(
         ctx,
@@ -39,7 +60,7 @@ pub fn reconcile(
         &bridges,
         &synapse::homeserver::public_baseurl(&config, None),
         &|| {
-            let keys = keys::read(tools, &peers, &keys::Source::Owned)?;
+            let keys = keys::read(tools, &peers, &keys::Source::Owned, Some(&origin))?;
             Ok(keys.map(|k| k.registration_shared_secret))
         },
     )?;
@@ -64,7 +85,7 @@ pub fn reconcile(
         &pod,
         &config,
         (&db, &media, &mail, &bridges),
-        &peers,
+        (&peers, &origin),
         &work,
         hints,
     )?;
@@ -126,7 +147,7 @@ fn run_synapse(
         &smtp::Mail,
         &matrix_auth::MatrixAuth,
     ),
-    peers: &Peers,
+    (peers, origin): (&Peers, &crate::switch::Origin),
     work: &Work,
     hints: &mut UnitHints,
 ) -> CharmResult<Progress> {
@@ -137,6 +158,7 @@ fn run_synapse(
         config,
         db,
         peers,
+        origin,
         database_work: &work.database,
         media,
         media_work: &work.media,
@@ -184,9 +206,13 @@ fn read_peers(
 
 /// The leader makes the keys as early as it can: the other units need them. Leadership
 /// is asked only while the keys are not shared yet.
-fn share_keys(tools: &dyn HookTools, peers: &Peers) -> CharmResult<()> {
+fn share_keys(
+    tools: &dyn HookTools,
+    peers: &Peers,
+    origin: &crate::switch::Origin,
+) -> CharmResult<()> {
     if peers.keys_secret().is_none() && tools.is_leader()? {
-        keys::read(tools, peers, &keys::Source::Owned)?;
+        keys::read(tools, peers, &keys::Source::Owned, Some(origin))?;
     }
     Ok(())
 }

@@ -73,6 +73,8 @@ pub struct SynapseConfig {
     pub publish_rooms_allowlist: Vec<String>,
     pub trusted_key_servers: Vec<String>,
     pub workers_ignore_list: Vec<String>,
+    /// Not an option: where this unit's local media live ([`crate::switch::media_store_path`]).
+    pub media_store_path: String,
 }
 
 struct Reader<'a> {
@@ -361,6 +363,12 @@ pub const DEFAULT_ALIVE_CHECK: &str = "2m,5,20s";
 impl SynapseConfig {
     /// This configuration with `url` (an ingress URL) as `public_baseurl`, unless the
     /// option is set: the operator's value always wins.
+    /// The same configuration with local media kept in `path`.
+    pub fn with_media_store(mut self, path: String) -> Self {
+        self.media_store_path = path;
+        self
+    }
+
     pub fn with_default_baseurl(&self, url: Option<&str>) -> Self {
         let mut c = self.clone();
         if c.public_baseurl.is_none() {
@@ -540,6 +548,7 @@ impl SynapseConfig {
             workers_ignore_list: r.list("workers_ignore_list", check_worker_name),
             server_name,
             public_baseurl,
+            media_store_path: super::homeserver::MEDIA_STORE_PATH.to_string(),
         };
         if r.problems.is_empty() {
             Ok(cfg)

@@ -104,7 +104,7 @@ pub fn render(inp: &HomeserverInputs) -> String {
         );
     }
     put("log_config", json!(LOG_CONFIG_PATH));
-    put("media_store_path", json!(MEDIA_STORE_PATH));
+    put("media_store_path", json!(c.media_store_path));
     if let Some(info) = inp.media {
         put(
             "media_storage_providers",

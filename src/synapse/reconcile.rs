@@ -33,6 +33,8 @@ pub struct Inputs<'a> {
     pub config: &'a SynapseConfig,
     pub db: &'a Db,
     pub peers: &'a Peers,
+    /// Where a previous charm's data would be (adopted when the keys are created).
+    pub origin: &'a crate::switch::Origin<'a>,
     pub database_work: &'a database::Work,
     pub media: &'a Media,
     pub media_work: &'a media::Work,
@@ -104,7 +106,7 @@ fn step(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Pr
     // Full path: read what the files are made of.
     let leader = inp.tools.is_leader()?;
     let source = crate::keys::source(leader, inp.peers);
-    let Some(keys) = crate::keys::read(inp.tools, inp.peers, &source)? else {
+    let Some(keys) = crate::keys::read(inp.tools, inp.peers, &source, Some(inp.origin))? else {
         return Ok(Progress::Waiting(
             "Waiting for the leader to create Synapse's keys".into(),
         ));
@@ -160,6 +162,10 @@ fn step(inp: &Inputs, w: &dyn Workload, hints: &mut UnitHints) -> CharmResult<Pr
     let mut existing: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
     for (path, _) in &files {
         existing.insert(path.clone(), w.pull(path).map_err(&err)?);
+    }
+    if let Some(p) = foreign_key(inp, &keys, &existing) {
+        // Never overwrite a signing key the charm's keys do not hold.
+        return Ok(p);
     }
     let previously = matrix_auth::listed(
         existing
@@ -441,6 +447,30 @@ fn write_files(
 }
 
 /// Stops Synapse (and the exporter) and keeps them from being started again.
+/// A signing key on the volume that is not the charm's (a previous charm's data put
+/// under an existing deployment): `blocked`, the file left untouched.
+fn foreign_key(
+    inp: &Inputs,
+    keys: &super::keys::SynapseKeys,
+    existing: &BTreeMap<String, Option<Vec<u8>>>,
+) -> Option<Progress> {
+    let path = homeserver::signing_key_path(&inp.config.server_name);
+    let on_volume = existing.get(&path)?.as_deref()?;
+    let on_volume = String::from_utf8_lossy(on_volume);
+    if on_volume.trim() == keys.signing_key.trim() {
+        return None;
+    }
+    Some(Progress::Blocked(format!(
+        "{path} holds signing key {:?}, not the charm's {}: it is left untouched and Synapse \
+         is not reconfigured; see docs/how-to/switch-from-canonical-charm.md (keep the \
+         volume's identity, or move the file aside with \
+         `juju ssh --container synapse {} mv {path} {path}.old` to take the charm's)",
+        crate::switch::key_id(&on_volume),
+        keys.key_id(),
+        inp.ctx.unit_name,
+    )))
+}
+
 fn hold(w: &dyn Workload, plan: &Layer) -> pebble::Result<()> {
     let held = desired::held(plan);
     if !held.services.is_empty() {

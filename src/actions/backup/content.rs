@@ -15,6 +15,9 @@ pub const ID_PREFIX: &str = "backup-";
 /// The media directories Synapse keeps for this server's own media (`remote_*` ones
 /// are caches of other servers' media and are not backed up).
 pub const MEDIA_DIR: &str = "media_store";
+/// Every media store a volume may hold: this charm's, and Canonical's charm's, which
+/// Synapse keeps using after a switch ([`crate::switch`]).
+pub const MEDIA_DIRS: [&str; 2] = [MEDIA_DIR, "media"];
 /// Files the charm renders: restored only where the volume lost them (the charm's
 /// current rendering wins otherwise, so a restore never starts Synapse with an older
 /// configuration than the one the charm computes).
@@ -36,6 +39,7 @@ pub fn wanted_top(name: &str) -> bool {
         || RENDERED.contains(&name)
         || name == crate::relations::database::BACKEND_MARKER
         || name == crate::relations::media::MARKER
+        || name == crate::switch::MEDIA_MARKER
         || (name.starts_with("appservice-") && name.ends_with(".yaml"))
         || Some(name) == appservices_dir()
 }
@@ -62,17 +66,26 @@ pub fn sqlite(name: &str) -> bool {
 /// at the top of the volume and in its media store; sorted. Once Synapse runs on
 /// PostgreSQL (`on_postgres`), the SQLite database left from before is not its data.
 pub fn select(top: &[String], media: &[String], on_postgres: bool) -> Vec<String> {
+    select_stores(top, &[(MEDIA_DIR, media.to_vec())], on_postgres)
+}
+
+/// [`select`] with the names in each media store (`(directory, names)`).
+pub fn select_stores(
+    top: &[String],
+    stores: &[(&str, Vec<String>)],
+    on_postgres: bool,
+) -> Vec<String> {
     let root = DATA_DIR.trim_start_matches('/');
     let mut out: Vec<String> = top
         .iter()
         .filter(|n| wanted_top(n) && !(on_postgres && sqlite(n)))
         .map(|n| format!("{root}/{n}"))
-        .chain(
-            media
+        .chain(stores.iter().flat_map(|(dir, names)| {
+            names
                 .iter()
                 .filter(|n| wanted_media(n))
-                .map(|n| format!("{root}/{MEDIA_DIR}/{n}")),
-        )
+                .map(move |n| format!("{root}/{dir}/{n}"))
+        }))
         .collect();
     out.sort();
     out
@@ -265,6 +278,26 @@ mod tests {
             "{on_pg:?}"
         );
         assert!(on_pg.contains(&"data/.charm-database-backend".to_string()));
+    }
+
+    #[test]
+    fn the_media_kept_from_canonicals_charm_is_backed_up_too() {
+        let stores = [
+            (MEDIA_DIRS[0], names(&["remote_content"])),
+            ("media", names(&["local_content", "remote_thumbnail"])),
+        ];
+        assert_eq!(
+            select_stores(
+                &names(&["a.signing.key", ".charm-media-path"]),
+                &stores,
+                true
+            ),
+            names(&[
+                "data/.charm-media-path",
+                "data/a.signing.key",
+                "data/media/local_content"
+            ])
+        );
     }
 
     #[test]

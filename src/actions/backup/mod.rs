@@ -32,7 +32,7 @@ use crate::synapse::homeserver::DATA_DIR;
 use crate::synapse::layer as synapse_layer;
 use crate::workload::Workloads;
 
-use content::{Listed, MEDIA_DIR, STAGING};
+use content::{Listed, MEDIA_DIRS, STAGING};
 
 pub const ACTIONS: &[&str] = &[
     "create-backup",
@@ -167,9 +167,13 @@ fn create(ctx: &HookContext, tools: &dyn HookTools, workloads: &dyn Workloads) -
     let pass = passphrase(tools, &ctx.app_name)?;
     let (info, bucket) = bucket(info)?;
     let data = workloads.data_dir();
-    let paths = content::select(
+    let mut stores = vec![];
+    for dir in MEDIA_DIRS {
+        stores.push((dir, names(&data.join(dir))?));
+    }
+    let paths = content::select_stores(
         &names(&data)?,
-        &names(&data.join(MEDIA_DIR))?,
+        &stores,
         crate::relations::database::ran_on_postgres(&data),
     );
     if !paths.iter().any(|p| p.ends_with(".key")) {

@@ -7,10 +7,11 @@
 use std::io;
 use std::path::Path;
 
-use super::content::{self, MEDIA_DIR, PREVIOUS, RENDERED};
+use super::content::{self, MEDIA_DIRS, PREVIOUS, RENDERED};
 
 /// The backed-up entries under `root` (a data directory, live or unpacked), as paths
-/// relative to it: wanted top-level names, and `media_store/local_*`. Symbolic links
+/// relative to it: wanted top-level names, and `local_*` in each media store
+/// (`media_store/`, and `media/` kept from Canonical's charm). Symbolic links
 /// are never followed nor taken: an unpacked archive cannot point outside itself.
 pub fn entries(root: &Path) -> io::Result<Vec<String>> {
     let names = |dir: &Path| -> io::Result<Vec<(String, bool)>> {
@@ -33,14 +34,16 @@ pub fn entries(root: &Path) -> io::Result<Vec<String>> {
         .filter(|(n, link)| !link && content::wanted_top(n))
         .map(|(n, _)| n)
         .collect();
-    let media = root.join(MEDIA_DIR);
-    if std::fs::symlink_metadata(&media).is_ok_and(|m| m.is_dir()) {
-        out.extend(
-            names(&media)?
-                .into_iter()
-                .filter(|(n, link)| !link && content::wanted_media(n))
-                .map(|(n, _)| format!("{MEDIA_DIR}/{n}")),
-        );
+    for dir in MEDIA_DIRS {
+        let media = root.join(dir);
+        if std::fs::symlink_metadata(&media).is_ok_and(|m| m.is_dir()) {
+            out.extend(
+                names(&media)?
+                    .into_iter()
+                    .filter(|(n, link)| !link && content::wanted_media(n))
+                    .map(|(n, _)| format!("{dir}/{n}")),
+            );
+        }
     }
     out.sort();
     Ok(out)
@@ -92,7 +95,9 @@ pub fn apply(
         std::fs::remove_dir_all(&previous)?;
     }
     std::fs::create_dir(&previous)?;
-    std::fs::create_dir(previous.join(MEDIA_DIR))?;
+    for dir in MEDIA_DIRS {
+        std::fs::create_dir(previous.join(dir))?;
+    }
     let mut done: Vec<Done> = vec![];
     let result = (|| -> io::Result<()> {
         for e in &plan.aside {
@@ -103,10 +108,13 @@ pub fn apply(
                 Err(err) => return Err(err),
             }
         }
-        let media = data.join(MEDIA_DIR);
-        if plan.install.iter().any(|e| e.starts_with(MEDIA_DIR)) && !media.exists() {
-            std::fs::create_dir(&media)?;
-            std::os::unix::fs::chown(&media, Some(uid), Some(uid))?;
+        for dir in MEDIA_DIRS {
+            let media = data.join(dir);
+            let prefix = format!("{dir}/");
+            if plan.install.iter().any(|e| e.starts_with(&prefix)) && !media.exists() {
+                std::fs::create_dir(&media)?;
+                std::os::unix::fs::chown(&media, Some(uid), Some(uid))?;
+            }
         }
         for e in &plan.install {
             rename(&unpacked.join(e), &data.join(e))?;
@@ -170,6 +178,28 @@ mod tests {
         );
         write(&unpacked.join("media_store/local_thumbnails/bb/t"), "thumb");
         (dir, data, unpacked)
+    }
+
+    #[test]
+    fn media_kept_from_canonicals_charm_are_restored() {
+        let (_d, data, unpacked) = volumes();
+        write(
+            &unpacked.join("media/local_content/cc/ref"),
+            "reference media",
+        );
+        write(&data.join("media/local_content/dd/later"), "uploaded after");
+        let live = entries(&data).unwrap();
+        assert!(
+            live.contains(&"media/local_content".to_string()),
+            "{live:?}"
+        );
+        let p = plan(&entries(&unpacked).unwrap(), &live);
+        apply(&data, &unpacked, &p, 0, &mut |a, b| fs::rename(a, b)).unwrap();
+        assert_eq!(
+            read(&data.join("media/local_content/cc/ref")).as_deref(),
+            Some("reference media")
+        );
+        assert_eq!(read(&data.join("media/local_content/dd/later")), None);
     }
 
     #[test]
@@ -305,7 +335,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         std::os::unix::fs::symlink("/etc", root.join("evil.key")).unwrap();
-        std::os::unix::fs::symlink("/etc", root.join(MEDIA_DIR)).unwrap();
+        std::os::unix::fs::symlink("/etc", root.join(content::MEDIA_DIR)).unwrap();
         write(&root.join("real.key"), "k");
         assert_eq!(entries(root).unwrap(), vec!["real.key"]);
     }
