@@ -13,17 +13,8 @@ use std::process::{Command, Stdio};
 use jujulocal::controller::PodConfig;
 use jujulocal::Controller;
 
-fn pebble_bin() -> PathBuf {
-    let p = std::env::var_os("PEBBLE_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/opt/synapse-charm/bin/pebble"));
-    assert!(
-        p.exists(),
-        "Pebble not found at {} (run scripts/setup.sh or set PEBBLE_BIN)",
-        p.display()
-    );
-    p
-}
+mod support;
+use support::pebble_bin;
 
 fn charm() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cluster-charm")

@@ -10,17 +10,8 @@ use std::time::{Duration, Instant};
 use jujulocal::pebble_count::Counter;
 use pebble::{Client, MakeDirOptions, PushOptions};
 
-fn pebble_bin() -> PathBuf {
-    let p = std::env::var_os("PEBBLE_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/opt/synapse-charm/bin/pebble"));
-    assert!(
-        p.exists(),
-        "Pebble not found at {} (run scripts/setup.sh or set PEBBLE_BIN)",
-        p.display()
-    );
-    p
-}
+mod support;
+use support::pebble_bin;
 
 struct Daemon(Child, PathBuf);
 

@@ -146,3 +146,16 @@ pub fn shell_charm(dir: &Path, name: &str, metadata: &str, dispatch: &str) -> Pa
     std::fs::set_permissions(c.join("dispatch"), std::fs::Permissions::from_mode(0o755)).unwrap();
     c
 }
+
+/// Pebble: `PEBBLE_BIN`, else the one `scripts/setup.sh` installs.
+pub fn pebble_bin() -> PathBuf {
+    let p = std::env::var_os("PEBBLE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/synapse-charm/bin/pebble"));
+    assert!(
+        p.exists(),
+        "Pebble not found at {} (run scripts/setup.sh or set PEBBLE_BIN)",
+        p.display()
+    );
+    p
+}
