@@ -3,7 +3,7 @@
 //!
 //! Rooms: [`charm`] (dispatch, the event table, the reconcile), [`juju`] (hook context
 //! and tools), [`workload`] (Pebble), one per concern ([`peers`], [`keys`], [`synapse`],
-//! [`nginx`]), [`relations`] (one module per integration), [`actions`]. See
+//! [`nginx`], [`topology`]), [`relations`] (one module per integration), [`actions`]. See
 //! `docs/explanation/architecture.md`.
 
 pub mod actions;
@@ -18,5 +18,6 @@ pub mod status;
 pub mod synapse;
 #[cfg(test)]
 pub mod testing;
+pub mod topology;
 pub mod util;
 pub mod workload;
