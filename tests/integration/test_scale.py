@@ -98,6 +98,33 @@ def test_a_worker_serves_client_traffic_itself(juju: jubilant.Juju, room: dict):
     assert '/sync' in logs
 
 
+def test_losing_redis_blocks_the_workers_and_main_keeps_serving(juju: jubilant.Juju, room: dict):
+    juju.remove_relation(APP, 'redis-k8s')
+    fix = f'3 units need Redis: run `juju integrate {APP} redis-k8s`'
+    for worker in (f'{APP}/1', f'{APP}/2'):
+        assert wait_status(juju, worker, 'blocked', fix) == fix
+        assert services(juju, worker, 'synapse')['synapse'] != 'active'
+    message = wait_status(juju, MAIN, 'blocked', fix)
+    assert message == f'{fix} (Synapse serves from {MAIN} alone meanwhile)'
+    wait_until(juju, lambda: services(juju, MAIN, 'synapse')['synapse'] == 'active')
+    converse(juju, room, MAIN, MAIN, 'main alone without Redis')
+
+    juju.integrate(APP, 'redis-k8s')
+    all_active(juju, 3)
+    converse(juju, room, f'{APP}/2', f'{APP}/1', 'Redis is back')
+
+
+def test_a_killed_worker_is_restarted_by_pebble(juju: jubilant.Juju, room: dict):
+    worker = f'{APP}/1'
+    charm_starts = starts(juju, worker, 'synapse', 'synapse')
+    juju.ssh(worker, '/charm/bin/pebble signal KILL synapse', container='synapse')
+    # Pebble restarts it by itself (no change of the charm's), and it serves again.
+    wait_until(juju, lambda: services(juju, worker, 'synapse')['synapse'] == 'active')
+    all_active(juju, 3)
+    converse(juju, room, worker, worker, 'the worker is back')
+    assert starts(juju, worker, 'synapse', 'synapse') == charm_starts
+
+
 def test_scale_in_to_two_then_one(juju: jubilant.Juju, room: dict):
     before = all_starts(juju)
     juju.cli('scale-application', APP, '2')
