@@ -36,8 +36,13 @@ struct State {
 }
 
 impl State {
-    /// redis-server's process title names its address.
+    /// What the server's command line holds, before (`nsenter ... redis-server ...`)
+    /// and after redis-server rewrites its process title.
     fn marker(&self) -> String {
+        "redis-server".to_string()
+    }
+
+    fn address(&self) -> String {
         format!("{}:{}", self.host, self.port)
     }
 }
@@ -74,7 +79,7 @@ fn wait_ready(st: &State, log: &Path) -> Result<(), Error> {
                 Area::Model,
                 format!(
                     "{CHARM} stand-in: redis-server did not start on {}: {}",
-                    st.marker(),
+                    st.address(),
                     tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
                 ),
             ));
