@@ -194,7 +194,7 @@ fn non_leader_waits_for_keys_then_uses_the_leaders() {
         "an idle unit writes nothing"
     );
     // This is the main unit, alone now, but the leader has not published the keys yet.
-    j.set_joined(&peer(), &leader, false);
+    j.remove_unit(&leader);
     j.set_app_data(&peer(), APP, &[(MAIN_UNIT_KEY, UNIT)]);
     assert_eq!(
         config_changed(&mut j, &p),

@@ -12,7 +12,7 @@
 //! - More units without Redis or PostgreSQL: the main unit keeps serving alone and
 //!   says what is missing; the other units run nothing and say the same.
 //!
-//! [`decide`] and the rendering are pure; [`read`] is the shell: the peer units and
+//! [`decide`] and the rendering are pure; [`read`] is the shell: the planned units and
 //! the `redis` relation, read on the events that can change them and remembered in
 //! the hints otherwise.
 
@@ -205,7 +205,7 @@ impl Cluster {
 /// What the peer relation and the `redis` relation said when last read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TopologyHint {
-    /// Every unit in the peer relation, this one included.
+    /// Every unit Juju plans for the application, this one included.
     pub units: Vec<String>,
     /// The `redis` relation; read only while there is more than one unit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -223,8 +223,8 @@ pub fn must_read(event: &Event) -> bool {
     }
 }
 
-/// The peer units and (when scaled out) Redis, read on the events that can change
-/// them, remembered otherwise.
+/// The planned units and (when scaled out) Redis, read on the events that can change
+/// them, remembered otherwise. A unit departing in this dispatch is gone already.
 pub fn read(
     event: &Event,
     tools: &dyn HookTools,
@@ -243,8 +243,10 @@ pub fn read(
         } => departing_unit.clone(),
         _ => None,
     };
+    // The planned units (`goal-state`), not only those in the peer relation yet: a
+    // scale from 1 to 3 is then one change of everybody's configuration, not two.
     let mut units = match peer_relation {
-        Some(rel) => tools.relation_list(rel)?,
+        Some(_) => tools.planned_units()?,
         None => vec![],
     };
     units.retain(|u| Some(u) != departing.as_ref());
