@@ -51,9 +51,14 @@ def converse(juju: jubilant.Juju, room: dict, sender: str, reader: str, text: st
     """TEXT sent through SENDER's NGINX is read in a sync through READER's."""
     url = base_url(juju, sender)
     matrix(juju, sender, 'send', url, 'alice', room['session'], room['room_id'], text)
-    read = matrix(juju, reader, 'sync-read', base_url(juju, reader), 'alice', room['session'],
-                  room['room_id'])
-    assert text in read['messages'], read
+
+    def read() -> list[str]:
+        return matrix(juju, reader, 'sync-read', base_url(juju, reader), 'alice',
+                      room['session'], room['room_id'])['messages']
+
+    # Another process learns of the event through replication (Redis): a client's
+    # next sync shows it, as soon as that process has caught up.
+    wait_until(juju, lambda: text in read(), timeout=60)
 
 
 @pytest.fixture(scope='module')
