@@ -76,6 +76,13 @@ if ! "$TOOLS_DIR/synapse-venv/bin/python" -c 'import s3_storage_provider, boto3'
   "$TOOLS_DIR/synapse-venv/bin/pip" install -q --disable-pip-version-check --only-binary=:all: --no-deps \
     "synapse-s3-storage-provider==1.7.0"
 fi
+# Synapse's Redis support (matrix-synapse[redis]: txredisapi, hiredis), used by main and
+# workers once the application runs on more than one unit; added to the existing venv.
+if ! "$TOOLS_DIR/synapse-venv/bin/python" -c 'import txredisapi, hiredis' 2>/dev/null; then
+  log "adding matrix-synapse[redis] to synapse-venv"
+  "$TOOLS_DIR/synapse-venv/bin/pip" install -q --disable-pip-version-check \
+    "matrix-synapse[redis]==$SYNAPSE_VERSION"
+fi
 # Independent clients used by the tests: ops (checks the Juju stand-in), matrix-nio (Matrix client).
 make_venv "$PY" test-venv "test-3" "ops==3.9.0" "matrix-nio==0.26.0" pyyaml
 # Jubilant (drives the `juju` CLI; here JujuLocal's `jujulocal-juju`), pytest and matrix-nio (the Matrix client), for

@@ -3,7 +3,8 @@
 //!
 //! Rooms: [`charm`] (dispatch, the event table, the reconcile), [`juju`] (hook context
 //! and tools), [`workload`] (Pebble), one per concern ([`peers`], [`keys`], [`synapse`],
-//! [`nginx`], [`switch`]: taking over a previous charm's data), [`relations`] (one module per integration), [`actions`]. See
+//! [`nginx`], [`topology`]: who runs main and who runs workers, [`switch`]: taking over a
+//! previous charm's data), [`relations`] (one module per integration), [`actions`]. See
 //! `docs/explanation/architecture.md`.
 
 pub mod actions;
@@ -19,5 +20,6 @@ pub mod switch;
 pub mod synapse;
 #[cfg(test)]
 pub mod testing;
+pub mod topology;
 pub mod util;
 pub mod workload;

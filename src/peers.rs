@@ -1,9 +1,10 @@
 //! The peer relation (`synapse-peers`) and the election of the unit that runs Synapse.
 //!
 //! The leader publishes, in the peer application databag, the URI of the keys secret
-//! and the name of the main unit. Synapse keeps its data on the unit's own volume, so
-//! exactly one unit (the "main" unit, chosen once by the leader) runs it; a leadership
-//! change does not move it while the main unit is alive.
+//! and the name of the main unit. Synapse main keeps its data on the unit's own volume,
+//! so exactly one unit (the "main" unit, chosen once by the leader) runs it; a
+//! leadership change does not move it while the main unit is alive. The other units
+//! run Synapse workers ([`crate::topology`]).
 
 use crate::error::CharmResult;
 use crate::juju::{Databag, HookContext, HookTools, RelationId, Status, ToolErrorKind};
@@ -73,35 +74,33 @@ impl Peers {
 /// This unit's part in running Synapse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Role {
-    /// This unit runs Synapse.
+    /// This unit runs Synapse main.
     Main,
-    /// Another unit runs Synapse.
+    /// Another unit runs Synapse main; this one runs a worker (see [`crate::topology`]).
     Idle { main: String },
     /// The leader has not chosen yet.
     Undecided,
 }
 
 impl Role {
-    /// The status of a unit that does not run Synapse.
-    pub fn status(&self, ctx: &HookContext) -> Option<Status> {
+    /// The unit running Synapse main, once chosen.
+    pub fn main_unit(&self, me: &str) -> Option<String> {
         match self {
-            Role::Main => None,
+            Role::Main => Some(me.to_string()),
+            Role::Idle { main } => Some(main.clone()),
+            Role::Undecided => None,
+        }
+    }
+
+    /// The status of a unit that cannot run anything yet.
+    pub fn status(&self) -> Option<Status> {
+        match self {
             Role::Undecided => Some(Status::waiting(
                 "Waiting for the leader to choose the unit that runs Synapse",
             )),
-            Role::Idle { main } => Some(Status::blocked(idle_message(main, &ctx.app_name))),
+            _ => None,
         }
     }
-}
-
-/// What an idle unit says. Kubernetes models remove units by number, never by name
-/// (`juju remove-unit synapse/1` is refused there): scaling back to one unit removes
-/// the highest-numbered ones.
-fn idle_message(main: &str, app: &str) -> String {
-    format!(
-        "Synapse runs on {main} only: scaling out is not supported yet; \
-         scale back to one unit with `juju scale-application {app} 1`"
-    )
 }
 
 /// The election's outcome: this unit's role, and whether it claims the main role
@@ -178,15 +177,5 @@ mod tests {
         assert_eq!(elect("s/0", Some("s/1"), true, false), claim);
         assert_eq!(elect("s/0", None, true, false), claim);
         assert_eq!(elect("s/0", None, false, false), main(Role::Undecided));
-    }
-
-    #[test]
-    fn idle_units_say_how_to_scale_back_on_kubernetes() {
-        assert_eq!(
-            idle_message("synapse/0", "chat"),
-            "Synapse runs on synapse/0 only: scaling out is not supported yet; \
-             scale back to one unit with `juju scale-application chat 1`"
-        );
-        assert!(!idle_message("synapse/0", "chat").contains("remove-unit"));
     }
 }

@@ -14,6 +14,9 @@ mod bad_configs;
 #[cfg(test)]
 mod expose_tests;
 
+#[cfg(test)]
+mod scale_tests;
+
 use std::path::Path;
 
 use crate::error::CharmError;

@@ -5,11 +5,12 @@ use crate::error::{CharmError, CharmResult};
 use crate::juju::hints::UnitHints;
 use crate::juju::{HookContext, HookTools, RelationId, Status};
 use crate::peers::{self, Peers};
+use crate::relations::redis::Redis;
 use crate::relations::{backup, database, ingress, matrix_auth, media, observability, smtp};
 use crate::status::{self, Progress};
 use crate::synapse::config::SynapseConfig;
 use crate::workload::{Workload, Workloads};
-use crate::{keys, nginx, synapse};
+use crate::{keys, nginx, synapse, topology};
 
 use super::work::Work;
 
@@ -64,13 +65,22 @@ fn reconcile_all(
             Ok(keys.map(|k| k.registration_shared_secret))
         },
     )?;
-    if let Some(status) = peers::role(ctx, tools, &peers)?.status(ctx) {
-        return Ok(status);
-    }
-    let bridges = matrix_auth::read(tools, &work.matrix_auth, bridges, hints)?;
+    let role = peers::role(ctx, tools, &peers)?;
+    let Some(main) = role.main_unit(&ctx.unit_name) else {
+        return Ok(role.status().unwrap_or_else(|| Status::waiting("")));
+    };
     let db = database::relation(ctx, tools, &work.database, hints)?;
-    let mail = smtp::relation(ctx, tools, &work.smtp, hints)?;
     let pod = Pod::open(workloads);
+    let (config, scale) = match place(ctx, tools, &peers, &main, &db, hints)? {
+        Placed::Run(cluster, progress) => (config.with_cluster(cluster), progress),
+        Placed::Idle(progress) => {
+            // A worker without what the cluster needs runs nothing.
+            synapse::reconcile::hold_service(pod.synapse.as_ref())?;
+            return Ok(status::aggregate(&[progress]));
+        }
+    };
+    let bridges = matrix_auth::read(tools, &work.matrix_auth, bridges, hints)?;
+    let mail = smtp::relation(ctx, tools, &work.smtp, hints)?;
     let media = media::read(ctx, tools, &work.media, hints, &workloads.data_dir())?;
     let backup = backup::reconcile(
         ctx,
@@ -92,7 +102,14 @@ fn reconcile_all(
     let site = nginx::site::Site::new(
         &synapse::homeserver::public_baseurl(&config, None),
         &config.admin_api_allowed_cidrs,
-    );
+    )
+    .with_main(config.cluster.as_ref().filter(|c| !c.is_main()).map(|c| {
+        format!(
+            "{}:{}",
+            topology::address(&c.app, &c.main),
+            synapse::homeserver::CLIENT_PORT
+        )
+    }));
     let nginx = nginx::reconcile(pod.nginx.as_ref(), &site, hints)?;
     run_observability(ctx, tools, &pod, &db, &work)?;
     let mut notes = config.unhonoured(smtp::mail_on(hints));
@@ -100,6 +117,7 @@ fn reconcile_all(
     notes.extend(backup.note);
     Ok(status::aggregate_with_notes(
         &[
+            scale,
             synapse,
             nginx,
             exposure.progress,
@@ -215,4 +233,52 @@ fn share_keys(
         keys::read(tools, peers, &keys::Source::Owned, Some(origin))?;
     }
     Ok(())
+}
+
+/// What this unit runs once the main unit is known.
+enum Placed {
+    /// Synapse main or a worker (`Some` cluster), or main alone (`None`); the progress
+    /// says what the cluster still lacks.
+    Run(Option<topology::Cluster>, Progress),
+    /// A worker unit that cannot run its worker yet.
+    Idle(Progress),
+}
+
+/// The topology: the peer units and Redis (remembered between the events that can
+/// change them), decided in [`topology::decide`].
+fn place(
+    ctx: &HookContext,
+    tools: &dyn HookTools,
+    peers: &Peers,
+    main: &str,
+    db: &database::Db,
+    hints: &mut UnitHints,
+) -> CharmResult<Placed> {
+    let seen = topology::read(
+        &ctx.event,
+        tools,
+        &ctx.unit_name,
+        peers.relation.as_ref(),
+        hints,
+    )?;
+    let plan = topology::decide(
+        &ctx.app_name,
+        &ctx.unit_name,
+        main,
+        &seen.units,
+        seen.redis.as_ref().unwrap_or(&Redis::Absent),
+        matches!(db, database::Db::Related { .. }),
+    );
+    Ok(match plan {
+        topology::Plan::Single => Placed::Run(None, Progress::Ready),
+        topology::Plan::Cluster(c) => Placed::Run(Some(c), Progress::Ready),
+        topology::Plan::Incomplete {
+            progress,
+            serve: true,
+        } => Placed::Run(None, progress),
+        topology::Plan::Incomplete {
+            progress,
+            serve: false,
+        } => Placed::Idle(progress),
+    })
 }

@@ -181,22 +181,20 @@ fn non_leader_waits_for_keys_then_uses_the_leaders() {
         config_changed(&mut j, &p),
         Status::waiting("Waiting for the leader to choose the unit that runs Synapse")
     );
-    // The leader chose another unit: this one stays idle and says why.
+    // The leader chose another unit: this one would run a worker, which needs
+    // PostgreSQL (and Redis); it runs nothing and says how to fix it.
     j.set_app_data(&peer(), APP, &[(MAIN_UNIT_KEY, &leader)]);
     let status = config_changed(&mut j, &p);
     assert_eq!(
         status,
-        Status::blocked(
-            "Synapse runs on synapse/1 only: scaling out is not supported yet; \
-             scale back to one unit with `juju scale-application synapse 1`"
-        ),
-        "Kubernetes models refuse `juju remove-unit UNIT`: the hint scales by number"
+        Status::blocked("2 units need PostgreSQL: run `juju integrate synapse postgresql-k8s`"),
     );
     assert!(
         p.synapse.pushes.borrow().is_empty(),
         "an idle unit writes nothing"
     );
-    // This is the main unit, but the leader has not published the keys yet.
+    // This is the main unit, alone now, but the leader has not published the keys yet.
+    j.remove_unit(&leader);
     j.set_app_data(&peer(), APP, &[(MAIN_UNIT_KEY, UNIT)]);
     assert_eq!(
         config_changed(&mut j, &p),

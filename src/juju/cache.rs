@@ -89,6 +89,11 @@ impl<T: HookTools> HookTools for CachedTools<T> {
         )
     }
 
+    fn planned_units(&self) -> ToolResult<Vec<String>> {
+        // Asked at most once per dispatch (the topology's shell).
+        self.inner.planned_units()
+    }
+
     fn relation_list(&self, relation: &RelationId) -> ToolResult<Vec<String>> {
         cached_map!(
             self,

@@ -60,6 +60,10 @@ pub struct UnitHints {
     /// charm (re)starts Synapse, so it is read again once Synapse is ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workload_version: Option<String>,
+    /// The peer units and the `redis` relation, read again on the events that can
+    /// change them (`crate::topology::must_read`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology: Option<crate::topology::TopologyHint>,
 }
 
 /// The `ingress` relation as last read.
@@ -142,6 +146,10 @@ mod tests {
             }),
             nginx_site: Some("0123456789abcdef".into()),
             workload_version: Some("1.140.0".into()),
+            topology: Some(crate::topology::TopologyHint {
+                units: vec!["synapse/0".into(), "synapse/1".into()],
+                redis: Some(crate::relations::redis::Redis::Pending),
+            }),
             backup: Some(crate::relations::backup::BackupHint {
                 relation: "backup:9".into(),
                 waiting: None,

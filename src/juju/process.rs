@@ -195,6 +195,19 @@ impl<R: ToolRunner> HookTools for ProcessTools<R> {
         self.run_json("relation-list", &["--format=json", "-r", &r])
     }
 
+    fn planned_units(&self) -> ToolResult<Vec<String>> {
+        let v: Value = self.run_json("goal-state", &["--format=json"])?;
+        let units = v.get("units").and_then(Value::as_object);
+        Ok(units
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, u)| u.get("status").and_then(Value::as_str) != Some("dying"))
+                    .map(|(name, _)| name.clone())
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     fn relation_remote_app(&self, relation: &RelationId) -> ToolResult<Option<String>> {
         let r = relation.to_string();
         let v: Value = self.run_json("relation-list", &["--format=json", "-r", &r, "--app"])?;

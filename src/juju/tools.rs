@@ -172,6 +172,9 @@ pub trait HookTools {
     fn is_leader(&self) -> ToolResult<bool>;
     fn relation_ids(&self, endpoint: &str) -> ToolResult<Vec<RelationId>>;
     fn relation_list(&self, relation: &RelationId) -> ToolResult<Vec<String>>;
+    /// The units of this application Juju plans to run (`goal-state`: every unit not
+    /// `dying`), including units not started or not in the peer relation yet.
+    fn planned_units(&self) -> ToolResult<Vec<String>>;
     fn relation_remote_app(&self, relation: &RelationId) -> ToolResult<Option<String>>;
     /// Reads a whole databag; `target` is a unit name, or an app name with `app = true`.
     fn relation_get(&self, relation: &RelationId, target: &str, app: bool) -> ToolResult<Databag>;

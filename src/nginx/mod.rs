@@ -4,6 +4,7 @@
 //! location), which it pushes only when they differ. A changed admin file reloads NGINX
 //! (SIGHUP); nothing here ever touches Synapse.
 
+pub mod routes;
 pub mod site;
 
 use std::collections::BTreeMap;
@@ -119,7 +120,8 @@ fn push_site(w: &dyn Workload, site: &Site) -> pebble::Result<bool> {
         if w.pull(path)?.as_deref() != Some(content.as_bytes()) {
             tracing::info!(path, "writing");
             w.push(path, content.as_bytes(), &opts)?;
-            reload |= path.ends_with(".conf");
+            // The well-known answers are read on every request; the rest is configuration.
+            reload |= !path.ends_with(".json");
         }
     }
     Ok(reload)

@@ -20,6 +20,10 @@ pub const WELL_KNOWN_SERVER_PATH: &str = "/var/lib/nginx/charm/well-known-server
 pub const WELL_KNOWN_CLIENT_PATH: &str = "/var/lib/nginx/charm/well-known-client.json";
 /// Included in the server block by `include /var/lib/nginx/charm/*.conf`.
 pub const ADMIN_API_PATH: &str = "/var/lib/nginx/charm/admin-api.conf";
+/// Included in nginx.conf's `map $uri $synapse_upstream` ([`super::routes`]).
+pub const ROUTES_PATH: &str = "/var/lib/nginx/charm/routes.map";
+/// Included at NGINX's http level: the upstream of Synapse main on worker units.
+pub const UPSTREAMS_PATH: &str = "/var/lib/nginx/charm/upstreams.http";
 
 /// The config option that opens the admin API.
 pub const ADMIN_OPTION: &str = "admin_api_allowed_cidrs";
@@ -97,6 +101,8 @@ pub struct Site {
     pub client_base_url: String,
     /// Empty: the admin API stays closed.
     pub admin_cidrs: Vec<Cidr>,
+    /// `host:port` of Synapse main when this unit runs a worker ([`super::routes`]).
+    pub main: Option<String>,
 }
 
 impl Site {
@@ -110,7 +116,14 @@ impl Site {
                 .iter()
                 .filter_map(|c| Cidr::parse(c).ok())
                 .collect(),
+            main: None,
         }
+    }
+
+    /// On a worker unit: where Synapse main answers.
+    pub fn with_main(mut self, main: Option<String>) -> Self {
+        self.main = main;
+        self
     }
 
     /// `(path, content)` of each file, in a fixed order.
@@ -119,6 +132,11 @@ impl Site {
             (WELL_KNOWN_SERVER_PATH, self.server_well_known()),
             (WELL_KNOWN_CLIENT_PATH, self.client_well_known()),
             (ADMIN_API_PATH, self.admin_api()),
+            (ROUTES_PATH, super::routes::routes_map(self.main.as_deref())),
+            (
+                UPSTREAMS_PATH,
+                super::routes::upstreams(self.main.as_deref()),
+            ),
         ]
     }
 

@@ -11,6 +11,7 @@
 //! | [`matrix_auth`] | `matrix-auth` (provider): bridges' appservice registrations |
 //! | [`media`] | `media` (s3 requirer): Synapse's media in an S3 bucket |
 //! | [`backup`] | `backup` (s3 requirer): the bucket of the backup actions |
+//! | [`redis`] | `redis` (redis-k8s requirer): Redis for Synapse workers |
 //! | [`s3`] | the `s3` interface shared by `media` and `backup` (s3-integrator requirer) |
 //!
 //! Which event calls for which work is decided in one place: [`crate::charm::work`].
@@ -21,6 +22,7 @@ pub mod ingress;
 pub mod matrix_auth;
 pub mod media;
 pub mod observability;
+pub mod redis;
 pub mod s3;
 pub mod smtp;
 

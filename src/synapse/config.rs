@@ -75,6 +75,10 @@ pub struct SynapseConfig {
     pub workers_ignore_list: Vec<String>,
     /// Not an option: where this unit's local media live ([`crate::switch::media_store_path`]).
     pub media_store_path: String,
+    /// Not an option: the application's topology once it runs on more than one unit
+    /// (set by the reconcile with [`SynapseConfig::with_cluster`]), so that it enters
+    /// homeserver.yaml, the layer and the shape hash like any option.
+    pub cluster: Option<crate::topology::Cluster>,
 }
 
 struct Reader<'a> {
@@ -361,14 +365,26 @@ fn parse_alive_check(s: &str) -> Result<AliveCheck, String> {
 pub const DEFAULT_ALIVE_CHECK: &str = "2m,5,20s";
 
 impl SynapseConfig {
-    /// This configuration with `url` (an ingress URL) as `public_baseurl`, unless the
-    /// option is set: the operator's value always wins.
     /// The same configuration with local media kept in `path`.
     pub fn with_media_store(mut self, path: String) -> Self {
         self.media_store_path = path;
         self
     }
 
+    /// The same configuration with the application's topology (`None` on one unit).
+    pub fn with_cluster(&self, cluster: Option<crate::topology::Cluster>) -> Self {
+        let mut c = self.clone();
+        c.cluster = cluster;
+        c
+    }
+
+    /// This unit runs a Synapse worker (not Synapse main).
+    pub fn is_worker(&self) -> bool {
+        self.cluster.as_ref().is_some_and(|c| !c.is_main())
+    }
+
+    /// This configuration with `url` (an ingress URL) as `public_baseurl`, unless the
+    /// option is set: the operator's value always wins.
     pub fn with_default_baseurl(&self, url: Option<&str>) -> Self {
         let mut c = self.clone();
         if c.public_baseurl.is_none() {
@@ -395,8 +411,11 @@ impl SynapseConfig {
         if self.enable_mjolnir {
             notes.push("enable_mjolnir has no effect: the charm does not run Mjolnir".to_string());
         }
-        if !self.workers_ignore_list.is_empty() {
-            notes.push("workers_ignore_list has no effect: the charm runs no workers".to_string());
+        if !self.workers_ignore_list.is_empty() && self.cluster.is_none() {
+            notes.push(
+                "workers_ignore_list has no effect: Synapse runs no workers on one unit"
+                    .to_string(),
+            );
         }
         notes
     }
@@ -546,6 +565,7 @@ impl SynapseConfig {
             publish_rooms_allowlist: r.list("publish_rooms_allowlist", check_user_id),
             trusted_key_servers: r.list("trusted_key_servers", check_host),
             workers_ignore_list: r.list("workers_ignore_list", check_worker_name),
+            cluster: None,
             server_name,
             public_baseurl,
             media_store_path: super::homeserver::MEDIA_STORE_PATH.to_string(),

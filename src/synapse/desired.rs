@@ -184,6 +184,9 @@ pub fn files(
             keys.signing_key.clone(),
         ),
     ];
+    if let Some(worker) = config.cluster.as_ref().and_then(|c| c.worker_yaml()) {
+        files.push((crate::topology::WORKER_CONFIG_PATH.to_string(), worker));
+    }
     if let Some(info) = media {
         files.extend(crate::relations::media::files(info));
     }
@@ -249,10 +252,14 @@ pub fn desired(
         Database::Sqlite => None,
     };
     let shape = shape_hash(config, postgres.is_some(), media.is_some(), email.is_some());
-    let exporter = postgres.as_ref().map(|db| synapse_layer::Exporter {
-        db,
-        password_token: &tokens.password,
-    });
+    let exporter =
+        postgres
+            .as_ref()
+            .filter(|_| !config.is_worker())
+            .map(|db| synapse_layer::Exporter {
+                db,
+                password_token: &tokens.password,
+            });
     let env = service_env(proxy, media.is_some());
     let mut layer = synapse_layer::layer(config, &shape, &tokens.content, exporter.as_ref(), &env);
     if exporter.is_none() && plan.services.contains_key(synapse_layer::EXPORTER) {

@@ -78,6 +78,19 @@ pub fn render(inp: &HomeserverInputs) -> String {
             {"port": METRICS_PORT, "type": "metrics", "bind_addresses": ["::"]}
         ]),
     );
+    if let Some(cluster) = &c.cluster {
+        if cluster.is_main() {
+            if let Some(Value::Array(l)) = hs.get_mut("listeners") {
+                l.push(crate::topology::Cluster::main_replication_listener());
+            }
+        }
+        for (k, v) in cluster.homeserver_keys(&c.workers_ignore_list) {
+            hs.insert(k.to_string(), v);
+        }
+    }
+    let mut put = |k: &str, v: Value| {
+        hs.insert(k.to_string(), v);
+    };
     put("enable_metrics", json!(true));
     put(
         "database",

@@ -58,9 +58,7 @@ pub fn layer(
         override_: Override::Replace,
         summary: Some("Synapse Matrix homeserver".into()),
         startup: Some(Startup::Enabled),
-        command: Some(format!(
-            "/opt/synapse/bin/python -m synapse.app.homeserver --config-path {CONFIG_PATH}"
-        )),
+        command: Some(command(config)),
         environment: env,
         user: Some(USER.into()),
         group: Some(USER.into()),
@@ -89,7 +87,8 @@ pub fn layer(
         ..Check::tcp(CLIENT_PORT)
     };
     let mut services = BTreeMap::from([(SERVICE.to_string(), service)]);
-    if let Some(e) = exporter {
+    // The stats exporter runs on the main unit only.
+    if let Some(e) = exporter.filter(|_| !config.is_worker()) {
         services.insert(EXPORTER.to_string(), exporter_service(Some(e)));
     }
     Layer {
@@ -106,6 +105,19 @@ pub fn layer(
 
 /// The exporter's service; `None` gives the disabled form that replaces it when
 /// PostgreSQL goes away (Pebble cannot delete a service from its plan).
+/// Synapse main, or on a worker unit the generic worker (homeserver.yaml, then its
+/// worker.yaml).
+fn command(config: &SynapseConfig) -> String {
+    if config.is_worker() {
+        format!(
+            "/opt/synapse/bin/python -m synapse.app.generic_worker --config-path {CONFIG_PATH} --config-path {}",
+            crate::topology::WORKER_CONFIG_PATH
+        )
+    } else {
+        format!("/opt/synapse/bin/python -m synapse.app.homeserver --config-path {CONFIG_PATH}")
+    }
+}
+
 pub fn exporter_service(e: Option<&Exporter>) -> Service {
     let mut svc = Service {
         override_: Override::Replace,

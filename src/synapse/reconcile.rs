@@ -446,6 +446,17 @@ fn write_files(
     Ok(())
 }
 
+/// A worker unit that cannot run its worker: Synapse is stopped and not started again
+/// (nothing to do while Pebble is not up).
+pub fn hold_service(w: &dyn Workload) -> CharmResult<()> {
+    let err = pebble_err(synapse_layer::CONTAINER);
+    match w.plan() {
+        Ok(plan) => hold(w, &plan).map_err(err),
+        Err(e) if e.is_connect() => Ok(()),
+        Err(e) => Err(err(e)),
+    }
+}
+
 /// Stops Synapse (and the exporter) and keeps them from being started again.
 /// A signing key on the volume that is not the charm's (a previous charm's data put
 /// under an existing deployment): `blocked`, the file left untouched.

@@ -155,6 +155,16 @@ impl Juju {
         unit
     }
 
+    /// Removes `unit` from the application (and its peer relation), as scaling down does.
+    pub fn remove_unit(&mut self, unit: &str) {
+        self.app_mut().units.remove(unit);
+        for rel in self.model.relations.iter_mut().filter(|r| r.is_peer()) {
+            if let Some(joined) = rel.joined.get_mut(APP) {
+                joined.retain(|u| u != unit);
+            }
+        }
+    }
+
     /// Makes `unit` the leader (`None`: no unit leads).
     pub fn set_leader(&mut self, unit: Option<&str>) {
         self.app_mut().leader = unit.map(str::to_string);

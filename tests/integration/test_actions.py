@@ -148,17 +148,18 @@ def test_no_password_in_the_logs(synapse: jubilant.Juju):
         assert password not in log
 
 
-def test_a_second_unit_runs_nothing_and_says_how_to_scale_back(synapse: jubilant.Juju):
+def test_a_second_unit_without_postgresql_runs_nothing_and_says_why(synapse: jubilant.Juju):
     synapse.add_unit(APP)
     second = f'{APP}/1'
-    message = wait_status(synapse, second, 'blocked', f'Synapse runs on {UNIT} only')
-    # Kubernetes models refuse `juju remove-unit synapse/1`: scale by number.
-    command = f'juju scale-application {APP} 1'
-    assert message == (
-        f'Synapse runs on {UNIT} only: scaling out is not supported yet; '
-        f'scale back to one unit with `{command}`'
-    )
+    # Workers share Synapse main's database: SQLite on one volume cannot be shared.
+    fix = f'run `juju integrate {APP} postgresql-k8s`'
+    message = wait_status(synapse, second, 'blocked', '2 units need PostgreSQL')
+    assert message == f'2 units need PostgreSQL: {fix}'
     assert all(state != 'active' for state in services(synapse, second, 'synapse').values())
+    # Synapse main keeps serving, and says the same.
+    main = wait_status(synapse, UNIT, 'blocked', '2 units need PostgreSQL')
+    assert main == f'2 units need PostgreSQL: {fix} (Synapse serves from {UNIT} alone meanwhile)'
+    command = f'juju scale-application {APP} 1'
 
     # Actions on it say where to run them instead.
     with pytest.raises(jubilant.TaskError) as failed:
@@ -166,9 +167,8 @@ def test_a_second_unit_runs_nothing_and_says_how_to_scale_back(synapse: jubilant
     assert failed.value.task.message.startswith(f'Synapse runs on {UNIT}, not on this unit'), (
         failed.value.task.message
     )
-    assert unit_status(synapse, UNIT) == ('active', '')
 
-    # The command in the message works.
+    # Scaling back to one unit clears it.
     synapse.cli(*command.split()[1:])
     synapse.wait(
         lambda status: list(status.apps[APP].units) == [UNIT]

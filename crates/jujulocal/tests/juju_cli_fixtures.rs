@@ -282,7 +282,7 @@ fn documents_have_jujus_shape_and_commands_behave_like_juju() {
     assert!(String::from_utf8_lossy(&bad.stderr).starts_with("ERROR "));
     assert_eq!(j.cmd(&["status", "--bogus"]).status.code(), Some(2));
     // Charmhub names fail, except those JujuLocal stands in for (postgresql-k8s, ...).
-    assert_ne!(j.cmd(&["deploy", "redis-k8s"]).status.code(), Some(0));
+    assert_ne!(j.cmd(&["deploy", "mysql-k8s"]).status.code(), Some(0));
 
     j.ok(&["remove-relation", "demo", "pg"]);
     j.ok(&["remove-application", "--no-prompt", "demo"]);

@@ -73,6 +73,26 @@ impl Controller {
         Ok(st)
     }
 
+    /// For stand-ins' servers that pods on the cluster network must reach: the
+    /// holder of the network namespace and the gateway address (`.1`, on the bridge),
+    /// which the servers bind to from inside that namespace (`nsenter --net`). `None`
+    /// when pods use the host network.
+    pub(crate) fn cluster_gateway(&mut self) -> Result<Option<(u32, String)>, Error> {
+        if !self.on_cluster() {
+            return Ok(None);
+        }
+        let st = self.ensure_cluster()?;
+        let gateway = st.subnet().host(1);
+        cluster_net::ip_batch(
+            st.holder,
+            &[
+                format!("addr replace {gateway}/24 dev {}", cluster_net::BRIDGE),
+                format!("link set {} up", cluster_net::BRIDGE),
+            ],
+        )?;
+        Ok(Some((st.holder, gateway)))
+    }
+
     /// Before a unit's pod starts: an address on the cluster network (the unit's
     /// address) and its hosts file, which its containers mount at `/etc/hosts`. `None`
     /// for pods on the host network.

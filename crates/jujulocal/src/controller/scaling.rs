@@ -23,26 +23,55 @@ use crate::{Error, Event};
 impl Controller {
     /// Adds one unit and runs its deploy sequence. Returns its name.
     pub fn add_unit(&mut self, app_name: &str) -> Result<String, Error> {
-        let (unit, pods, peers) = {
+        let unit = self.register_unit(app_name)?;
+        self.deploy_unit(app_name, &unit)?;
+        Ok(unit)
+    }
+
+    /// Adds `n` units at once, as `juju add-unit -n N` and `scale-application` do on
+    /// Kubernetes (the StatefulSet grows by N): every new unit is planned (in the
+    /// model, so `goal-state` lists it) before the first one runs its sequence.
+    pub fn add_units(&mut self, app_name: &str, n: usize) -> Result<Vec<String>, Error> {
+        let mut units = vec![];
+        for _ in 0..n {
+            units.push(self.register_unit(app_name)?);
+        }
+        self.save()?;
+        for unit in &units {
+            self.deploy_unit(app_name, unit)?;
+        }
+        Ok(units)
+    }
+
+    /// A new unit in the model (waiting, "agent initialising"), not started yet.
+    fn register_unit(&mut self, app_name: &str) -> Result<String, Error> {
+        let app = self.model.app_mut(app_name)?;
+        let unit = format!("{app_name}/{}", app.next_unit);
+        app.next_unit += 1;
+        app.units.insert(
+            unit.clone(),
+            Unit {
+                status: Some(crate::model::StatusEntry::new(
+                    "waiting",
+                    "agent initialising",
+                )),
+                ..Default::default()
+            },
+        );
+        Ok(unit)
+    }
+
+    /// Runs a registered unit's deploy sequence.
+    fn deploy_unit(&mut self, app_name: &str, unit: &str) -> Result<(), Error> {
+        let unit = unit.to_string();
+        let (pods, peers) = {
             let app = self.model.app_mut(app_name)?;
-            let unit = format!("{app_name}/{}", app.next_unit);
-            app.next_unit += 1;
-            app.units.insert(
-                unit.clone(),
-                Unit {
-                    status: Some(crate::model::StatusEntry::new(
-                        "waiting",
-                        "agent initialising",
-                    )),
-                    ..Default::default()
-                },
-            );
             let peers: Vec<(String, String)> = app
                 .meta
                 .peer_endpoints()
                 .map(|(n, e)| (n.clone(), e.interface.clone()))
                 .collect();
-            (unit, app.pods, peers)
+            (app.pods, peers)
         };
         self.unpack_charm(&unit)?;
         if pods {
@@ -119,8 +148,7 @@ impl Controller {
         if pods {
             self.poll_pebble(&unit, Duration::from_secs(30))?;
         }
-        self.save()?;
-        Ok(unit)
+        self.save()
     }
 
     /// `unit` joins relation `id`: the units on the other side see it join (joined,
@@ -179,7 +207,7 @@ impl Controller {
                 return Ok(());
             }
             if units.len() < n {
-                self.add_unit(app_name)?;
+                self.add_units(app_name, n - units.len())?;
                 continue;
             }
             match highest_unit(&units) {

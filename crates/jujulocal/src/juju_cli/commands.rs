@@ -89,9 +89,7 @@ pub fn dispatch(cmd: &str, a: &Args, models: &Models, out: &mut dyn Write) -> Re
             let n = count(a.get("num-units").unwrap_or("1"))?;
             let mut c = open(models, a)?;
             deployed(&c, app)?;
-            for _ in 0..n {
-                hooks_ran(c.add_unit(app).map(|_| ()))?;
-            }
+            hooks_ran(c.add_units(app, n as usize).map(|_| ()))?;
         }
         "remove-unit" => {
             let [app] = a.pos.as_slice() else {
@@ -239,7 +237,7 @@ fn scale(c: &mut Controller, app: &str, n: usize) -> Result<(), Error> {
             return Ok(());
         }
         if units.len() < n {
-            hooks_ran(c.add_unit(app).map(|_| ()))?;
+            hooks_ran(c.add_units(app, n - units.len()).map(|_| ()))?;
             continue;
         }
         let last = crate::controller::scaling::highest_unit(&units).unwrap_or_default();

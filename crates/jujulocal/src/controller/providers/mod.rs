@@ -12,6 +12,7 @@
 //! | `loki-k8s`       | [`loki`]: a recorder of pushes on 127.0.0.1, `loki_push_api` |
 //! | `grafana-k8s`    | [`grafana`]: records the decoded dashboards, `grafana_dashboard` |
 //! | `s3-integrator`  | [`s3_integrator`]: a real S3 server (moto) on 127.0.0.1, `s3` |
+//! | `redis-k8s`      | [`redis`]: a real redis-server, in the cluster network when pods have one, `redis` |
 //! | `matrix-appservice` | [`matrix_appservice`]: a bridge charm, a real mautrix appservice on 127.0.0.1, `matrix_auth` |
 //!
 //! Each deployed stand-in keeps its state in `<model>/providers/<app>.json`; the
@@ -37,6 +38,7 @@ pub mod nginx_ingress;
 pub mod postgresql;
 pub mod prometheus;
 pub mod proxy;
+pub mod redis;
 pub mod s3_integrator;
 pub mod smtp_integrator;
 pub mod traefik;
@@ -107,6 +109,7 @@ pub const PROVIDERS: &[(&str, DeployFn, ReactFn, RemoveFn)] = &[
         matrix_appservice::react,
         matrix_appservice::remove,
     ),
+    (redis::CHARM, redis::deploy, redis::react, redis::remove),
 ];
 
 /// Stand-ins with options (`juju config APP key=value`): `charm name → configure`.

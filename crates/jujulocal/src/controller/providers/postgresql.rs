@@ -5,8 +5,11 @@
 //!   `en_US.UTF-8` if the machine has it, else `C.UTF-8`) into
 //!   `/tmp/jlpg-<model uuid prefix>-<app>` (short: the unix socket lives there; under
 //!   `/tmp` so that the `postgres` user can reach it when JujuLocal runs as root), then
-//!   `pg_ctl start` listening on 127.0.0.1 on a free port. Pods must use the host
-//!   network to reach it (pods file without `netns`).
+//!   `pg_ctl start` listening on 127.0.0.1 on a free port. When pods have their own
+//!   network namespace (`netns: true`), the server runs inside the model's cluster
+//!   network namespace instead (`nsenter --net`), listening on its loopback and on the
+//!   cluster's gateway address (`10.244.<n>.1`), which the endpoints name; JujuLocal
+//!   itself talks to it over the unix socket either way.
 //! - React (any event reaching its unit): for each relation whose other side asked
 //!   for a `database`, as postgresql-k8s does: role `relation_id_<id>` with a random
 //!   password (SUPERUSER / CREATEDB if in `extra-user-roles`), the database owned by
@@ -39,6 +42,10 @@ pub struct Cluster {
     pub bin: PathBuf,
     pub port: u16,
     pub locale: String,
+    /// The cluster network's namespace holder and gateway address, when the server
+    /// runs there.
+    #[serde(default)]
+    pub netns: Option<(u32, String)>,
 }
 
 impl Cluster {
@@ -109,15 +116,38 @@ impl Cluster {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
+    /// The address clients connect to.
+    pub fn host(&self) -> &str {
+        self.netns.as_ref().map_or("127.0.0.1", |(_, a)| a.as_str())
+    }
+
     fn start(&self) -> Result<(), Error> {
-        let out = self
-            .command("pg_ctl")
+        let mut cmd = self.command("pg_ctl");
+        let mut options = format!("-p {}", self.port);
+        if let Some((holder, addr)) = &self.netns {
+            // The same command, entered into the cluster network first.
+            let inner = cmd;
+            cmd = Command::new("nsenter");
+            cmd.arg(format!("--net=/proc/{holder}/ns/net"))
+                .arg("--")
+                .arg(inner.get_program())
+                .args(inner.get_args())
+                .current_dir(&self.dir);
+            for (k, v) in inner.get_envs() {
+                match v {
+                    Some(v) => cmd.env(k, v),
+                    None => cmd.env_remove(k),
+                };
+            }
+            options.push_str(&format!(" -c listen_addresses=127.0.0.1,{addr}"));
+        }
+        let out = cmd
             .arg("-D")
             .arg(self.data())
             .arg("-l")
             .arg(self.dir.join("postgres.log"))
             .args(["-w", "-t", "60", "-o"])
-            .arg(format!("-p {}", self.port))
+            .arg(options)
             .arg("start")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -259,12 +289,7 @@ pub fn deploy(c: &mut Controller, app: &str) -> Result<(), Error> {
                 .into(),
         )
     })?;
-    if c.runtime.pod_config.as_ref().is_some_and(|p| p.netns) {
-        eprintln!(
-            "jujulocal: postgresql-k8s listens on the host's 127.0.0.1: pods with their own \
-             network namespace (netns: true) cannot reach it"
-        );
-    }
+    let netns = c.cluster_gateway()?;
     let uuid: String = c.model.uuid.chars().take(8).collect();
     let dir = std::env::temp_dir().join(format!("jlpg-{uuid}-{app}"));
     let _ = std::fs::remove_dir_all(&dir);
@@ -274,6 +299,7 @@ pub fn deploy(c: &mut Controller, app: &str) -> Result<(), Error> {
         bin,
         port: 0,
         locale: default_locale(),
+        netns,
     };
     chown_postgres(&dir)?;
     let out = cl
@@ -291,7 +317,7 @@ pub fn deploy(c: &mut Controller, app: &str) -> Result<(), Error> {
             format!("postgresql-k8s stand-in: initdb failed: {}", describe(&out)),
         ));
     }
-    let hba = "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\nhost all all ::1/128 scram-sha-256\n";
+    let hba = "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\nhost all all ::1/128 scram-sha-256\nhost all all 10.244.0.0/16 scram-sha-256\n";
     std::fs::write(cl.data().join("pg_hba.conf"), hba)
         .map_err(Error::io(Area::Model, cl.data()))?;
     let conf = format!(
@@ -413,7 +439,7 @@ pub fn react(c: &mut Controller, app: &str, st: &ProviderState) -> Result<(), Er
         })?;
         let version = cl.psql("SHOW server_version")?;
         let version = version.split_whitespace().next().unwrap_or("").to_string();
-        let endpoint = format!("127.0.0.1:{}", cl.port);
+        let endpoint = format!("{}:{}", cl.host(), cl.port);
         let uri = format!("postgresql://{user}:{password}@{endpoint}/{db}");
         let mut bag: Bag = BTreeMap::new();
         bag.insert("endpoints".into(), endpoint.clone());

@@ -1,0 +1,149 @@
+"""Scale out: Synapse main plus generic workers over Redis, on three real pods.
+
+One model for the module: a real PostgreSQL (the postgresql-k8s stand-in) and a real
+Redis (the redis-k8s stand-in), both reachable on JujuLocal's cluster network, and
+Synapse scaled 1 -> 3 -> 2 -> 1. At each step a Matrix client on one unit's entry point
+sends and a client on another unit's reads in a sync; Synapse's starts are counted per
+unit (at most one per affected unit per change).
+"""
+
+import jubilant
+import pytest
+
+from conftest import REAL
+from helpers import (
+    base_url,
+    deploy_synapse,
+    matrix,
+    services,
+    shared_secret,
+    starts,
+    unit_status,
+    wait_status,
+    wait_until,
+)
+
+pytestmark = pytest.mark.jujulocal_only(reason='counts Pebble changes through JujuLocal pods')
+
+APP = 'synapse'
+MAIN = f'{APP}/0'
+SERVER_NAME = 'scale.example.com'
+PASSWORD = 'correct horse battery'
+
+
+def units(juju: jubilant.Juju) -> list[str]:
+    return sorted(juju.status().apps[APP].units)
+
+
+def all_active(juju: jubilant.Juju, n: int) -> jubilant.Status:
+    return juju.wait(
+        lambda s: len(s.apps[APP].units) == n and jubilant.all_active(s, APP),
+        delay=1,
+        successes=3,
+    )
+
+
+def all_starts(juju: jubilant.Juju) -> dict[str, int]:
+    return {u: starts(juju, u, 'synapse', 'synapse') for u in units(juju)}
+
+
+def converse(juju: jubilant.Juju, room: dict, sender: str, reader: str, text: str) -> None:
+    """TEXT sent through SENDER's NGINX is read in a sync through READER's."""
+    url = base_url(juju, sender)
+    matrix(juju, sender, 'send', url, 'alice', room['session'], room['room_id'], text)
+
+    def read() -> list[str]:
+        return matrix(juju, reader, 'sync-read', base_url(juju, reader), 'alice',
+                      room['session'], room['room_id'])['messages']
+
+    # Another process learns of the event through replication (Redis): a client's
+    # next sync shows it, as soon as that process has caught up.
+    wait_until(juju, lambda: text in read(), timeout=60)
+
+
+@pytest.fixture(scope='module')
+def room(juju: jubilant.Juju) -> dict:
+    deploy_synapse(juju, APP, config={'server_name': SERVER_NAME})
+    juju.deploy('postgresql-k8s')
+    juju.deploy('redis-k8s')
+    juju.integrate(APP, 'postgresql-k8s')
+    juju.integrate(APP, 'redis-k8s')
+    all_active(juju, 1)
+    url = base_url(juju, MAIN)
+    matrix(juju, MAIN, 'register', url, shared_secret(juju, APP), 'alice', PASSWORD)
+    chat = matrix(juju, MAIN, 'chat', url, 'alice', PASSWORD, 'one unit')
+    return {'session': f'token:{chat["access_token"]}', 'room_id': chat['room_id']}
+
+
+def test_scale_out_to_three_units(juju: jubilant.Juju, room: dict):
+    before = all_starts(juju)
+    juju.cli('scale-application', APP, '3')
+    all_active(juju, 3)
+    after = all_starts(juju)
+    assert after[MAIN] - before[MAIN] <= 1, (before, after)
+    for worker in (f'{APP}/1', f'{APP}/2'):
+        assert after[worker] <= 1, after
+        assert services(juju, worker, 'synapse')['synapse'] == 'active'
+        plan = juju.ssh(worker, '/charm/bin/pebble plan', container='synapse')
+        assert 'synapse.app.generic_worker' in plan and 'stats-exporter' not in plan
+        worker_yaml = juju.ssh(worker, 'cat /data/worker.yaml', container='synapse')
+        assert f'worker_name: worker{worker[-1]}' in worker_yaml
+    config = juju.ssh(MAIN, 'cat /data/homeserver.yaml', container='synapse')
+    assert 'synapse-2.synapse-endpoints' in config and 'instance_map' in config
+
+    converse(juju, room, f'{APP}/1', f'{APP}/2', 'sent via unit 1, read via unit 2')
+    converse(juju, room, MAIN, f'{APP}/1', 'sent via the main unit, read via unit 1')
+
+
+def test_a_worker_serves_client_traffic_itself(juju: jubilant.Juju, room: dict):
+    worker = f'{APP}/2'
+    converse(juju, room, worker, worker, 'served by worker 2')
+    logs = juju.ssh(worker, '/charm/bin/pebble logs synapse -n 400', container='synapse')
+    assert 'synapse.access.http.8008' in logs and '/_matrix/client/' in logs, logs[-2000:]
+    assert '/sync' in logs
+
+
+def test_losing_redis_blocks_the_workers_and_main_keeps_serving(juju: jubilant.Juju, room: dict):
+    juju.remove_relation(APP, 'redis-k8s')
+    fix = f'3 units need Redis: run `juju integrate {APP} redis-k8s`'
+    for worker in (f'{APP}/1', f'{APP}/2'):
+        assert wait_status(juju, worker, 'blocked', fix) == fix
+        assert services(juju, worker, 'synapse')['synapse'] != 'active'
+    message = wait_status(juju, MAIN, 'blocked', fix)
+    assert message == f'{fix} (Synapse serves from {MAIN} alone meanwhile)'
+    wait_until(juju, lambda: services(juju, MAIN, 'synapse')['synapse'] == 'active')
+    converse(juju, room, MAIN, MAIN, 'main alone without Redis')
+
+    juju.integrate(APP, 'redis-k8s')
+    all_active(juju, 3)
+    converse(juju, room, f'{APP}/2', f'{APP}/1', 'Redis is back')
+
+
+def test_a_killed_worker_is_restarted_by_pebble(juju: jubilant.Juju, room: dict):
+    worker = f'{APP}/1'
+    charm_starts = starts(juju, worker, 'synapse', 'synapse')
+    juju.ssh(worker, '/charm/bin/pebble signal KILL synapse', container='synapse')
+    # Pebble restarts it by itself (no change of the charm's), and it serves again.
+    wait_until(juju, lambda: services(juju, worker, 'synapse')['synapse'] == 'active')
+    all_active(juju, 3)
+    converse(juju, room, worker, worker, 'the worker is back')
+    assert starts(juju, worker, 'synapse', 'synapse') == charm_starts
+
+
+def test_scale_in_to_two_then_one(juju: jubilant.Juju, room: dict):
+    before = all_starts(juju)
+    juju.cli('scale-application', APP, '2')
+    all_active(juju, 2)
+    after = all_starts(juju)
+    for unit in (MAIN, f'{APP}/1'):
+        assert after[unit] - before[unit] <= 1, (before, after)
+    config = juju.ssh(f'{APP}/1', 'cat /data/homeserver.yaml', container='synapse')
+    assert 'worker2' not in config, 'the removed worker left everyone\'s instance_map'
+    converse(juju, room, f'{APP}/1', MAIN, 'two units')
+
+    before = all_starts(juju)
+    juju.cli('scale-application', APP, '1')
+    all_active(juju, 1)
+    assert starts(juju, MAIN, 'synapse', 'synapse') - before[MAIN] <= 1
+    assert 'instance_map' not in juju.ssh(MAIN, 'cat /data/homeserver.yaml', container='synapse')
+    converse(juju, room, MAIN, MAIN, 'one unit again')
