@@ -122,12 +122,20 @@ impl S3Error {
     }
 }
 
-/// A value from the provider, quoted in a message: one line, at most 64 characters.
+/// A value from the provider, quoted (`{:?}`) in a message: one line, at most 64
+/// characters once quoted, counting the escapes `{:?}` writes for characters that do
+/// not print (a `\u{e000}` is 8).
 fn shown(text: &str) -> String {
-    let cut: String = text.chars().take(64).collect();
-    let mut out = crate::util::bounded(&cut);
-    if text.chars().count() > 64 {
-        out.push('…');
+    let one_line = crate::util::bounded(text);
+    let mut out = String::new();
+    let mut width = 0;
+    for c in one_line.chars() {
+        width += c.escape_debug().count();
+        if width > 64 {
+            out.push('…');
+            return out;
+        }
+        out.push(c);
     }
     out
 }
@@ -361,6 +369,21 @@ pub fn read(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_value_that_does_not_print_is_quoted_short() {
+        let bucket: String = std::iter::repeat_n('\u{e000}', 80).collect();
+        let msg = parse(&bag(&[
+            ("access-key", "a"),
+            ("secret-key", "b"),
+            ("bucket", &bucket),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(msg.chars().count() < 200, "{} chars: {msg}", msg.chars().count());
+        assert!(msg.contains(r"\u{e000}"), "{msg}");
+        assert!(msg.contains('…'), "{msg}");
+    }
 
     fn bag(kv: &[(&str, &str)]) -> Databag {
         kv.iter()
