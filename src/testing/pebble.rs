@@ -35,6 +35,8 @@ pub struct FakePebble {
     pub log_lines: RefCell<Vec<String>>,
     /// Services Pebble keeps restarting (shown in backoff).
     pub backoff: RefCell<Vec<String>>,
+    /// Checks that are down (never passed), whatever `ready` says.
+    pub down_checks: RefCell<Vec<String>>,
     /// What an HTTP GET in the pod answers, by URL.
     pub http: RefCell<BTreeMap<String, Vec<u8>>>,
     pub started_specs: RefCell<BTreeMap<String, pebble::Service>>,
@@ -154,10 +156,10 @@ impl Workload for FakePebble {
             .plan
             .borrow()
             .services
-            .keys()
-            .map(|n| ServiceInfo {
+            .iter()
+            .map(|(n, svc)| ServiceInfo {
                 name: n.clone(),
-                startup: Startup::Enabled,
+                startup: svc.startup.unwrap_or(Startup::Disabled),
                 current: if self.backoff.borrow().contains(n) {
                     ServiceStatus::Backoff
                 } else if *self.running.borrow().get(n).unwrap_or(&false) {
@@ -239,12 +241,20 @@ impl Workload for FakePebble {
             .borrow()
             .checks
             .keys()
-            .map(|n| CheckInfo {
+            .map(|n| {
+                let down = self.down_checks.borrow().contains(n);
+                (n, down)
+            })
+            .map(|(n, down)| CheckInfo {
                 name: n.clone(),
                 level: None,
                 startup: None,
-                status: CheckStatus::Up,
-                successes: u64::from(self.ready),
+                status: if down {
+                    CheckStatus::Down
+                } else {
+                    CheckStatus::Up
+                },
+                successes: u64::from(self.ready && !down),
                 failures: 0,
                 threshold: 3,
                 change_id: None,
