@@ -156,6 +156,17 @@ impl WithTiming for Check {
     }
 }
 
+/// Whether applying `desired` over `plan` turns the federation sender off. Pebble's
+/// replan (re)starts a service that ran before and whose spec changed, even when its
+/// startup is disabled: the shell stops it after that replan.
+pub fn turns_sender_off(plan: &Layer, desired: &Layer) -> bool {
+    desired
+        .services
+        .get(SENDER)
+        .is_some_and(|s| s.startup == Some(Startup::Disabled))
+        && plan.services.get(SENDER) != desired.services.get(SENDER)
+}
+
 /// The form of the federation sender's service and checks that replaces them when
 /// the unit no longer runs it (Pebble cannot delete them from its plan): not started
 /// by a replan (which stops it, its spec having changed), not restarted, not checked.
@@ -395,6 +406,11 @@ mod tests {
         let mut held = plan.clone();
         held.services.extend(off.services);
         held.checks.extend(off.checks);
+        // The replan that applies it restarts the sender (Pebble does so for a changed
+        // spec, disabled or not): the shell must stop it then, and only then.
+        assert!(turns_sender_off(&plan, &held));
+        assert!(!turns_sender_off(&held, &held));
+        assert!(!turns_sender_off(&plan, &plan));
         let again = sender_off(&held);
         assert!(again.services.is_empty() && again.checks.is_empty());
         assert!(sender_off(&Layer::default()).services.is_empty());

@@ -526,6 +526,9 @@ fn finish(
             Ok(true) => {
                 tracing::info!("Synapse's layer changed: replanned");
                 super::version::forget(hints);
+                if synapse_layer::turns_sender_off(plan, desired) {
+                    w.stop(&[synapse_layer::SENDER])?;
+                }
             }
             Ok(false) => {}
             Err(e) => return start_failure(e),

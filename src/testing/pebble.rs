@@ -107,9 +107,15 @@ impl Workload for FakePebble {
         self.call("replan");
         self.check()?;
         for (name, svc) in self.plan.borrow().services.iter() {
-            let changed = self.started_specs.borrow().get(name) != Some(svc);
+            let started = self.started_specs.borrow().get(name).cloned();
+            let changed = started.as_ref() != Some(svc);
             let running = *self.running.borrow().get(name).unwrap_or(&false);
-            if (changed || !running) && svc.startup == Some(Startup::Enabled) {
+            // As Pebble: a service started before whose spec changed is (re)started
+            // whatever its startup says.
+            let ever_started = started.is_some();
+            if (changed || !running) && svc.startup == Some(Startup::Enabled)
+                || changed && ever_started
+            {
                 *self.restarts.borrow_mut() += 1;
                 self.running.borrow_mut().insert(name.clone(), true);
                 self.started_specs
