@@ -158,13 +158,20 @@ impl WithTiming for Check {
 
 /// Whether applying `desired` over `plan` turns the federation sender off. Pebble's
 /// replan (re)starts a service that ran before and whose spec changed, even when its
-/// startup is disabled: the shell stops it after that replan.
+/// startup is disabled, and a changed check likewise: the shell stops them after
+/// that replan ([`stop_sender`]).
 pub fn turns_sender_off(plan: &Layer, desired: &Layer) -> bool {
     desired
         .services
         .get(SENDER)
         .is_some_and(|s| s.startup == Some(Startup::Disabled))
         && plan.services.get(SENDER) != desired.services.get(SENDER)
+}
+
+/// Stops the federation sender and its checks, after the replan that turned them off.
+pub fn stop_sender(w: &dyn crate::workload::Workload) -> pebble::Result<()> {
+    w.stop(&[SENDER])?;
+    w.stop_checks(&[SENDER_READY_CHECK, SENDER_ALIVE_CHECK])
 }
 
 /// The form of the federation sender's service and checks that replaces them when
@@ -501,5 +508,37 @@ mod tests {
                 && m.ends_with("last log line: ValueError: no federation today"),
             "{m}"
         );
+
+        // Back to one unit: the sender's off form is applied, and the replan (which
+        // restarts it, as Pebble does) is followed by stopping it and its checks.
+        pebble.backoff.borrow_mut().clear();
+        let plan = pebble.plan().unwrap();
+        let mut back = one.clone();
+        let off = sender_off(&plan);
+        back.services.extend(off.services);
+        back.checks.extend(off.checks);
+        assert!(turns_sender_off(&plan, &back));
+        pebble.take_calls();
+        apply_layer_tracked(
+            &pebble,
+            &plan,
+            "synapse",
+            &back,
+            &watched(&back),
+            &mut baselines,
+        )
+        .unwrap();
+        stop_sender(&pebble).unwrap();
+        assert_eq!(
+            pebble.take_calls()[1..],
+            [
+                "add-layer synapse",
+                "replan",
+                "stop",
+                "stop-checks synapse-federation-sender-ready,synapse-federation-sender-alive"
+            ]
+        );
+        assert!(!pebble.running.borrow()[SENDER]);
+        assert_eq!(watched(&back).len(), 1, "a stopped sender is not reported");
     }
 }

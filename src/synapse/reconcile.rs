@@ -527,7 +527,7 @@ fn finish(
                 tracing::info!("Synapse's layer changed: replanned");
                 super::version::forget(hints);
                 if synapse_layer::turns_sender_off(plan, desired) {
-                    w.stop(&[synapse_layer::SENDER])?;
+                    synapse_layer::stop_sender(w)?;
                 }
             }
             Ok(false) => {}

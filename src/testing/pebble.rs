@@ -132,6 +132,10 @@ impl Workload for FakePebble {
         }
         Ok(())
     }
+    fn stop_checks(&self, checks: &[&str]) -> PebbleResult<()> {
+        self.call(format!("stop-checks {}", checks.join(",")));
+        self.check()
+    }
     fn start(&self, services: &[&str]) -> PebbleResult<()> {
         self.call("start");
         self.check()?;
@@ -313,6 +317,9 @@ impl Workloads for FakePod {
             }
             fn stop(&self, s: &[&str]) -> PebbleResult<()> {
                 self.0.stop(s)
+            }
+            fn stop_checks(&self, c: &[&str]) -> PebbleResult<()> {
+                self.0.stop_checks(c)
             }
             fn start(&self, s: &[&str]) -> PebbleResult<()> {
                 self.0.start(s)
