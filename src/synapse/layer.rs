@@ -175,9 +175,10 @@ pub fn stop_sender(w: &dyn crate::workload::Workload) -> pebble::Result<()> {
 }
 
 /// The form of the federation sender's service and checks that replaces them when
-/// the unit no longer runs it (Pebble cannot delete them from its plan): not started
-/// by a replan (which stops it, its spec having changed), not restarted, not checked.
-/// Empty when the plan has no sender or holds it off already.
+/// the unit no longer runs it (Pebble cannot delete them from its plan): startup
+/// disabled and no restart on check failure, so that no later replan or container
+/// restart starts them; the replan that applies it still restarts them, hence
+/// [`stop_sender`]. Empty when the plan has no sender or holds it off already.
 pub fn sender_off(plan: &Layer) -> Layer {
     let mut off = Layer::default();
     if let Some(svc) = plan.services.get(SENDER) {
