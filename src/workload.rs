@@ -19,6 +19,9 @@ pub trait Workload {
     fn add_layer(&self, label: &str, layer: &Layer) -> PebbleResult<()>;
     fn replan(&self) -> PebbleResult<()>;
     fn stop(&self, services: &[&str]) -> PebbleResult<()>;
+    /// Stops checks (a replan restarts a changed check even when its startup is
+    /// disabled).
+    fn stop_checks(&self, checks: &[&str]) -> PebbleResult<()>;
     fn start(&self, services: &[&str]) -> PebbleResult<()>;
     /// File content, or `None` when the file does not exist.
     fn pull(&self, path: &str) -> PebbleResult<Option<Vec<u8>>>;
@@ -80,6 +83,9 @@ impl Workload for PebbleWorkload {
     }
     fn stop(&self, services: &[&str]) -> PebbleResult<()> {
         self.client.stop(services, CHANGE_TIMEOUT).map(drop)
+    }
+    fn stop_checks(&self, checks: &[&str]) -> PebbleResult<()> {
+        self.client.stop_checks(checks).map(drop)
     }
     fn start(&self, services: &[&str]) -> PebbleResult<()> {
         self.client.start(services, CHANGE_TIMEOUT).map(drop)

@@ -14,9 +14,11 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use synapse_k8s_charm::nginx;
+use synapse_k8s_charm::relations::redis::RedisInfo;
 use synapse_k8s_charm::synapse::config::SynapseConfig;
 use synapse_k8s_charm::synapse::homeserver::{CLIENT_PORT, METRICS_PORT};
 use synapse_k8s_charm::synapse::layer as synapse_layer;
+use synapse_k8s_charm::topology;
 
 /// The repository; `DOCS_REFERENCE_ROOT` points the file checks at another checkout
 /// (for example a merge candidate) without rebuilding.
@@ -364,7 +366,19 @@ fn workloads_reference_matches_the_layers() {
     let doc = read(DOC);
     let mut problems = Vec::new();
 
-    let synapse = synapse_layer::layer(&default_config(), "s", "c", None, &BTreeMap::new());
+    // The main unit of a scaled-out application: Synapse main and the federation sender.
+    let main_unit = topology::Cluster {
+        app: "synapse".into(),
+        me: "synapse/0".into(),
+        main: "synapse/0".into(),
+        workers: vec!["synapse/1".into()],
+        redis: RedisInfo {
+            host: "redis".into(),
+            port: 6379,
+        },
+    };
+    let scaled = default_config().with_cluster(Some(main_unit));
+    let synapse = synapse_layer::layer(&scaled, "s", "c", None, &BTreeMap::new());
     let nginx = nginx::layer();
     let exporter = synapse_layer::exporter_service(None);
 
@@ -449,6 +463,18 @@ fn workloads_reference_matches_the_layers() {
         ),
         (
             synapse_layer::EXPORTER_PORT.to_string(),
+            vec![format!("`{}`", synapse_layer::CONTAINER)],
+        ),
+        (
+            topology::MAIN_REPLICATION_PORT.to_string(),
+            vec![format!("`{}`", synapse_layer::CONTAINER)],
+        ),
+        (
+            topology::WORKER_REPLICATION_PORT.to_string(),
+            vec![format!("`{}`", synapse_layer::CONTAINER)],
+        ),
+        (
+            topology::FEDERATION_SENDER_METRICS_PORT.to_string(),
             vec![format!("`{}`", synapse_layer::CONTAINER)],
         ),
         (

@@ -60,6 +60,7 @@ const WATCHED: Watched<'static> = Watched {
     ready_url: READY_URL,
     what: "NGINX",
     container: CONTAINER,
+    baseline: CONTAINER,
 };
 
 /// Pushes the site files and applies NGINX's layer where they differ, and reports
@@ -91,7 +92,7 @@ fn step(w: &dyn Workload, site: &Site, hints: &mut UnitHints) -> CharmResult<Pro
             "NGINX failed to start; see the synapse-nginx container's Pebble logs".into(),
         )
     };
-    match apply_layer_tracked(w, &plan, LAYER_LABEL, &layer(), &WATCHED, baselines) {
+    match apply_layer_tracked(w, &plan, LAYER_LABEL, &layer(), &[WATCHED], baselines) {
         Ok(_) => {}
         Err(pebble::Error::Change { err: msg, .. }) => return Ok(failed(&msg)),
         Err(e) => return Err(err(e)),
@@ -100,7 +101,7 @@ fn step(w: &dyn Workload, site: &Site, hints: &mut UnitHints) -> CharmResult<Pro
         reload_if_running(w).map_err(&err)?;
     }
     hints.nginx_site = Some(hash);
-    match tracked_state(w, &WATCHED, &mut hints.ready_baselines) {
+    match tracked_state(w, &[WATCHED], &mut hints.ready_baselines) {
         Err(pebble::Error::Change { err: msg, .. }) => Ok(failed(&msg)),
         other => other.map_err(&err),
     }

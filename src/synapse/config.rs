@@ -378,6 +378,13 @@ impl SynapseConfig {
         c
     }
 
+    /// This unit runs the federation sender next to Synapse main.
+    pub fn runs_federation_sender(&self) -> bool {
+        self.cluster
+            .as_ref()
+            .is_some_and(|c| c.runs_federation_sender(&self.workers_ignore_list))
+    }
+
     /// This unit runs a Synapse worker (not Synapse main).
     pub fn is_worker(&self) -> bool {
         self.cluster.as_ref().is_some_and(|c| !c.is_main())

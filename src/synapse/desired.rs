@@ -136,7 +136,14 @@ pub fn steady(
             .insert(synapse_layer::EXPORTER.into(), e.clone());
     }
     layer_in_plan(plan, &same)
+        && (config.runs_federation_sender() || sender_held_off(plan))
         && (postgres || exporter_plan.is_none_or(|e| e.startup != Some(pebble::Startup::Enabled)))
+}
+
+/// Whether the plan has no federation sender that could run.
+fn sender_held_off(plan: &Layer) -> bool {
+    let off = synapse_layer::sender_off(plan);
+    off.services.is_empty() && off.checks.is_empty()
 }
 
 /// Everything the `synapse` container should hold.
@@ -186,6 +193,16 @@ pub fn files(
     ];
     if let Some(worker) = config.cluster.as_ref().and_then(|c| c.worker_yaml()) {
         files.push((crate::topology::WORKER_CONFIG_PATH.to_string(), worker));
+    }
+    if let Some(sender) = config
+        .cluster
+        .as_ref()
+        .and_then(|c| c.federation_sender_yaml(&config.workers_ignore_list))
+    {
+        files.push((
+            crate::topology::FEDERATION_SENDER_CONFIG_PATH.to_string(),
+            sender,
+        ));
     }
     if let Some(info) = media {
         files.extend(crate::relations::media::files(info));
@@ -268,6 +285,11 @@ pub fn desired(
             synapse_layer::exporter_service(None),
         );
     }
+    if !config.runs_federation_sender() {
+        let off = synapse_layer::sender_off(plan);
+        layer.services.extend(off.services);
+        layer.checks.extend(off.checks);
+    }
     Desired {
         files,
         layer,
@@ -326,7 +348,11 @@ pub fn server_name_guard(
 /// restarted by checks. Empty when the plan already holds them.
 pub fn held(plan: &Layer) -> Layer {
     let mut held = Layer::default();
-    for name in [synapse_layer::SERVICE, synapse_layer::EXPORTER] {
+    for name in [
+        synapse_layer::SERVICE,
+        synapse_layer::EXPORTER,
+        synapse_layer::SENDER,
+    ] {
         if let Some(svc) = plan.services.get(name) {
             let h = synapse_layer::held_service(svc.clone());
             if Some(&h) != plan.services.get(name) {

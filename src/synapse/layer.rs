@@ -6,6 +6,7 @@ use pebble::{Check, CheckLevel, GoDuration, Layer, Override, Service, ServiceAct
 
 use super::config::SynapseConfig;
 use super::homeserver::{CLIENT_PORT, CONFIG_PATH};
+use crate::workload::Watched;
 
 pub const CONTAINER: &str = "synapse";
 pub const LAYER_LABEL: &str = "synapse";
@@ -26,6 +27,13 @@ pub const EXPORTER_PORT: u16 = 9877;
 pub const EXPORTER_METRICS_URL: &str = "http://localhost:9877/metrics";
 pub const EXPORTER_PASSWORD_PATH: &str = "/data/stats-exporter.password";
 pub const READY_URL: &str = "http://localhost:8008/health";
+/// The federation sender, next to Synapse main on the main unit of a scaled-out
+/// application (a generic worker named `federationsender1`).
+pub const SENDER: &str = "synapse-federation-sender";
+pub const SENDER_READY_CHECK: &str = "synapse-federation-sender-ready";
+pub const SENDER_ALIVE_CHECK: &str = "synapse-federation-sender-alive";
+/// The sender's replication listener answers `/health` like any Synapse HTTP listener.
+pub const SENDER_READY_URL: &str = "http://localhost:8034/health";
 pub const USER: &str = "synapse";
 /// The rock's `synapse` user and group id.
 pub const UID: u32 = 584792;
@@ -86,7 +94,38 @@ pub fn layer(
         threshold: Some(alive.threshold),
         ..Check::tcp(CLIENT_PORT)
     };
-    let mut services = BTreeMap::from([(SERVICE.to_string(), service)]);
+    let mut checks = BTreeMap::from([
+        (READY_CHECK.to_string(), ready.clone()),
+        (ALIVE_CHECK.to_string(), alive_check.clone()),
+    ]);
+    let mut services = BTreeMap::new();
+    // The federation sender reads the same files and environment as main, so a change
+    // of them restarts both in the same replan. Its ready check has no level: a sender
+    // that is down must not take the pod out of the Kubernetes service.
+    if config.runs_federation_sender() {
+        let sender = Service {
+            summary: Some("Synapse federation sender (generic worker federationsender1)".into()),
+            command: Some(format!(
+                "/opt/synapse/bin/python -m synapse.app.generic_worker --config-path {CONFIG_PATH} --config-path {}",
+                crate::topology::FEDERATION_SENDER_CONFIG_PATH
+            )),
+            on_check_failure: BTreeMap::from([(
+                SENDER_ALIVE_CHECK.to_string(),
+                ServiceAction::Restart,
+            )]),
+            ..service.clone()
+        };
+        services.insert(SENDER.to_string(), sender);
+        checks.insert(
+            SENDER_READY_CHECK.to_string(),
+            Check::http(SENDER_READY_URL).with_timing(&ready),
+        );
+        checks.insert(
+            SENDER_ALIVE_CHECK.to_string(),
+            Check::tcp(crate::topology::WORKER_REPLICATION_PORT).with_timing(&alive_check),
+        );
+    }
+    services.insert(SERVICE.to_string(), service);
     // The stats exporter runs on the main unit only.
     if let Some(e) = exporter.filter(|_| !config.is_worker()) {
         services.insert(EXPORTER.to_string(), exporter_service(Some(e)));
@@ -95,12 +134,106 @@ pub fn layer(
         summary: Some("Synapse".into()),
         description: Some("Synapse homeserver, managed by the Synapse charm".into()),
         services,
-        checks: BTreeMap::from([
-            (READY_CHECK.to_string(), ready),
-            (ALIVE_CHECK.to_string(), alive_check),
-        ]),
+        checks,
         log_targets: BTreeMap::new(),
     }
+}
+
+/// Period, timeout and threshold of `timing`, kept by a check of another target.
+trait WithTiming {
+    fn with_timing(self, timing: &Check) -> Check;
+}
+
+impl WithTiming for Check {
+    fn with_timing(self, timing: &Check) -> Check {
+        Check {
+            override_: Override::Replace,
+            period: timing.period,
+            timeout: timing.timeout,
+            threshold: timing.threshold,
+            ..self
+        }
+    }
+}
+
+/// Whether applying `desired` over `plan` turns the federation sender off. Pebble's
+/// replan (re)starts a service that ran before and whose spec changed, even when its
+/// startup is disabled, and a changed check likewise: the shell stops them after
+/// that replan ([`stop_sender`]).
+pub fn turns_sender_off(plan: &Layer, desired: &Layer) -> bool {
+    desired
+        .services
+        .get(SENDER)
+        .is_some_and(|s| s.startup == Some(Startup::Disabled))
+        && plan.services.get(SENDER) != desired.services.get(SENDER)
+}
+
+/// Stops the federation sender and its checks, after the replan that turned them off.
+pub fn stop_sender(w: &dyn crate::workload::Workload) -> pebble::Result<()> {
+    w.stop(&[SENDER])?;
+    w.stop_checks(&[SENDER_READY_CHECK, SENDER_ALIVE_CHECK])
+}
+
+/// The form of the federation sender's service and checks that replaces them when
+/// the unit no longer runs it (Pebble cannot delete them from its plan): startup
+/// disabled and no restart on check failure, so that no later replan or container
+/// restart starts them; the replan that applies it still restarts them, hence
+/// [`stop_sender`]. Empty when the plan has no sender or holds it off already.
+pub fn sender_off(plan: &Layer) -> Layer {
+    let mut off = Layer::default();
+    if let Some(svc) = plan.services.get(SENDER) {
+        let h = held_service(svc.clone());
+        if &h != svc {
+            off.services.insert(SENDER.to_string(), h);
+        }
+    }
+    for name in [SENDER_READY_CHECK, SENDER_ALIVE_CHECK] {
+        if let Some(c) = plan.checks.get(name) {
+            if c.startup != Some(Startup::Disabled) {
+                off.checks.insert(
+                    name.to_string(),
+                    Check {
+                        override_: Override::Replace,
+                        startup: Some(Startup::Disabled),
+                        ..c.clone()
+                    },
+                );
+            }
+        }
+    }
+    off
+}
+
+pub const WATCHED: Watched<'static> = Watched {
+    service: SERVICE,
+    ready_check: READY_CHECK,
+    ready_url: READY_URL,
+    what: "Synapse",
+    container: CONTAINER,
+    baseline: CONTAINER,
+};
+
+pub const SENDER_WATCHED: Watched<'static> = Watched {
+    service: SENDER,
+    ready_check: SENDER_READY_CHECK,
+    ready_url: SENDER_READY_URL,
+    what: "the federation sender (synapse-federation-sender)",
+    container: CONTAINER,
+    baseline: SENDER,
+};
+
+/// The services whose state the status reports: Synapse, and the federation sender
+/// where the layer runs it.
+pub fn watched(layer: &Layer) -> Vec<Watched<'static>> {
+    let sender = layer
+        .services
+        .get(SENDER)
+        .is_some_and(|s| s.startup == Some(Startup::Enabled));
+    let mut watched = vec![WATCHED];
+    if sender {
+        watched.push(SENDER_WATCHED);
+    }
+    watched
 }
 
 /// The exporter's service; `None` gives the disabled form that replaces it when
@@ -188,5 +321,225 @@ mod tests {
         // Only fields Pebble knows, no empty ones.
         let yaml = l.to_yaml().unwrap();
         assert!(!yaml.contains("after") && !yaml.contains("null"), "{yaml}");
+    }
+
+    fn config_on(me: &str, units: &[&str], ignore: &str) -> SynapseConfig {
+        let m = serde_json::json!({"server_name": "example.com", "workers_ignore_list": ignore});
+        let serde_json::Value::Object(m) = m else {
+            unreachable!()
+        };
+        let c = SynapseConfig::from_juju(&m).unwrap();
+        let cluster = (units.len() > 1).then(|| crate::topology::Cluster {
+            app: "synapse".into(),
+            me: me.into(),
+            main: "synapse/0".into(),
+            workers: units[1..].iter().map(|u| u.to_string()).collect(),
+            redis: crate::relations::redis::RedisInfo {
+                host: "redis".into(),
+                port: 6379,
+            },
+        });
+        c.with_cluster(cluster)
+    }
+
+    #[test]
+    fn the_main_unit_of_a_cluster_runs_the_federation_sender() {
+        let proxy = BTreeMap::from([("HTTP_PROXY".to_string(), "http://p:3128".to_string())]);
+        let c = config_on("synapse/0", &["synapse/0", "synapse/1"], "");
+        let l = layer(&c, "abc", "def", None, &proxy);
+        let main = &l.services[SERVICE];
+        let sender = &l.services[SENDER];
+        assert_eq!(
+            sender.command.as_deref(),
+            Some("/opt/synapse/bin/python -m synapse.app.generic_worker --config-path /data/homeserver.yaml --config-path /data/federation_sender.yaml")
+        );
+        // The same files and tokens as main: a changed file restarts both in one replan.
+        assert_eq!(sender.environment, main.environment);
+        assert_eq!(sender.startup, Some(Startup::Enabled));
+        assert_eq!(sender.user.as_deref(), Some("synapse"));
+        assert_eq!(
+            sender.on_check_failure,
+            BTreeMap::from([(SENDER_ALIVE_CHECK.to_string(), ServiceAction::Restart)])
+        );
+        let ready = &l.checks[SENDER_READY_CHECK];
+        assert_eq!(
+            ready.level, None,
+            "a down sender must not make the pod unready"
+        );
+        assert_eq!(ready.http.as_ref().unwrap().url, SENDER_READY_URL);
+        assert_eq!(
+            l.checks[SENDER_ALIVE_CHECK].tcp.as_ref().unwrap().port,
+            8034
+        );
+        assert!(main
+            .command
+            .as_deref()
+            .unwrap()
+            .contains("synapse.app.homeserver"));
+    }
+
+    #[test]
+    fn one_unit_a_worker_unit_or_an_ignored_sender_has_no_sender() {
+        for c in [
+            config_on("synapse/0", &["synapse/0"], ""),
+            config_on("synapse/1", &["synapse/0", "synapse/1"], ""),
+            config_on(
+                "synapse/0",
+                &["synapse/0", "synapse/1"],
+                "federationsender1",
+            ),
+        ] {
+            let l = layer(&c, "abc", "def", None, &BTreeMap::new());
+            assert!(!l.services.contains_key(SENDER), "{c:?}");
+            assert!(!l.checks.contains_key(SENDER_READY_CHECK), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn a_sender_no_longer_run_is_held_off_once() {
+        let c = config_on("synapse/0", &["synapse/0", "synapse/1"], "");
+        let plan = layer(&c, "abc", "def", None, &BTreeMap::new());
+        let off = sender_off(&plan);
+        assert_eq!(off.services[SENDER].startup, Some(Startup::Disabled));
+        assert!(off.services[SENDER].on_check_failure.is_empty());
+        assert_eq!(
+            off.checks[SENDER_READY_CHECK].startup,
+            Some(Startup::Disabled)
+        );
+        assert_eq!(
+            off.checks[SENDER_ALIVE_CHECK].startup,
+            Some(Startup::Disabled)
+        );
+        // Applied: nothing more to do.
+        let mut held = plan.clone();
+        held.services.extend(off.services);
+        held.checks.extend(off.checks);
+        // The replan that applies it restarts the sender (Pebble does so for a changed
+        // spec, disabled or not): the shell must stop it then, and only then.
+        assert!(turns_sender_off(&plan, &held));
+        assert!(!turns_sender_off(&held, &held));
+        assert!(!turns_sender_off(&plan, &plan));
+        let again = sender_off(&held);
+        assert!(again.services.is_empty() && again.checks.is_empty());
+        assert!(sender_off(&Layer::default()).services.is_empty());
+    }
+
+    #[test]
+    fn the_status_covers_the_sender_with_no_extra_request_when_all_is_well() {
+        use crate::testing::FakePebble;
+        use crate::workload::{apply_layer_tracked, tracked_state, Baselines, Workload};
+        let pebble = FakePebble::up();
+        let mut baselines = Baselines::new();
+        let one = layer(
+            &config_on("synapse/0", &["synapse/0"], ""),
+            "a",
+            "b",
+            None,
+            &BTreeMap::new(),
+        );
+        apply_layer_tracked(
+            &pebble,
+            &Layer::default(),
+            "synapse",
+            &one,
+            &watched(&one),
+            &mut baselines,
+        )
+        .unwrap();
+        // Scaling out: Synapse main is restarted once, in the replan that starts the sender.
+        let three = layer(
+            &config_on("synapse/0", &["synapse/0", "synapse/1", "synapse/2"], ""),
+            "a2",
+            "b2",
+            None,
+            &BTreeMap::new(),
+        );
+        *pebble.restarts.borrow_mut() = 0;
+        pebble.take_calls();
+        let plan = pebble.plan().unwrap();
+        assert!(apply_layer_tracked(
+            &pebble,
+            &plan,
+            "synapse",
+            &three,
+            &watched(&three),
+            &mut baselines
+        )
+        .unwrap());
+        assert_eq!(
+            *pebble.restarts.borrow(),
+            2,
+            "main once, the sender's start"
+        );
+        assert_eq!(
+            pebble
+                .take_calls()
+                .iter()
+                .filter(|c| *c == "replan")
+                .count(),
+            1
+        );
+        assert!(baselines.contains_key(SENDER));
+
+        // All well: one request, as with Synapse alone.
+        let mut baselines = Baselines::new();
+        assert_eq!(
+            tracked_state(&pebble, &watched(&three), &mut baselines).unwrap(),
+            crate::status::Progress::Ready
+        );
+        assert_eq!(pebble.take_calls(), vec!["checks"]);
+
+        // The sender keeps exiting: blocked, naming it and its last words.
+        pebble.backoff.borrow_mut().push(SENDER.into());
+        pebble
+            .down_checks
+            .borrow_mut()
+            .push(SENDER_READY_CHECK.into());
+        pebble
+            .log_lines
+            .borrow_mut()
+            .push("ValueError: no federation today".into());
+        let crate::status::Progress::Blocked(m) =
+            tracked_state(&pebble, &watched(&three), &mut baselines).unwrap()
+        else {
+            panic!("not blocked")
+        };
+        assert!(
+            m.starts_with("the federation sender (synapse-federation-sender) keeps exiting")
+                && m.ends_with("last log line: ValueError: no federation today"),
+            "{m}"
+        );
+
+        // Back to one unit: the sender's off form is applied, and the replan (which
+        // restarts it, as Pebble does) is followed by stopping it and its checks.
+        pebble.backoff.borrow_mut().clear();
+        let plan = pebble.plan().unwrap();
+        let mut back = one.clone();
+        let off = sender_off(&plan);
+        back.services.extend(off.services);
+        back.checks.extend(off.checks);
+        assert!(turns_sender_off(&plan, &back));
+        pebble.take_calls();
+        apply_layer_tracked(
+            &pebble,
+            &plan,
+            "synapse",
+            &back,
+            &watched(&back),
+            &mut baselines,
+        )
+        .unwrap();
+        stop_sender(&pebble).unwrap();
+        assert_eq!(
+            pebble.take_calls()[1..],
+            [
+                "add-layer synapse",
+                "replan",
+                "stop",
+                "stop-checks synapse-federation-sender-ready,synapse-federation-sender-alive"
+            ]
+        );
+        assert!(!pebble.running.borrow()[SENDER]);
+        assert_eq!(watched(&back).len(), 1, "a stopped sender is not reported");
     }
 }

@@ -21,9 +21,7 @@ use crate::relations::matrix_auth::{self, MatrixAuth};
 use crate::relations::media::{self, Media, Storage};
 use crate::relations::smtp;
 use crate::status::Progress;
-use crate::workload::{
-    apply_layer_tracked, tracked_state, unreachable, Watched, Workload, Workloads,
-};
+use crate::workload::{apply_layer_tracked, tracked_state, unreachable, Workload, Workloads};
 
 /// What the Synapse step is given.
 pub struct Inputs<'a> {
@@ -492,7 +490,14 @@ fn hold(w: &dyn Workload, plan: &Layer) -> pebble::Result<()> {
         .into_iter()
         .filter(|s| s.is_running())
         .map(|s| s.name)
-        .filter(|n| n == synapse_layer::SERVICE || n == synapse_layer::EXPORTER)
+        .filter(|n| {
+            [
+                synapse_layer::SERVICE,
+                synapse_layer::EXPORTER,
+                synapse_layer::SENDER,
+            ]
+            .contains(&n.as_str())
+        })
         .collect();
     if !to_stop.is_empty() {
         let names: Vec<&str> = to_stop.iter().map(String::as_str).collect();
@@ -501,14 +506,6 @@ fn hold(w: &dyn Workload, plan: &Layer) -> pebble::Result<()> {
     Ok(())
 }
 
-const WATCHED: Watched<'static> = Watched {
-    service: synapse_layer::SERVICE,
-    ready_check: synapse_layer::READY_CHECK,
-    ready_url: synapse_layer::READY_URL,
-    what: "Synapse",
-    container: synapse_layer::CONTAINER,
-};
-
 /// Applies the desired layer (if any) and reports the service state.
 fn finish(
     w: &dyn Workload,
@@ -516,24 +513,28 @@ fn finish(
     desired: Option<&Layer>,
     hints: &mut UnitHints,
 ) -> pebble::Result<Progress> {
+    let watched = synapse_layer::watched(desired.unwrap_or(plan));
     if let Some(desired) = desired {
         match apply_layer_tracked(
             w,
             plan,
             synapse_layer::LAYER_LABEL,
             desired,
-            &WATCHED,
+            &watched,
             &mut hints.ready_baselines,
         ) {
             Ok(true) => {
                 tracing::info!("Synapse's layer changed: replanned");
                 super::version::forget(hints);
+                if synapse_layer::turns_sender_off(plan, desired) {
+                    synapse_layer::stop_sender(w)?;
+                }
             }
             Ok(false) => {}
             Err(e) => return start_failure(e),
         }
     }
-    match tracked_state(w, &WATCHED, &mut hints.ready_baselines) {
+    match tracked_state(w, &watched, &mut hints.ready_baselines) {
         Err(e @ pebble::Error::Change { .. }) => start_failure(e),
         other => other,
     }
@@ -548,9 +549,12 @@ fn start_failure(e: pebble::Error) -> pebble::Result<Progress> {
             task_logs,
             ..
         } => {
-            let only_exporter = msg.contains(&format!("service \"{}\"", synapse_layer::EXPORTER))
-                && !msg.contains(&format!("service \"{}\"", synapse_layer::SERVICE));
-            let what = if only_exporter {
+            let names = |svc: &str| msg.contains(&format!("service \"{svc}\""));
+            let what = if names(synapse_layer::SERVICE) {
+                "Synapse"
+            } else if names(synapse_layer::SENDER) {
+                "the federation sender (synapse-federation-sender)"
+            } else if names(synapse_layer::EXPORTER) {
                 "the stats exporter"
             } else {
                 "Synapse"

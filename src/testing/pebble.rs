@@ -35,6 +35,8 @@ pub struct FakePebble {
     pub log_lines: RefCell<Vec<String>>,
     /// Services Pebble keeps restarting (shown in backoff).
     pub backoff: RefCell<Vec<String>>,
+    /// Checks that are down (never passed), whatever `ready` says.
+    pub down_checks: RefCell<Vec<String>>,
     /// What an HTTP GET in the pod answers, by URL.
     pub http: RefCell<BTreeMap<String, Vec<u8>>>,
     pub started_specs: RefCell<BTreeMap<String, pebble::Service>>,
@@ -105,9 +107,15 @@ impl Workload for FakePebble {
         self.call("replan");
         self.check()?;
         for (name, svc) in self.plan.borrow().services.iter() {
-            let changed = self.started_specs.borrow().get(name) != Some(svc);
+            let started = self.started_specs.borrow().get(name).cloned();
+            let changed = started.as_ref() != Some(svc);
             let running = *self.running.borrow().get(name).unwrap_or(&false);
-            if (changed || !running) && svc.startup == Some(Startup::Enabled) {
+            // As Pebble: a service started before whose spec changed is (re)started
+            // whatever its startup says.
+            let ever_started = started.is_some();
+            if (changed || !running) && svc.startup == Some(Startup::Enabled)
+                || changed && ever_started
+            {
                 *self.restarts.borrow_mut() += 1;
                 self.running.borrow_mut().insert(name.clone(), true);
                 self.started_specs
@@ -123,6 +131,10 @@ impl Workload for FakePebble {
             self.running.borrow_mut().insert(s.to_string(), false);
         }
         Ok(())
+    }
+    fn stop_checks(&self, checks: &[&str]) -> PebbleResult<()> {
+        self.call(format!("stop-checks {}", checks.join(",")));
+        self.check()
     }
     fn start(&self, services: &[&str]) -> PebbleResult<()> {
         self.call("start");
@@ -154,10 +166,10 @@ impl Workload for FakePebble {
             .plan
             .borrow()
             .services
-            .keys()
-            .map(|n| ServiceInfo {
+            .iter()
+            .map(|(n, svc)| ServiceInfo {
                 name: n.clone(),
-                startup: Startup::Enabled,
+                startup: svc.startup.unwrap_or(Startup::Disabled),
                 current: if self.backoff.borrow().contains(n) {
                     ServiceStatus::Backoff
                 } else if *self.running.borrow().get(n).unwrap_or(&false) {
@@ -239,12 +251,20 @@ impl Workload for FakePebble {
             .borrow()
             .checks
             .keys()
-            .map(|n| CheckInfo {
+            .map(|n| {
+                let down = self.down_checks.borrow().contains(n);
+                (n, down)
+            })
+            .map(|(n, down)| CheckInfo {
                 name: n.clone(),
                 level: None,
                 startup: None,
-                status: CheckStatus::Up,
-                successes: u64::from(self.ready),
+                status: if down {
+                    CheckStatus::Down
+                } else {
+                    CheckStatus::Up
+                },
+                successes: u64::from(self.ready && !down),
                 failures: 0,
                 threshold: 3,
                 change_id: None,
@@ -297,6 +317,9 @@ impl Workloads for FakePod {
             }
             fn stop(&self, s: &[&str]) -> PebbleResult<()> {
                 self.0.stop(s)
+            }
+            fn stop_checks(&self, c: &[&str]) -> PebbleResult<()> {
+                self.0.stop_checks(c)
             }
             fn start(&self, s: &[&str]) -> PebbleResult<()> {
                 self.0.start(s)

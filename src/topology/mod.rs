@@ -8,7 +8,11 @@
 //!   renders the same `instance_map` (main on its replication port 8035, each worker on
 //!   8034, at the pods' stable names `<app>-<n>.<app>-endpoints`), the same Redis and
 //!   the same `stream_writers` (events: every worker), so a change of membership
-//!   changes every unit's configuration once.
+//!   changes every unit's configuration once. The main unit also runs the federation
+//!   sender (`federationsender1`, replication on 8034 of the main unit, metrics on
+//!   9001): once `federation_sender_instances` names it, Synapse main stops sending
+//!   to other homeservers itself. Naming it in `workers_ignore_list` leaves it out
+//!   (main sends again).
 //! - More units without Redis or PostgreSQL: the main unit keeps serving alone and
 //!   says what is missing; the other units run nothing and say the same.
 //!
@@ -32,6 +36,13 @@ pub const WORKER_REPLICATION_PORT: u16 = 8034;
 pub const WORKER_CONFIG_PATH: &str = "/data/worker.yaml";
 /// The `instance_map` name of Synapse main.
 pub const MAIN_INSTANCE: &str = "main";
+/// The federation sender's `worker_name`: a generic worker on the main unit, next to
+/// Synapse main, that sends everything to other homeservers.
+pub const FEDERATION_SENDER: &str = "federationsender1";
+/// The federation sender's own configuration, read after homeserver.yaml.
+pub const FEDERATION_SENDER_CONFIG_PATH: &str = "/data/federation_sender.yaml";
+/// The federation sender's metrics listener (main's is 9000, in the same pod).
+pub const FEDERATION_SENDER_METRICS_PORT: u16 = 9001;
 
 /// The whole application's topology as one unit renders it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,6 +146,16 @@ impl Cluster {
         self.me == self.main
     }
 
+    /// Whether the application has a federation sender (not in `workers_ignore_list`).
+    pub fn has_federation_sender(ignore: &[String]) -> bool {
+        !ignore.iter().any(|w| w == FEDERATION_SENDER)
+    }
+
+    /// Whether this unit runs the federation sender: the main unit, unless ignored.
+    pub fn runs_federation_sender(&self, ignore: &[String]) -> bool {
+        self.is_main() && Self::has_federation_sender(ignore)
+    }
+
     /// The keys every unit adds to homeserver.yaml. Workers named in `ignore` (the
     /// `workers_ignore_list` option) are left out of `instance_map` and the stream
     /// writers: nothing is routed or replicated to them.
@@ -145,6 +166,13 @@ impl Cluster {
             MAIN_INSTANCE.into(),
             json!({"host": address(&self.app, &self.main), "port": MAIN_REPLICATION_PORT}),
         );
+        let sender = Self::has_federation_sender(ignore);
+        if sender {
+            instances.insert(
+                FEDERATION_SENDER.into(),
+                json!({"host": address(&self.app, &self.main), "port": WORKER_REPLICATION_PORT}),
+            );
+        }
         for w in self.workers.iter().filter(listed) {
             instances.insert(
                 worker_name(w),
@@ -157,14 +185,20 @@ impl Cluster {
             .filter(listed)
             .map(|w| worker_name(w))
             .collect();
-        vec![
+        let mut keys = vec![
             ("instance_map", Value::Object(instances)),
             ("stream_writers", json!({"events": writers})),
             (
                 "redis",
                 json!({"enabled": true, "host": self.redis.host, "port": self.redis.port}),
             ),
-        ]
+        ];
+        // The list decides alone (Synapse ignores the legacy `send_federation` once it
+        // is set): main sends only while no sender is named.
+        if sender {
+            keys.push(("federation_sender_instances", json!([FEDERATION_SENDER])));
+        }
+        keys
     }
 
     /// Synapse main's replication listener (workers read their listeners from
@@ -198,6 +232,30 @@ impl Cluster {
         let text = serde_saphyr::to_string(&doc).unwrap_or_default();
         Some(format!(
             "# Rendered by the Synapse charm: this unit runs a Synapse worker.\n{text}"
+        ))
+    }
+
+    /// federation_sender.yaml on the main unit (`None` elsewhere, or when ignored): a
+    /// generic worker with a replication listener and its own metrics port, no
+    /// client listener (nothing is routed to it).
+    pub fn federation_sender_yaml(&self, ignore: &[String]) -> Option<String> {
+        if !self.runs_federation_sender(ignore) {
+            return None;
+        }
+        let doc = json!({
+            "worker_app": "synapse.app.generic_worker",
+            "worker_name": FEDERATION_SENDER,
+            "worker_listeners": [
+                {"port": WORKER_REPLICATION_PORT, "type": "http", "tls": false,
+                 "bind_addresses": ["::"], "resources": [{"names": ["replication"]}]},
+                {"port": FEDERATION_SENDER_METRICS_PORT, "type": "metrics",
+                 "bind_addresses": ["::"]},
+            ],
+            "worker_log_config": crate::synapse::homeserver::LOG_CONFIG_PATH,
+        });
+        let text = serde_saphyr::to_string(&doc).unwrap_or_default();
+        Some(format!(
+            "# Rendered by the Synapse charm: the federation sender on the main unit.\n{text}"
         ))
     }
 }

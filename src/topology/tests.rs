@@ -50,6 +50,7 @@ fn every_unit_renders_the_same_instance_map_and_writers() {
         keys["instance_map"],
         json!({
             "main": {"host": "synapse-0.synapse-endpoints", "port": 8035},
+            "federationsender1": {"host": "synapse-0.synapse-endpoints", "port": 8034},
             "worker2": {"host": "synapse-2.synapse-endpoints", "port": 8034},
             "worker10": {"host": "synapse-10.synapse-endpoints", "port": 8034},
         })
@@ -62,6 +63,60 @@ fn every_unit_renders_the_same_instance_map_and_writers() {
         keys["redis"],
         json!({"enabled": true, "host": "redis-k8s-0.redis-k8s-endpoints", "port": 6379})
     );
+    // The sender sends; main stops sending itself (Synapse reads the list alone).
+    assert_eq!(
+        keys["federation_sender_instances"],
+        json!(["federationsender1"])
+    );
+    assert!(!keys.contains_key("send_federation"));
+}
+
+#[test]
+fn the_main_unit_alone_runs_the_federation_sender() {
+    let all = ["synapse/0", "synapse/1"];
+    let main = cluster("synapse/0", &all);
+    let worker = cluster("synapse/1", &all);
+    assert!(main.runs_federation_sender(&[]) && !worker.runs_federation_sender(&[]));
+    assert!(worker.federation_sender_yaml(&[]).is_none());
+    let text = main.federation_sender_yaml(&[]).unwrap();
+    let v: Value = serde_saphyr::from_str(&text).unwrap();
+    assert_eq!(v["worker_app"], "synapse.app.generic_worker");
+    assert_eq!(v["worker_name"], "federationsender1");
+    assert_eq!(v["worker_log_config"], "/data/log.config");
+    let listeners: Vec<(u64, String)> = v["worker_listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["port"].as_u64().unwrap(),
+                l["type"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    // Replication on 8034 (main's is 8035), metrics on 9001 (main's is 9000): no
+    // clash in the shared pod, and no client listener (nothing is routed to it).
+    assert_eq!(
+        listeners,
+        vec![(8034, "http".to_string()), (9001, "metrics".to_string())]
+    );
+}
+
+#[test]
+fn an_ignored_federation_sender_leaves_sending_to_main() {
+    let all = ["synapse/0", "synapse/1"];
+    let main = cluster("synapse/0", &all);
+    let ignore = ["federationsender1".to_string()];
+    assert!(!main.runs_federation_sender(&ignore));
+    assert!(main.federation_sender_yaml(&ignore).is_none());
+    let keys: serde_json::Map<String, Value> = main
+        .homeserver_keys(&ignore)
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    assert!(keys["instance_map"].get("federationsender1").is_none());
+    assert!(!keys.contains_key("federation_sender_instances"));
+    assert_eq!(keys["stream_writers"], json!({"events": ["worker1"]}));
 }
 
 #[test]

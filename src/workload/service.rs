@@ -54,6 +54,9 @@ pub struct Watched<'a> {
     pub what: &'a str,
     /// The container, for the message pointing at its logs.
     pub container: &'a str,
+    /// The key of its ready check's baseline in the hints (the container's name for
+    /// the container's main service).
+    pub baseline: &'a str,
 }
 
 /// What the ready check alone says (pure).
@@ -108,24 +111,50 @@ pub fn service_state(
     baseline: Option<u64>,
 ) -> Result<(Progress, Option<u64>), pebble::Error> {
     let checks = w.checks()?;
+    state_with(w, &checks, &mut None, watched, baseline)
+}
+
+/// The services, read (and the enabled ones stopped by hand started) at most once for
+/// every service watched in a container.
+fn services_once<'s>(
+    w: &dyn Workload,
+    cache: &'s mut Option<Vec<ServiceInfo>>,
+) -> Result<&'s [ServiceInfo], pebble::Error> {
+    if cache.is_none() {
+        let mut services = w.services()?;
+        // Stopped by hand (inactive) while enabled: start it. Backoff means Pebble is
+        // already restarting it; a replan would only restart it once more.
+        if services
+            .iter()
+            .any(|s| s.startup == Startup::Enabled && s.current == ServiceStatus::Inactive)
+        {
+            w.replan()?;
+            services = w.services()?;
+        }
+        *cache = Some(services);
+    }
+    Ok(cache.as_deref().unwrap_or_default())
+}
+
+/// [`service_state`] from checks already read; the services are read only when the
+/// ready check alone does not tell.
+fn state_with(
+    w: &dyn Workload,
+    checks: &[CheckInfo],
+    services: &mut Option<Vec<ServiceInfo>>,
+    watched: &Watched,
+    baseline: Option<u64>,
+) -> Result<(Progress, Option<u64>), pebble::Error> {
     let check = checks.iter().find(|c| c.name == watched.ready_check);
     let successes = check.map(|c| c.successes);
     if ready_by_check(check, baseline) {
         return Ok((Progress::Ready, successes));
     }
-    let mut services = w.services()?;
-    let svc =
-        |services: &[ServiceInfo]| services.iter().find(|s| s.name == watched.service).cloned();
-    // Stopped by hand (inactive) while enabled: start it. Backoff means Pebble is
-    // already restarting it; a replan would only restart it once more.
-    if services
+    let svc = services_once(w, services)?
         .iter()
-        .any(|s| s.startup == Startup::Enabled && s.current == ServiceStatus::Inactive)
-    {
-        w.replan()?;
-        services = w.services()?;
-    }
-    if let Some(p) = not_running(svc(&services).as_ref(), watched) {
+        .find(|s| s.name == watched.service)
+        .cloned();
+    if let Some(p) = not_running(svc.as_ref(), watched) {
         let p = match p {
             Progress::Blocked(msg) => {
                 let why = w.logs(watched.service, 30).ok().and_then(|l| {
@@ -160,40 +189,59 @@ pub fn service_state(
 /// Baselines of the ready checks, per container (kept in the unit's hints).
 pub type Baselines = std::collections::BTreeMap<String, u64>;
 
-/// [`apply_layer`] for a watched service: when it replans (a restart), the ready
+/// [`apply_layer`] for watched services: when it replans (a restart), each ready
 /// check's success count before it becomes the baseline that later successes must pass.
 pub fn apply_layer_tracked(
     w: &dyn Workload,
     plan: &Layer,
     label: &str,
     desired: &Layer,
-    watched: &Watched,
+    watched: &[Watched],
     baselines: &mut Baselines,
 ) -> Result<bool, pebble::Error> {
     if layer_in_plan(plan, desired) {
         return Ok(false);
     }
-    let before = ready_successes(w, watched.ready_check)?;
+    let checks = w.checks()?;
     w.add_layer(label, desired)?;
     w.replan()?;
-    baselines.insert(watched.container.to_string(), before);
+    for wt in watched {
+        let before = checks
+            .iter()
+            .find(|c| c.name == wt.ready_check)
+            .map(|c| c.successes)
+            .unwrap_or(0);
+        baselines.insert(wt.baseline.to_string(), before);
+    }
     Ok(true)
 }
 
-/// [`service_state`] with the container's baseline, dropped once the check passed it.
+/// [`service_state`] of each watched service of one container (its checks read once),
+/// with their baselines, each dropped once its check passed it. The first `blocked`
+/// one wins, then the first `waiting` one.
 pub fn tracked_state(
     w: &dyn Workload,
-    watched: &Watched,
+    watched: &[Watched],
     baselines: &mut Baselines,
 ) -> Result<Progress, pebble::Error> {
-    let baseline = baselines.get(watched.container).copied();
-    let (progress, successes) = service_state(w, watched, baseline)?;
-    if let (Some(b), Some(s)) = (baseline, successes) {
-        if s > b {
-            baselines.remove(watched.container);
+    let checks = w.checks()?;
+    let mut services = None;
+    let mut worst = Progress::Ready;
+    for wt in watched {
+        let baseline = baselines.get(wt.baseline).copied();
+        let (progress, successes) = state_with(w, &checks, &mut services, wt, baseline)?;
+        if let (Some(b), Some(s)) = (baseline, successes) {
+            if s > b {
+                baselines.remove(wt.baseline);
+            }
+        }
+        match (&worst, &progress) {
+            (Progress::Blocked(_), _) => {}
+            (_, Progress::Blocked(_)) | (Progress::Ready, Progress::Waiting(_)) => worst = progress,
+            _ => {}
         }
     }
-    Ok(progress)
+    Ok(worst)
 }
 
 /// The ready check's success count before a restart (the baseline of

@@ -4,7 +4,8 @@ One model for the module: a real PostgreSQL (the postgresql-k8s stand-in) and a 
 Redis (the redis-k8s stand-in), both reachable on JujuLocal's cluster network, and
 Synapse scaled 1 -> 3 -> 2 -> 1. At each step a Matrix client on one unit's entry point
 sends and a client on another unit's reads in a sync; Synapse's starts are counted per
-unit (at most one per affected unit per change).
+unit (at most one per affected unit per change). Scaled out, the main unit also runs the
+federation sender (`federationsender1`), started in the replan that restarts Synapse main.
 """
 
 import jubilant
@@ -27,6 +28,7 @@ pytestmark = pytest.mark.jujulocal_only(reason='counts Pebble changes through Ju
 
 APP = 'synapse'
 MAIN = f'{APP}/0'
+SENDER = 'synapse-federation-sender'
 SERVER_NAME = 'scale.example.com'
 PASSWORD = 'correct horse battery'
 
@@ -45,6 +47,11 @@ def all_active(juju: jubilant.Juju, n: int) -> jubilant.Status:
 
 def all_starts(juju: jubilant.Juju) -> dict[str, int]:
     return {u: starts(juju, u, 'synapse', 'synapse') for u in units(juju)}
+
+
+def sender_state(juju: jubilant.Juju) -> str | None:
+    """The federation sender's state on the main unit (None: not in the plan)."""
+    return services(juju, MAIN, 'synapse').get(SENDER)
 
 
 def converse(juju: jubilant.Juju, room: dict, sender: str, reader: str, text: str) -> None:
@@ -90,9 +97,28 @@ def test_scale_out_to_three_units(juju: jubilant.Juju, room: dict):
         assert f'worker_name: worker{worker[-1]}' in worker_yaml
     config = juju.ssh(MAIN, 'cat /data/homeserver.yaml', container='synapse')
     assert 'synapse-2.synapse-endpoints' in config and 'instance_map' in config
+    assert 'federation_sender_instances' in config and 'federationsender1' in config
+
+    # The main unit sends federation through its sender, a generic worker of its own.
+    assert sender_state(juju) == 'active'
+    assert starts(juju, MAIN, 'synapse', SENDER) == 1
+    assert 'federationsender1' not in all_workers_yaml(juju)
+
+    def sender_log() -> str:
+        return juju.ssh(MAIN, f'/charm/bin/pebble logs {SENDER} -n 400', container='synapse')
+
+    wait_until(juju, lambda: 'Instance name: federationsender1' in sender_log(), timeout=60)
+    assert 'synapse.app.generic_worker' in juju.ssh(
+        MAIN, '/charm/bin/pebble plan', container='synapse')
 
     converse(juju, room, f'{APP}/1', f'{APP}/2', 'sent via unit 1, read via unit 2')
     converse(juju, room, MAIN, f'{APP}/1', 'sent via the main unit, read via unit 1')
+
+
+def all_workers_yaml(juju: jubilant.Juju) -> str:
+    """The worker units' worker.yaml files, together."""
+    return ''.join(juju.ssh(w, 'cat /data/worker.yaml', container='synapse')
+                   for w in units(juju) if w != MAIN)
 
 
 def test_a_worker_serves_client_traffic_itself(juju: jubilant.Juju, room: dict):
@@ -112,10 +138,13 @@ def test_losing_redis_blocks_the_workers_and_main_keeps_serving(juju: jubilant.J
     message = wait_status(juju, MAIN, 'blocked', fix)
     assert message == f'{fix} (Synapse serves from {MAIN} alone meanwhile)'
     wait_until(juju, lambda: services(juju, MAIN, 'synapse')['synapse'] == 'active')
+    # Main sends federation itself again: its sender is stopped, not restarted.
+    wait_until(juju, lambda: sender_state(juju) == 'inactive')
     converse(juju, room, MAIN, MAIN, 'main alone without Redis')
 
     juju.integrate(APP, 'redis-k8s')
     all_active(juju, 3)
+    assert sender_state(juju) == 'active'
     converse(juju, room, f'{APP}/2', f'{APP}/1', 'Redis is back')
 
 
@@ -146,4 +175,6 @@ def test_scale_in_to_two_then_one(juju: jubilant.Juju, room: dict):
     all_active(juju, 1)
     assert starts(juju, MAIN, 'synapse', 'synapse') - before[MAIN] <= 1
     assert 'instance_map' not in juju.ssh(MAIN, 'cat /data/homeserver.yaml', container='synapse')
+    # One unit: no sender (held off in the plan, stopped), main sends federation.
+    assert sender_state(juju) == 'inactive'
     converse(juju, room, MAIN, MAIN, 'one unit again')
