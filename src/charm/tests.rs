@@ -382,16 +382,57 @@ fn ready_after_a_restart_needs_a_check_that_passed_after_it() {
         run(&mut j, UNIT, Event::ConfigChanged, &p, &mut hints),
         Status::waiting("Synapse is starting (waiting for its ready check)")
     );
-    assert_eq!(hints.ready_baselines.get("synapse"), Some(&0));
+    assert_eq!(hints.watches["synapse"].baseline, Some(0));
     // Later hooks keep saying so until a check passes after the restart.
     assert_eq!(
-        run(&mut j, UNIT, Event::UpdateStatus, &p, &mut hints).kind,
-        StatusKind::Waiting
+        run(&mut j, UNIT, Event::UpdateStatus, &p, &mut hints),
+        Status::waiting("Synapse is starting (waiting for its ready check)"),
+        "the charm's own restart is not reported as Pebble's"
     );
     p.synapse.ready = true;
     assert_eq!(
         run(&mut j, UNIT, Event::UpdateStatus, &p, &mut hints),
         Status::active()
     );
-    assert!(hints.ready_baselines.is_empty(), "the baseline is passed");
+    assert_eq!(
+        hints.watches["synapse"].baseline, None,
+        "the baseline is passed"
+    );
+}
+
+#[test]
+fn a_service_pebble_restarted_is_waiting_until_its_ready_check_passes_again() {
+    let mut j = juju(json!({"server_name": "example.com"}));
+    let p = FakePod::up();
+    let mut hints = UnitHints::default();
+    assert_eq!(
+        run(&mut j, UNIT, Event::ConfigChanged, &p, &mut hints),
+        Status::active()
+    );
+    for (pebble, service, what) in [
+        (&p.synapse, "synapse", "Synapse"),
+        (&p.nginx, "nginx", "NGINX"),
+    ] {
+        // It exited and Pebble started it again; its ready check, still "up", has not
+        // run since, and the service already answers: still not ready.
+        pebble.pebble_restart(service);
+        let restarted = Status::waiting(format!(
+            "{what} was restarted by Pebble (it exited); waiting for it to be ready"
+        ));
+        assert_eq!(
+            run(&mut j, UNIT, Event::UpdateStatus, &p, &mut hints),
+            restarted
+        );
+        assert_eq!(
+            run(&mut j, UNIT, Event::UpdateStatus, &p, &mut hints),
+            restarted,
+            "it stays so until the check passes again"
+        );
+        *pebble.later_successes.borrow_mut() += 1;
+        assert_eq!(
+            run(&mut j, UNIT, Event::UpdateStatus, &p, &mut hints),
+            Status::active()
+        );
+        assert_eq!(*pebble.restarts.borrow(), 1, "the charm restarted nothing");
+    }
 }

@@ -523,7 +523,7 @@ fn finish(
             synapse_layer::LAYER_LABEL,
             desired,
             &WATCHED,
-            &mut hints.ready_baselines,
+            &mut hints.watches,
         ) {
             Ok(true) => {
                 tracing::info!("Synapse's layer changed: replanned");
@@ -533,7 +533,7 @@ fn finish(
             Err(e) => return start_failure(e),
         }
     }
-    match tracked_state(w, &WATCHED, &mut hints.ready_baselines) {
+    match tracked_state(w, &WATCHED, &mut hints.watches) {
         Err(e @ pebble::Error::Change { .. }) => start_failure(e),
         other => other,
     }

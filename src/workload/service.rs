@@ -97,22 +97,61 @@ pub fn last_error_line(lines: &[String]) -> Option<String> {
         .map(crate::util::bounded)
 }
 
+/// What the charm remembers about a watched service between dispatches (in the
+/// unit's hints), per container.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WatchHint {
+    /// The ready check's success count when the service last (re)started; "ready"
+    /// needs a success after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<u64>,
+    /// Pebble's `current-since` of the running service as last seen; cleared when the
+    /// charm itself (re)starts it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// The last restart was Pebble's (the service exited), not the charm's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub by_pebble: bool,
+}
+
+/// The watched services' hints, per container.
+pub type Watches = std::collections::BTreeMap<String, WatchHint>;
+
+/// Takes in what Pebble says now (pure): a running service whose `current-since`
+/// differs from the one last seen was restarted by Pebble, so only ready-check
+/// successes after this one count; a success past the baseline clears it.
+pub fn observe(hint: &WatchHint, svc: Option<&ServiceInfo>, successes: Option<u64>) -> WatchHint {
+    let mut next = hint.clone();
+    if let Some(s) = svc.filter(|s| s.current == ServiceStatus::Active) {
+        if let Some(now) = &s.current_since {
+            if hint.since.as_ref().is_some_and(|seen| seen != now) {
+                next.baseline = Some(successes.unwrap_or(0));
+                next.by_pebble = true;
+            }
+            next.since = Some(now.clone());
+        }
+    }
+    if let (Some(b), Some(s)) = (next.baseline, successes) {
+        if s > b {
+            next.baseline = None;
+            next.by_pebble = false;
+        }
+    }
+    next
+}
+
 /// Reports the service's state, starting enabled services that are not running
 /// (stopped by hand), but never pushing a service Pebble is already restarting.
-/// `baseline` is the ready check's success count when the charm last restarted the
-/// service: only later successes count. Returns the progress and the check's
-/// current success count (to clear the baseline once passed).
+/// `hint` holds the ready check's baseline (only later successes count) and the
+/// service's start time as last seen; it is updated in place.
 pub fn service_state(
     w: &dyn Workload,
     watched: &Watched,
-    baseline: Option<u64>,
-) -> Result<(Progress, Option<u64>), pebble::Error> {
+    hint: &mut WatchHint,
+) -> Result<Progress, pebble::Error> {
     let checks = w.checks()?;
     let check = checks.iter().find(|c| c.name == watched.ready_check);
     let successes = check.map(|c| c.successes);
-    if ready_by_check(check, baseline) {
-        return Ok((Progress::Ready, successes));
-    }
     let mut services = w.services()?;
     let svc =
         |services: &[ServiceInfo]| services.iter().find(|s| s.name == watched.service).cloned();
@@ -124,8 +163,12 @@ pub fn service_state(
     {
         w.replan()?;
         services = w.services()?;
+        // The charm's own start, not one to report as Pebble's.
+        hint.since = None;
     }
-    if let Some(p) = not_running(svc(&services).as_ref(), watched) {
+    let svc = svc(&services);
+    *hint = observe(hint, svc.as_ref(), successes);
+    if let Some(p) = not_running(svc.as_ref(), watched) {
         let p = match p {
             Progress::Blocked(msg) => {
                 let why = w.logs(watched.service, 30).ok().and_then(|l| {
@@ -138,7 +181,18 @@ pub fn service_state(
             }
             other => other,
         };
-        return Ok((p, successes));
+        return Ok(p);
+    }
+    if ready_by_check(check, hint.baseline) {
+        return Ok(Progress::Ready);
+    }
+    if hint.by_pebble {
+        // Only a ready check passed after the restart was seen says it is back: the
+        // status keeps saying so until then, however fast it comes back.
+        return Ok(Progress::Waiting(format!(
+            "{} was restarted by Pebble (it exited); waiting for it to be ready",
+            watched.what
+        )));
     }
     let ready = match check {
         Some(c) if c.status == CheckStatus::Down => false,
@@ -146,29 +200,24 @@ pub fn service_state(
         _ => w.probe(watched.ready_url),
     };
     if !ready {
-        return Ok((
-            Progress::Waiting(format!(
-                "{} is starting (waiting for its ready check)",
-                watched.what
-            )),
-            successes,
-        ));
+        return Ok(Progress::Waiting(format!(
+            "{} is starting (waiting for its ready check)",
+            watched.what
+        )));
     }
-    Ok((Progress::Ready, successes))
+    Ok(Progress::Ready)
 }
 
-/// Baselines of the ready checks, per container (kept in the unit's hints).
-pub type Baselines = std::collections::BTreeMap<String, u64>;
-
 /// [`apply_layer`] for a watched service: when it replans (a restart), the ready
-/// check's success count before it becomes the baseline that later successes must pass.
+/// check's success count before it becomes the baseline that later successes must
+/// pass, and the restart is the charm's (not reported as Pebble's).
 pub fn apply_layer_tracked(
     w: &dyn Workload,
     plan: &Layer,
     label: &str,
     desired: &Layer,
     watched: &Watched,
-    baselines: &mut Baselines,
+    watches: &mut Watches,
 ) -> Result<bool, pebble::Error> {
     if layer_in_plan(plan, desired) {
         return Ok(false);
@@ -176,24 +225,29 @@ pub fn apply_layer_tracked(
     let before = ready_successes(w, watched.ready_check)?;
     w.add_layer(label, desired)?;
     w.replan()?;
-    baselines.insert(watched.container.to_string(), before);
+    watches.insert(
+        watched.container.to_string(),
+        WatchHint {
+            baseline: Some(before),
+            since: None,
+            by_pebble: false,
+        },
+    );
     Ok(true)
 }
 
-/// [`service_state`] with the container's baseline, dropped once the check passed it.
+/// [`service_state`] with the container's hint, dropped once it holds nothing.
 pub fn tracked_state(
     w: &dyn Workload,
     watched: &Watched,
-    baselines: &mut Baselines,
+    watches: &mut Watches,
 ) -> Result<Progress, pebble::Error> {
-    let baseline = baselines.get(watched.container).copied();
-    let (progress, successes) = service_state(w, watched, baseline)?;
-    if let (Some(b), Some(s)) = (baseline, successes) {
-        if s > b {
-            baselines.remove(watched.container);
-        }
+    let mut hint = watches.remove(watched.container).unwrap_or_default();
+    let progress = service_state(w, watched, &mut hint);
+    if hint != WatchHint::default() {
+        watches.insert(watched.container.to_string(), hint);
     }
-    Ok(progress)
+    progress
 }
 
 /// The ready check's success count before a restart (the baseline of
@@ -247,5 +301,53 @@ mod tests {
         assert!(!ready_by_check(Some(&check), Some(5)));
         assert!(ready_by_check(Some(&check), Some(4)));
         assert!(!ready_by_check(None, None));
+    }
+
+    fn svc(current: ServiceStatus, since: &str) -> ServiceInfo {
+        ServiceInfo {
+            name: "s".into(),
+            startup: Startup::Enabled,
+            current,
+            current_since: Some(since.into()),
+        }
+    }
+
+    #[test]
+    fn a_new_start_time_the_charm_did_not_cause_is_a_restart_by_pebble() {
+        let first = observe(
+            &WatchHint::default(),
+            Some(&svc(ServiceStatus::Active, "t1")),
+            Some(4),
+        );
+        assert_eq!(first.since.as_deref(), Some("t1"));
+        assert_eq!((first.baseline, first.by_pebble), (None, false));
+        // Same start time: nothing happened.
+        assert_eq!(
+            observe(&first, Some(&svc(ServiceStatus::Active, "t1")), Some(5)),
+            first
+        );
+        // In backoff: not running yet, the start time seen stays the last running one.
+        assert_eq!(
+            observe(&first, Some(&svc(ServiceStatus::Backoff, "t2")), Some(5)),
+            first
+        );
+        let restarted = observe(&first, Some(&svc(ServiceStatus::Active, "t3")), Some(5));
+        assert_eq!(restarted.since.as_deref(), Some("t3"));
+        assert_eq!((restarted.baseline, restarted.by_pebble), (Some(5), true));
+        assert_eq!(
+            observe(&restarted, Some(&svc(ServiceStatus::Active, "t3")), Some(5)),
+            restarted,
+            "no success since: still restarting"
+        );
+        let back = observe(&restarted, Some(&svc(ServiceStatus::Active, "t3")), Some(6));
+        assert_eq!((back.baseline, back.by_pebble), (None, false));
+        // After the charm's own restart (start time forgotten), nothing to report.
+        let charm = WatchHint {
+            baseline: Some(6),
+            since: None,
+            by_pebble: false,
+        };
+        let seen = observe(&charm, Some(&svc(ServiceStatus::Active, "t4")), Some(6));
+        assert_eq!((seen.baseline, seen.by_pebble), (Some(6), false));
     }
 }
