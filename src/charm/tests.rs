@@ -417,7 +417,7 @@ fn a_service_pebble_restarted_is_waiting_until_its_ready_check_passes_again() {
         // run since, and the service already answers: still not ready.
         pebble.pebble_restart(service);
         let restarted = Status::waiting(format!(
-            "{what} was restarted by Pebble (it exited); waiting for it to be ready"
+            "{what} was restarted by Pebble (it exited or stopped answering); waiting for it to be ready"
         ));
         assert_eq!(
             run(&mut j, UNIT, Event::UpdateStatus, &p, &mut hints),

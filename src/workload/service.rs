@@ -190,7 +190,7 @@ pub fn service_state(
         // Only a ready check passed after the restart was seen says it is back: the
         // status keeps saying so until then, however fast it comes back.
         return Ok(Progress::Waiting(format!(
-            "{} was restarted by Pebble (it exited); waiting for it to be ready",
+            "{} was restarted by Pebble (it exited or stopped answering); waiting for it to be ready",
             watched.what
         )));
     }
