@@ -436,3 +436,30 @@ fn a_service_pebble_restarted_is_waiting_until_its_ready_check_passes_again() {
         assert_eq!(*pebble.restarts.borrow(), 1, "the charm restarted nothing");
     }
 }
+
+#[test]
+fn a_restore_forgets_synapse_s_start_time_so_its_restart_is_not_called_pebble_s() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = UnitHints::path(dir.path(), UNIT);
+    let watched = crate::workload::WatchHint {
+        baseline: None,
+        since: Some("2026-01-01T00:00:01Z".into()),
+        by_pebble: false,
+    };
+    UnitHints {
+        watches: [
+            ("synapse".into(), watched.clone()),
+            ("synapse-nginx".into(), watched.clone()),
+        ]
+        .into(),
+        ..Default::default()
+    }
+    .save(&path);
+    super::forget_start(dir.path(), UNIT);
+    let hints = UnitHints::load(&path);
+    assert_eq!(hints.watches["synapse"].since, None);
+    assert_eq!(
+        hints.watches["synapse-nginx"], watched,
+        "NGINX was not restarted"
+    );
+}
