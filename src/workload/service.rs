@@ -56,9 +56,15 @@ pub struct Watched<'a> {
     pub container: &'a str,
 }
 
-/// What the ready check alone says (pure).
+/// What the ready check alone says (pure): `up` with a success after the baseline.
+/// Pebble counts successes from the check's start or its last recovery (`down` to
+/// `up`), so a count below the baseline was reset since, and its successes are all
+/// later than the baseline; an equal count is taken as not passed (at worst one more
+/// period of waiting).
 fn ready_by_check(check: Option<&CheckInfo>, baseline: Option<u64>) -> bool {
-    check.is_some_and(|c| c.status == CheckStatus::Up && c.successes > baseline.unwrap_or(0))
+    check.is_some_and(|c| {
+        c.status == CheckStatus::Up && c.successes > 0 && Some(c.successes) != baseline
+    })
 }
 
 /// What the service's state says (pure): `None` when it is running.
@@ -120,22 +126,24 @@ pub type Watches = std::collections::BTreeMap<String, WatchHint>;
 /// Takes in what Pebble says now (pure): a running service whose `current-since`
 /// differs from the one last seen was restarted by Pebble, so only ready-check
 /// successes after this one count; a success past the baseline clears it.
-pub fn observe(hint: &WatchHint, svc: Option<&ServiceInfo>, successes: Option<u64>) -> WatchHint {
+pub fn observe(
+    hint: &WatchHint,
+    svc: Option<&ServiceInfo>,
+    check: Option<&CheckInfo>,
+) -> WatchHint {
     let mut next = hint.clone();
     if let Some(s) = svc.filter(|s| s.current == ServiceStatus::Active) {
         if let Some(now) = &s.current_since {
             if hint.since.as_ref().is_some_and(|seen| seen != now) {
-                next.baseline = Some(successes.unwrap_or(0));
+                next.baseline = Some(check.map_or(0, |c| c.successes));
                 next.by_pebble = true;
             }
             next.since = Some(now.clone());
         }
     }
-    if let (Some(b), Some(s)) = (next.baseline, successes) {
-        if s > b {
-            next.baseline = None;
-            next.by_pebble = false;
-        }
+    if next.baseline.is_some() && ready_by_check(check, next.baseline) {
+        next.baseline = None;
+        next.by_pebble = false;
     }
     next
 }
@@ -151,7 +159,6 @@ pub fn service_state(
 ) -> Result<Progress, pebble::Error> {
     let checks = w.checks()?;
     let check = checks.iter().find(|c| c.name == watched.ready_check);
-    let successes = check.map(|c| c.successes);
     let mut services = w.services()?;
     let svc =
         |services: &[ServiceInfo]| services.iter().find(|s| s.name == watched.service).cloned();
@@ -167,7 +174,7 @@ pub fn service_state(
         hint.since = None;
     }
     let svc = svc(&services);
-    *hint = observe(hint, svc.as_ref(), successes);
+    *hint = observe(hint, svc.as_ref(), check);
     if let Some(p) = not_running(svc.as_ref(), watched) {
         let p = match p {
             Progress::Blocked(msg) => {
@@ -301,6 +308,25 @@ mod tests {
         assert!(!ready_by_check(Some(&check), Some(5)));
         assert!(ready_by_check(Some(&check), Some(4)));
         assert!(!ready_by_check(None, None));
+        // Down and up again since the baseline: Pebble counts from 1 again.
+        let recovered = CheckInfo {
+            successes: 1,
+            ..check.clone()
+        };
+        assert!(ready_by_check(Some(&recovered), Some(40)));
+        // A check started anew (its definition changed) has not passed yet.
+        let new = CheckInfo {
+            successes: 0,
+            ..check.clone()
+        };
+        assert!(!ready_by_check(Some(&new), Some(40)));
+        assert!(!ready_by_check(Some(&new), None));
+        let down = CheckInfo {
+            status: CheckStatus::Down,
+            successes: 7,
+            ..check
+        };
+        assert!(!ready_by_check(Some(&down), Some(5)));
     }
 
     fn svc(current: ServiceStatus, since: &str) -> ServiceInfo {
@@ -312,34 +338,78 @@ mod tests {
         }
     }
 
+    fn up(successes: u64) -> CheckInfo {
+        CheckInfo {
+            name: "r".into(),
+            level: None,
+            startup: None,
+            status: CheckStatus::Up,
+            successes,
+            failures: 0,
+            threshold: 3,
+            change_id: None,
+            prev_change_id: None,
+        }
+    }
+
     #[test]
     fn a_new_start_time_the_charm_did_not_cause_is_a_restart_by_pebble() {
         let first = observe(
             &WatchHint::default(),
             Some(&svc(ServiceStatus::Active, "t1")),
-            Some(4),
+            Some(&up(4)),
         );
         assert_eq!(first.since.as_deref(), Some("t1"));
         assert_eq!((first.baseline, first.by_pebble), (None, false));
         // Same start time: nothing happened.
         assert_eq!(
-            observe(&first, Some(&svc(ServiceStatus::Active, "t1")), Some(5)),
+            observe(
+                &first,
+                Some(&svc(ServiceStatus::Active, "t1")),
+                Some(&up(5))
+            ),
             first
         );
         // In backoff: not running yet, the start time seen stays the last running one.
         assert_eq!(
-            observe(&first, Some(&svc(ServiceStatus::Backoff, "t2")), Some(5)),
+            observe(
+                &first,
+                Some(&svc(ServiceStatus::Backoff, "t2")),
+                Some(&up(5))
+            ),
             first
         );
-        let restarted = observe(&first, Some(&svc(ServiceStatus::Active, "t3")), Some(5));
+        let restarted = observe(
+            &first,
+            Some(&svc(ServiceStatus::Active, "t3")),
+            Some(&up(5)),
+        );
         assert_eq!(restarted.since.as_deref(), Some("t3"));
         assert_eq!((restarted.baseline, restarted.by_pebble), (Some(5), true));
         assert_eq!(
-            observe(&restarted, Some(&svc(ServiceStatus::Active, "t3")), Some(5)),
+            observe(
+                &restarted,
+                Some(&svc(ServiceStatus::Active, "t3")),
+                Some(&up(5))
+            ),
             restarted,
             "no success since: still restarting"
         );
-        let back = observe(&restarted, Some(&svc(ServiceStatus::Active, "t3")), Some(6));
+        let recovered = observe(
+            &restarted,
+            Some(&svc(ServiceStatus::Active, "t3")),
+            Some(&up(1)),
+        );
+        assert_eq!(
+            (recovered.baseline, recovered.by_pebble),
+            (None, false),
+            "down and up again: Pebble counted from 1 again, after the restart"
+        );
+        let back = observe(
+            &restarted,
+            Some(&svc(ServiceStatus::Active, "t3")),
+            Some(&up(6)),
+        );
         assert_eq!((back.baseline, back.by_pebble), (None, false));
         // After the charm's own restart (start time forgotten), nothing to report.
         let charm = WatchHint {
@@ -347,7 +417,11 @@ mod tests {
             since: None,
             by_pebble: false,
         };
-        let seen = observe(&charm, Some(&svc(ServiceStatus::Active, "t4")), Some(6));
+        let seen = observe(
+            &charm,
+            Some(&svc(ServiceStatus::Active, "t4")),
+            Some(&up(6)),
+        );
         assert_eq!((seen.baseline, seen.by_pebble), (Some(6), false));
     }
 }
