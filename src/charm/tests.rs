@@ -463,3 +463,29 @@ fn a_restore_forgets_synapse_s_start_time_so_its_restart_is_not_called_pebble_s(
         "NGINX was not restarted"
     );
 }
+
+#[test]
+fn without_success_counts_a_restart_by_pebble_is_waited_for_until_synapse_answers() {
+    let mut j = juju(json!({"server_name": "example.com"}));
+    let mut p = FakePod::up();
+    p.synapse.uncounted = true;
+    let mut hints = UnitHints::default();
+    assert_eq!(
+        run(&mut j, UNIT, Event::ConfigChanged, &p, &mut hints),
+        Status::active()
+    );
+    p.synapse.pebble_restart("synapse");
+    p.synapse.ready = false;
+    assert_eq!(
+        run(&mut j, UNIT, Event::UpdateStatus, &p, &mut hints),
+        Status::waiting(
+            "Synapse was restarted by Pebble (it exited or stopped answering); waiting for it to be ready"
+        )
+    );
+    // The count says nothing: Synapse answering its ready URL is enough.
+    p.synapse.ready = true;
+    assert_eq!(
+        run(&mut j, UNIT, Event::UpdateStatus, &p, &mut hints),
+        Status::active()
+    );
+}

@@ -47,6 +47,8 @@ pub struct FakePebble {
     pub starts: RefCell<BTreeMap<String, u32>>,
     /// Ready-check successes on top of the one `ready` gives.
     pub later_successes: RefCell<u64>,
+    /// A Pebble too old to count check successes (always 0).
+    pub uncounted: bool,
 }
 
 impl FakePebble {
@@ -269,7 +271,11 @@ impl Workload for FakePebble {
                 level: None,
                 startup: None,
                 status: CheckStatus::Up,
-                successes: u64::from(self.ready) + *self.later_successes.borrow(),
+                successes: if self.uncounted {
+                    0
+                } else {
+                    u64::from(self.ready) + *self.later_successes.borrow()
+                },
                 failures: 0,
                 threshold: 3,
                 change_id: None,

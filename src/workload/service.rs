@@ -193,13 +193,15 @@ pub fn service_state(
     if ready_by_check(check, hint.baseline) {
         return Ok(Progress::Ready);
     }
-    if hint.by_pebble {
-        // Only a ready check passed after the restart was seen says it is back: the
-        // status keeps saying so until then, however fast it comes back.
-        return Ok(Progress::Waiting(format!(
-            "{} was restarted by Pebble (it exited or stopped answering); waiting for it to be ready",
-            watched.what
-        )));
+    let restarted = format!(
+        "{} was restarted by Pebble (it exited or stopped answering); waiting for it to be ready",
+        watched.what
+    );
+    // Only a ready check passed after the restart was seen says it is back: the
+    // status keeps saying so until then, however fast it comes back. A count of 0
+    // then tells nothing (a Pebble too old to count successes): ask the service.
+    if hint.by_pebble && hint.baseline.is_some_and(|b| b > 0) {
+        return Ok(Progress::Waiting(restarted));
     }
     let ready = match check {
         Some(c) if c.status == CheckStatus::Down => false,
@@ -207,10 +209,17 @@ pub fn service_state(
         _ => w.probe(watched.ready_url),
     };
     if !ready {
-        return Ok(Progress::Waiting(format!(
-            "{} is starting (waiting for its ready check)",
-            watched.what
-        )));
+        return Ok(Progress::Waiting(if hint.by_pebble {
+            restarted
+        } else {
+            format!("{} is starting (waiting for its ready check)", watched.what)
+        }));
+    }
+    if hint.by_pebble {
+        *hint = WatchHint {
+            since: hint.since.take(),
+            ..WatchHint::default()
+        };
     }
     Ok(Progress::Ready)
 }
