@@ -168,10 +168,13 @@ pub fn service_state(
         .iter()
         .any(|s| s.startup == Startup::Enabled && s.current == ServiceStatus::Inactive)
     {
+        let stopped = svc(&services).is_some_and(|s| s.current == ServiceStatus::Inactive);
         w.replan()?;
         services = w.services()?;
-        // The charm's own start, not one to report as Pebble's.
-        hint.since = None;
+        if stopped {
+            // The charm's own start, not one to report as Pebble's.
+            hint.since = None;
+        }
     }
     let svc = svc(&services);
     *hint = observe(hint, svc.as_ref(), check);
