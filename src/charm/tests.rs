@@ -489,3 +489,19 @@ fn without_success_counts_a_restart_by_pebble_is_waited_for_until_synapse_answer
         Status::active()
     );
 }
+
+#[test]
+fn a_service_stopped_by_hand_is_started_by_the_charm_not_reported_as_pebble_s_restart() {
+    let mut j = juju(json!({"server_name": "example.com"}));
+    let p = FakePod::up();
+    let mut hints = UnitHints::default();
+    run(&mut j, UNIT, Event::ConfigChanged, &p, &mut hints);
+    p.nginx.running.borrow_mut().insert("nginx".into(), false);
+    for _ in 0..2 {
+        assert_eq!(
+            run(&mut j, UNIT, Event::UpdateStatus, &p, &mut hints),
+            Status::active()
+        );
+    }
+    assert_eq!(*p.nginx.restarts.borrow(), 2, "started again by the charm");
+}
