@@ -51,6 +51,9 @@ pub fn dispatch(
         Event::Exec => return Ok(()),
         Event::Action { name, .. } if crate::actions::backup::ACTIONS.contains(&name.as_str()) => {
             crate::actions::backup::run(name, ctx, tools, workloads)?;
+            if name == "restore-backup" {
+                forget_start(charm_dir, &ctx.unit_name);
+            }
             return Ok(());
         }
         Event::Action { name, .. } => {
@@ -85,4 +88,15 @@ pub fn dispatch(
         hints.save(&hints_path);
     }
     Ok(())
+}
+
+/// A restore stops and starts Synapse: the charm's own restart, so Synapse's next
+/// start time is not one to report as Pebble's.
+fn forget_start(charm_dir: &Path, unit: &str) {
+    let path = UnitHints::path(charm_dir, unit);
+    let mut hints = UnitHints::load(&path);
+    let watched = hints.watches.get_mut(crate::synapse::layer::CONTAINER);
+    if watched.and_then(|w| w.since.take()).is_some() {
+        hints.save(&path);
+    }
 }

@@ -382,16 +382,126 @@ fn ready_after_a_restart_needs_a_check_that_passed_after_it() {
         run(&mut j, UNIT, Event::ConfigChanged, &p, &mut hints),
         Status::waiting("Synapse is starting (waiting for its ready check)")
     );
-    assert_eq!(hints.ready_baselines.get("synapse"), Some(&0));
+    assert_eq!(hints.watches["synapse"].baseline, Some(0));
     // Later hooks keep saying so until a check passes after the restart.
     assert_eq!(
-        run(&mut j, UNIT, Event::UpdateStatus, &p, &mut hints).kind,
-        StatusKind::Waiting
+        run(&mut j, UNIT, Event::UpdateStatus, &p, &mut hints),
+        Status::waiting("Synapse is starting (waiting for its ready check)"),
+        "the charm's own restart is not reported as Pebble's"
     );
     p.synapse.ready = true;
     assert_eq!(
         run(&mut j, UNIT, Event::UpdateStatus, &p, &mut hints),
         Status::active()
     );
-    assert!(hints.ready_baselines.is_empty(), "the baseline is passed");
+    assert_eq!(
+        hints.watches["synapse"].baseline, None,
+        "the baseline is passed"
+    );
+}
+
+#[test]
+fn a_service_pebble_restarted_is_waiting_until_its_ready_check_passes_again() {
+    let mut j = juju(json!({"server_name": "example.com"}));
+    let p = FakePod::up();
+    let mut hints = UnitHints::default();
+    assert_eq!(
+        run(&mut j, UNIT, Event::ConfigChanged, &p, &mut hints),
+        Status::active()
+    );
+    for (pebble, service, what) in [
+        (&p.synapse, "synapse", "Synapse"),
+        (&p.nginx, "nginx", "NGINX"),
+    ] {
+        // It exited and Pebble started it again; its ready check, still "up", has not
+        // run since, and the service already answers: still not ready.
+        pebble.pebble_restart(service);
+        let restarted = Status::waiting(format!(
+            "{what} was restarted by Pebble (it exited or stopped answering); waiting for it to be ready"
+        ));
+        assert_eq!(
+            run(&mut j, UNIT, Event::UpdateStatus, &p, &mut hints),
+            restarted
+        );
+        assert_eq!(
+            run(&mut j, UNIT, Event::UpdateStatus, &p, &mut hints),
+            restarted,
+            "it stays so until the check passes again"
+        );
+        *pebble.later_successes.borrow_mut() += 1;
+        assert_eq!(
+            run(&mut j, UNIT, Event::UpdateStatus, &p, &mut hints),
+            Status::active()
+        );
+        assert_eq!(*pebble.restarts.borrow(), 1, "the charm restarted nothing");
+    }
+}
+
+#[test]
+fn a_restore_forgets_synapse_s_start_time_so_its_restart_is_not_called_pebble_s() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = UnitHints::path(dir.path(), UNIT);
+    let watched = crate::workload::WatchHint {
+        baseline: None,
+        since: Some("2026-01-01T00:00:01Z".into()),
+        by_pebble: false,
+    };
+    UnitHints {
+        watches: [
+            ("synapse".into(), watched.clone()),
+            ("synapse-nginx".into(), watched.clone()),
+        ]
+        .into(),
+        ..Default::default()
+    }
+    .save(&path);
+    super::forget_start(dir.path(), UNIT);
+    let hints = UnitHints::load(&path);
+    assert_eq!(hints.watches["synapse"].since, None);
+    assert_eq!(
+        hints.watches["synapse-nginx"], watched,
+        "NGINX was not restarted"
+    );
+}
+
+#[test]
+fn without_success_counts_a_restart_by_pebble_is_waited_for_until_synapse_answers() {
+    let mut j = juju(json!({"server_name": "example.com"}));
+    let mut p = FakePod::up();
+    p.synapse.uncounted = true;
+    let mut hints = UnitHints::default();
+    assert_eq!(
+        run(&mut j, UNIT, Event::ConfigChanged, &p, &mut hints),
+        Status::active()
+    );
+    p.synapse.pebble_restart("synapse");
+    p.synapse.ready = false;
+    assert_eq!(
+        run(&mut j, UNIT, Event::UpdateStatus, &p, &mut hints),
+        Status::waiting(
+            "Synapse was restarted by Pebble (it exited or stopped answering); waiting for it to be ready"
+        )
+    );
+    // The count says nothing: Synapse answering its ready URL is enough.
+    p.synapse.ready = true;
+    assert_eq!(
+        run(&mut j, UNIT, Event::UpdateStatus, &p, &mut hints),
+        Status::active()
+    );
+}
+
+#[test]
+fn a_service_stopped_by_hand_is_started_by_the_charm_not_reported_as_pebble_s_restart() {
+    let mut j = juju(json!({"server_name": "example.com"}));
+    let p = FakePod::up();
+    let mut hints = UnitHints::default();
+    run(&mut j, UNIT, Event::ConfigChanged, &p, &mut hints);
+    p.nginx.running.borrow_mut().insert("nginx".into(), false);
+    for _ in 0..2 {
+        assert_eq!(
+            run(&mut j, UNIT, Event::UpdateStatus, &p, &mut hints),
+            Status::active()
+        );
+    }
+    assert_eq!(*p.nginx.restarts.borrow(), 2, "started again by the charm");
 }

@@ -49,10 +49,11 @@ pub struct UnitHints {
     /// every hook while it stays the same.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejected_config: Option<RejectedConfig>,
-    /// Per container: its ready check's success count when the charm last restarted
-    /// its service; "ready" needs a success after that.
+    /// Per container: its ready check's success count when its service last
+    /// restarted ("ready" needs a success after that), the service's start time as
+    /// last seen, and whether Pebble (not the charm) restarted it.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub ready_baselines: std::collections::BTreeMap<String, u64>,
+    pub watches: crate::workload::Watches,
     /// Hash of the NGINX site files last pushed (`nginx::site::Site::hash`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nginx_site: Option<String>,
@@ -134,7 +135,15 @@ mod tests {
                 shape: "abc".into(),
                 status: "blocked".into(),
             }),
-            ready_baselines: [("synapse".to_string(), 3)].into(),
+            watches: [(
+                "synapse".to_string(),
+                crate::workload::WatchHint {
+                    baseline: Some(3),
+                    since: Some("2026-11-29T09:00:00Z".into()),
+                    by_pebble: true,
+                },
+            )]
+            .into(),
             ingress: Some(IngressHint {
                 relation: "ingress:5".into(),
                 answer: Some(r#"{"url": "http://h/"}"#.into()),

@@ -60,7 +60,7 @@ const WATCHED: Watched<'static> = Watched {
     ready_url: READY_URL,
     what: "NGINX",
     container: CONTAINER,
-    baseline: CONTAINER,
+    key: CONTAINER,
 };
 
 /// Pushes the site files and applies NGINX's layer where they differ, and reports
@@ -85,14 +85,14 @@ fn step(w: &dyn Workload, site: &Site, hints: &mut UnitHints) -> CharmResult<Pro
         // A changed .conf matters only to an NGINX started before this push.
         reload = push_site(w, site).map_err(&err)? && layer_present;
     }
-    let baselines = &mut hints.ready_baselines;
+    let watches = &mut hints.watches;
     let failed = |msg: &str| {
         tracing::error!("NGINX failed to start: {msg}");
         Progress::Blocked(
             "NGINX failed to start; see the synapse-nginx container's Pebble logs".into(),
         )
     };
-    match apply_layer_tracked(w, &plan, LAYER_LABEL, &layer(), &[WATCHED], baselines) {
+    match apply_layer_tracked(w, &plan, LAYER_LABEL, &layer(), &[WATCHED], watches) {
         Ok(_) => {}
         Err(pebble::Error::Change { err: msg, .. }) => return Ok(failed(&msg)),
         Err(e) => return Err(err(e)),
@@ -101,7 +101,7 @@ fn step(w: &dyn Workload, site: &Site, hints: &mut UnitHints) -> CharmResult<Pro
         reload_if_running(w).map_err(&err)?;
     }
     hints.nginx_site = Some(hash);
-    match tracked_state(w, &[WATCHED], &mut hints.ready_baselines) {
+    match tracked_state(w, &[WATCHED], &mut hints.watches) {
         Err(pebble::Error::Change { err: msg, .. }) => Ok(failed(&msg)),
         other => other.map_err(&err),
     }

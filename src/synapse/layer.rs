@@ -210,7 +210,7 @@ pub const WATCHED: Watched<'static> = Watched {
     ready_url: READY_URL,
     what: "Synapse",
     container: CONTAINER,
-    baseline: CONTAINER,
+    key: CONTAINER,
 };
 
 pub const SENDER_WATCHED: Watched<'static> = Watched {
@@ -219,7 +219,7 @@ pub const SENDER_WATCHED: Watched<'static> = Watched {
     ready_url: SENDER_READY_URL,
     what: "the federation sender (synapse-federation-sender)",
     container: CONTAINER,
-    baseline: SENDER,
+    key: SENDER,
 };
 
 /// The services whose state the status reports: Synapse, and the federation sender
@@ -427,9 +427,9 @@ mod tests {
     #[test]
     fn the_status_covers_the_sender_with_no_extra_request_when_all_is_well() {
         use crate::testing::FakePebble;
-        use crate::workload::{apply_layer_tracked, tracked_state, Baselines, Workload};
+        use crate::workload::{apply_layer_tracked, tracked_state, Watches, Workload};
         let pebble = FakePebble::up();
-        let mut baselines = Baselines::new();
+        let mut baselines = Watches::new();
         let one = layer(
             &config_on("synapse/0", &["synapse/0"], ""),
             "a",
@@ -481,13 +481,18 @@ mod tests {
         );
         assert!(baselines.contains_key(SENDER));
 
-        // All well: one request, as with Synapse alone.
-        let mut baselines = Baselines::new();
+        // All well: the checks and the services read once, as with Synapse alone.
+        let mut baselines = Watches::new();
         assert_eq!(
             tracked_state(&pebble, &watched(&three), &mut baselines).unwrap(),
             crate::status::Progress::Ready
         );
-        assert_eq!(pebble.take_calls(), vec!["checks"]);
+        assert_eq!(pebble.take_calls(), vec!["checks", "services"]);
+        assert_eq!(
+            tracked_state(&pebble, &[WATCHED], &mut baselines).unwrap(),
+            crate::status::Progress::Ready
+        );
+        assert_eq!(pebble.take_calls(), vec!["checks", "services"]);
 
         // The sender keeps exiting: blocked, naming it and its last words.
         pebble.backoff.borrow_mut().push(SENDER.into());
@@ -541,5 +546,64 @@ mod tests {
         );
         assert!(!pebble.running.borrow()[SENDER]);
         assert_eq!(watched(&back).len(), 1, "a stopped sender is not reported");
+    }
+
+    #[test]
+    fn a_sender_restarted_by_pebble_is_reported_until_its_check_passes_again() {
+        use crate::status::Progress;
+        use crate::testing::FakePebble;
+        use crate::workload::{apply_layer_tracked, tracked_state, Watches};
+        let pebble = FakePebble::up();
+        let mut watches = Watches::new();
+        let three = layer(
+            &config_on("synapse/0", &["synapse/0", "synapse/1", "synapse/2"], ""),
+            "a",
+            "b",
+            None,
+            &BTreeMap::new(),
+        );
+        let all = watched(&three);
+        apply_layer_tracked(
+            &pebble,
+            &Layer::default(),
+            "synapse",
+            &three,
+            &all,
+            &mut watches,
+        )
+        .unwrap();
+        *pebble.later_successes.borrow_mut() += 1;
+        assert_eq!(
+            tracked_state(&pebble, &all, &mut watches).unwrap(),
+            Progress::Ready
+        );
+        assert_eq!(
+            tracked_state(&pebble, &all, &mut watches).unwrap(),
+            Progress::Ready
+        );
+
+        pebble.pebble_restart(SENDER);
+        let Progress::Waiting(m) = tracked_state(&pebble, &all, &mut watches).unwrap() else {
+            panic!("not waiting")
+        };
+        assert!(
+            m.starts_with(
+                "the federation sender (synapse-federation-sender) was restarted by Pebble"
+            ),
+            "{m}"
+        );
+        assert!(watches[SENDER].by_pebble && !watches[CONTAINER].by_pebble);
+        // Still so on the next hook, until its ready check passes again.
+        assert!(matches!(
+            tracked_state(&pebble, &all, &mut watches).unwrap(),
+            Progress::Waiting(_)
+        ));
+        *pebble.later_successes.borrow_mut() += 1;
+        assert_eq!(
+            tracked_state(&pebble, &all, &mut watches).unwrap(),
+            Progress::Ready
+        );
+        assert!(!watches[SENDER].by_pebble);
+        assert_eq!(*pebble.restarts.borrow(), 2, "the charm restarted nothing");
     }
 }

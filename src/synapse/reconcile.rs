@@ -521,7 +521,7 @@ fn finish(
             synapse_layer::LAYER_LABEL,
             desired,
             &watched,
-            &mut hints.ready_baselines,
+            &mut hints.watches,
         ) {
             Ok(true) => {
                 tracing::info!("Synapse's layer changed: replanned");
@@ -534,7 +534,7 @@ fn finish(
             Err(e) => return start_failure(e),
         }
     }
-    match tracked_state(w, &watched, &mut hints.ready_baselines) {
+    match tracked_state(w, &watched, &mut hints.watches) {
         Err(e @ pebble::Error::Change { .. }) => start_failure(e),
         other => other,
     }

@@ -44,6 +44,13 @@ pub struct FakePebble {
     pub fetches: RefCell<Vec<String>>,
     /// Signals sent (`SIGHUP nginx`), in order.
     pub signals: RefCell<Vec<String>>,
+    /// How many times each service started (the charm's starts and Pebble's own);
+    /// a running service's `current-since` changes with it.
+    pub starts: RefCell<BTreeMap<String, u32>>,
+    /// Ready-check successes on top of the one `ready` gives.
+    pub later_successes: RefCell<u64>,
+    /// A Pebble too old to count check successes (always 0).
+    pub uncounted: bool,
 }
 
 impl FakePebble {
@@ -63,6 +70,20 @@ impl FakePebble {
     /// The requests since the last take.
     pub fn take_calls(&self) -> Vec<String> {
         std::mem::take(&mut *self.calls.borrow_mut())
+    }
+
+    /// Pebble restarts `service` by itself (it exited): a new `current-since`, and
+    /// the ready check has not run since.
+    pub fn pebble_restart(&self, service: &str) {
+        self.started(service);
+    }
+
+    fn started(&self, service: &str) {
+        *self
+            .starts
+            .borrow_mut()
+            .entry(service.to_string())
+            .or_default() += 1;
     }
 
     fn call(&self, what: impl Into<String>) {
@@ -117,6 +138,7 @@ impl Workload for FakePebble {
                 || changed && ever_started
             {
                 *self.restarts.borrow_mut() += 1;
+                self.started(name);
                 self.running.borrow_mut().insert(name.clone(), true);
                 self.started_specs
                     .borrow_mut()
@@ -141,6 +163,7 @@ impl Workload for FakePebble {
         self.check()?;
         for s in services {
             *self.restarts.borrow_mut() += 1;
+            self.started(s);
             self.running.borrow_mut().insert(s.to_string(), true);
         }
         Ok(())
@@ -167,17 +190,21 @@ impl Workload for FakePebble {
             .borrow()
             .services
             .iter()
-            .map(|(n, svc)| ServiceInfo {
-                name: n.clone(),
-                startup: svc.startup.unwrap_or(Startup::Disabled),
-                current: if self.backoff.borrow().contains(n) {
+            .map(|(n, svc)| {
+                let current = if self.backoff.borrow().contains(n) {
                     ServiceStatus::Backoff
                 } else if *self.running.borrow().get(n).unwrap_or(&false) {
                     ServiceStatus::Active
                 } else {
                     ServiceStatus::Inactive
-                },
-                current_since: None,
+                };
+                let starts = self.starts.borrow().get(n).copied().unwrap_or(0);
+                ServiceInfo {
+                    name: n.clone(),
+                    startup: svc.startup.unwrap_or(Startup::Disabled),
+                    current,
+                    current_since: Some(format!("2026-01-01T00:00:{starts:02}Z")),
+                }
             })
             .collect())
     }
@@ -264,7 +291,11 @@ impl Workload for FakePebble {
                 } else {
                     CheckStatus::Up
                 },
-                successes: u64::from(self.ready && !down),
+                successes: if self.uncounted || down {
+                    0
+                } else {
+                    u64::from(self.ready) + *self.later_successes.borrow()
+                },
                 failures: 0,
                 threshold: 3,
                 change_id: None,

@@ -54,14 +54,20 @@ pub struct Watched<'a> {
     pub what: &'a str,
     /// The container, for the message pointing at its logs.
     pub container: &'a str,
-    /// The key of its ready check's baseline in the hints (the container's name for
-    /// the container's main service).
-    pub baseline: &'a str,
+    /// The key of its [`WatchHint`] in the unit's hints (the container's name for the
+    /// container's main service).
+    pub key: &'a str,
 }
 
-/// What the ready check alone says (pure).
+/// What the ready check alone says (pure): `up` with a success after the baseline.
+/// Pebble counts successes from the check's start or its last recovery (`down` to
+/// `up`), so a count below the baseline was reset since, and its successes are all
+/// later than the baseline; an equal count is taken as not passed (at worst one more
+/// period of waiting).
 fn ready_by_check(check: Option<&CheckInfo>, baseline: Option<u64>) -> bool {
-    check.is_some_and(|c| c.status == CheckStatus::Up && c.successes > baseline.unwrap_or(0))
+    check.is_some_and(|c| {
+        c.status == CheckStatus::Up && c.successes > 0 && Some(c.successes) != baseline
+    })
 }
 
 /// What the service's state says (pure): `None` when it is running.
@@ -100,60 +106,117 @@ pub fn last_error_line(lines: &[String]) -> Option<String> {
         .map(crate::util::bounded)
 }
 
+/// What the charm remembers about a watched service between dispatches (in the
+/// unit's hints), per [`Watched::key`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WatchHint {
+    /// The ready check's success count when the service last (re)started; "ready"
+    /// needs a success after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<u64>,
+    /// Pebble's `current-since` of the running service as last seen; cleared when the
+    /// charm itself (re)starts it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// The last restart was Pebble's (the service exited), not the charm's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub by_pebble: bool,
+}
+
+/// The watched services' hints, per [`Watched::key`].
+pub type Watches = std::collections::BTreeMap<String, WatchHint>;
+
+/// Takes in what Pebble says now (pure): a running service whose `current-since`
+/// differs from the one last seen was restarted by Pebble, so only ready-check
+/// successes after this one count; a success past the baseline clears it.
+pub fn observe(
+    hint: &WatchHint,
+    svc: Option<&ServiceInfo>,
+    check: Option<&CheckInfo>,
+) -> WatchHint {
+    let mut next = hint.clone();
+    if let Some(s) = svc.filter(|s| s.current == ServiceStatus::Active) {
+        if let Some(now) = &s.current_since {
+            if hint.since.as_ref().is_some_and(|seen| seen != now) {
+                next.baseline = Some(check.map_or(0, |c| c.successes));
+                next.by_pebble = true;
+            }
+            next.since = Some(now.clone());
+        }
+    }
+    if next.baseline.is_some() && ready_by_check(check, next.baseline) {
+        next.baseline = None;
+        next.by_pebble = false;
+    }
+    next
+}
+
 /// Reports the service's state, starting enabled services that are not running
 /// (stopped by hand), but never pushing a service Pebble is already restarting.
-/// `baseline` is the ready check's success count when the charm last restarted the
-/// service: only later successes count. Returns the progress and the check's
-/// current success count (to clear the baseline once passed).
+/// `hint` holds the ready check's baseline (only later successes count) and the
+/// service's start time as last seen; it is updated in place.
 pub fn service_state(
     w: &dyn Workload,
     watched: &Watched,
-    baseline: Option<u64>,
-) -> Result<(Progress, Option<u64>), pebble::Error> {
+    hint: &mut WatchHint,
+) -> Result<Progress, pebble::Error> {
     let checks = w.checks()?;
-    state_with(w, &checks, &mut None, watched, baseline)
+    state_with(w, &checks, &mut None, watched, hint)
+}
+
+/// A container's services as read once per dispatch, with those the charm itself
+/// started because they had been stopped by hand.
+struct Services {
+    now: Vec<ServiceInfo>,
+    started_by_charm: Vec<String>,
 }
 
 /// The services, read (and the enabled ones stopped by hand started) at most once for
 /// every service watched in a container.
 fn services_once<'s>(
     w: &dyn Workload,
-    cache: &'s mut Option<Vec<ServiceInfo>>,
-) -> Result<&'s [ServiceInfo], pebble::Error> {
-    if cache.is_none() {
-        let mut services = w.services()?;
-        // Stopped by hand (inactive) while enabled: start it. Backoff means Pebble is
-        // already restarting it; a replan would only restart it once more.
-        if services
-            .iter()
-            .any(|s| s.startup == Startup::Enabled && s.current == ServiceStatus::Inactive)
-        {
-            w.replan()?;
-            services = w.services()?;
+    cache: &'s mut Option<Services>,
+) -> Result<&'s Services, pebble::Error> {
+    let read = match cache.take() {
+        Some(read) => read,
+        None => {
+            let mut now = w.services()?;
+            // Stopped by hand (inactive) while enabled: start it. Backoff means Pebble
+            // is already restarting it; a replan would only restart it once more.
+            let stopped: Vec<String> = now
+                .iter()
+                .filter(|s| s.startup == Startup::Enabled && s.current == ServiceStatus::Inactive)
+                .map(|s| s.name.clone())
+                .collect();
+            if !stopped.is_empty() {
+                w.replan()?;
+                now = w.services()?;
+            }
+            Services {
+                now,
+                started_by_charm: stopped,
+            }
         }
-        *cache = Some(services);
-    }
-    Ok(cache.as_deref().unwrap_or_default())
+    };
+    Ok(cache.insert(read))
 }
 
-/// [`service_state`] from checks already read; the services are read only when the
-/// ready check alone does not tell.
+/// [`service_state`] from checks already read and services read at most once.
 fn state_with(
     w: &dyn Workload,
     checks: &[CheckInfo],
-    services: &mut Option<Vec<ServiceInfo>>,
+    services: &mut Option<Services>,
     watched: &Watched,
-    baseline: Option<u64>,
-) -> Result<(Progress, Option<u64>), pebble::Error> {
+    hint: &mut WatchHint,
+) -> Result<Progress, pebble::Error> {
     let check = checks.iter().find(|c| c.name == watched.ready_check);
-    let successes = check.map(|c| c.successes);
-    if ready_by_check(check, baseline) {
-        return Ok((Progress::Ready, successes));
+    let read = services_once(w, services)?;
+    if read.started_by_charm.iter().any(|n| n == watched.service) {
+        // The charm's own start, not one to report as Pebble's.
+        hint.since = None;
     }
-    let svc = services_once(w, services)?
-        .iter()
-        .find(|s| s.name == watched.service)
-        .cloned();
+    let svc = read.now.iter().find(|s| s.name == watched.service).cloned();
+    *hint = observe(hint, svc.as_ref(), check);
     if let Some(p) = not_running(svc.as_ref(), watched) {
         let p = match p {
             Progress::Blocked(msg) => {
@@ -167,7 +230,20 @@ fn state_with(
             }
             other => other,
         };
-        return Ok((p, successes));
+        return Ok(p);
+    }
+    if ready_by_check(check, hint.baseline) {
+        return Ok(Progress::Ready);
+    }
+    let restarted = format!(
+        "{} was restarted by Pebble (it exited or stopped answering); waiting for it to be ready",
+        watched.what
+    );
+    // Only a ready check passed after the restart was seen says it is back: the
+    // status keeps saying so until then, however fast it comes back. A count of 0
+    // then tells nothing (a Pebble too old to count successes): ask the service.
+    if hint.by_pebble && hint.baseline.is_some_and(|b| b > 0) {
+        return Ok(Progress::Waiting(restarted));
     }
     let ready = match check {
         Some(c) if c.status == CheckStatus::Down => false,
@@ -175,29 +251,31 @@ fn state_with(
         _ => w.probe(watched.ready_url),
     };
     if !ready {
-        return Ok((
-            Progress::Waiting(format!(
-                "{} is starting (waiting for its ready check)",
-                watched.what
-            )),
-            successes,
-        ));
+        return Ok(Progress::Waiting(if hint.by_pebble {
+            restarted
+        } else {
+            format!("{} is starting (waiting for its ready check)", watched.what)
+        }));
     }
-    Ok((Progress::Ready, successes))
+    if hint.by_pebble {
+        *hint = WatchHint {
+            since: hint.since.take(),
+            ..WatchHint::default()
+        };
+    }
+    Ok(Progress::Ready)
 }
 
-/// Baselines of the ready checks, per container (kept in the unit's hints).
-pub type Baselines = std::collections::BTreeMap<String, u64>;
-
 /// [`apply_layer`] for watched services: when it replans (a restart), each ready
-/// check's success count before it becomes the baseline that later successes must pass.
+/// check's success count before it becomes the baseline that later successes must
+/// pass, and the restart is the charm's (not reported as Pebble's).
 pub fn apply_layer_tracked(
     w: &dyn Workload,
     plan: &Layer,
     label: &str,
     desired: &Layer,
     watched: &[Watched],
-    baselines: &mut Baselines,
+    watches: &mut Watches,
 ) -> Result<bool, pebble::Error> {
     if layer_in_plan(plan, desired) {
         return Ok(false);
@@ -209,32 +287,37 @@ pub fn apply_layer_tracked(
         let before = checks
             .iter()
             .find(|c| c.name == wt.ready_check)
-            .map(|c| c.successes)
-            .unwrap_or(0);
-        baselines.insert(wt.baseline.to_string(), before);
+            .map_or(0, |c| c.successes);
+        watches.insert(
+            wt.key.to_string(),
+            WatchHint {
+                baseline: Some(before),
+                since: None,
+                by_pebble: false,
+            },
+        );
     }
     Ok(true)
 }
 
-/// [`service_state`] of each watched service of one container (its checks read once),
-/// with their baselines, each dropped once its check passed it. The first `blocked`
-/// one wins, then the first `waiting` one.
+/// [`service_state`] of each watched service of one container (its checks and
+/// services read once), with their hints, each dropped once it holds nothing. The
+/// first `blocked` one wins, then the first `waiting` one.
 pub fn tracked_state(
     w: &dyn Workload,
     watched: &[Watched],
-    baselines: &mut Baselines,
+    watches: &mut Watches,
 ) -> Result<Progress, pebble::Error> {
     let checks = w.checks()?;
     let mut services = None;
     let mut worst = Progress::Ready;
     for wt in watched {
-        let baseline = baselines.get(wt.baseline).copied();
-        let (progress, successes) = state_with(w, &checks, &mut services, wt, baseline)?;
-        if let (Some(b), Some(s)) = (baseline, successes) {
-            if s > b {
-                baselines.remove(wt.baseline);
-            }
+        let mut hint = watches.remove(wt.key).unwrap_or_default();
+        let progress = state_with(w, &checks, &mut services, wt, &mut hint);
+        if hint != WatchHint::default() {
+            watches.insert(wt.key.to_string(), hint);
         }
+        let progress = progress?;
         match (&worst, &progress) {
             (Progress::Blocked(_), _) => {}
             (_, Progress::Blocked(_)) | (Progress::Ready, Progress::Waiting(_)) => worst = progress,
@@ -295,5 +378,120 @@ mod tests {
         assert!(!ready_by_check(Some(&check), Some(5)));
         assert!(ready_by_check(Some(&check), Some(4)));
         assert!(!ready_by_check(None, None));
+        // Down and up again since the baseline: Pebble counts from 1 again.
+        let recovered = CheckInfo {
+            successes: 1,
+            ..check.clone()
+        };
+        assert!(ready_by_check(Some(&recovered), Some(40)));
+        // A check started anew (its definition changed) has not passed yet.
+        let new = CheckInfo {
+            successes: 0,
+            ..check.clone()
+        };
+        assert!(!ready_by_check(Some(&new), Some(40)));
+        assert!(!ready_by_check(Some(&new), None));
+        let down = CheckInfo {
+            status: CheckStatus::Down,
+            successes: 7,
+            ..check
+        };
+        assert!(!ready_by_check(Some(&down), Some(5)));
+    }
+
+    fn svc(current: ServiceStatus, since: &str) -> ServiceInfo {
+        ServiceInfo {
+            name: "s".into(),
+            startup: Startup::Enabled,
+            current,
+            current_since: Some(since.into()),
+        }
+    }
+
+    fn up(successes: u64) -> CheckInfo {
+        CheckInfo {
+            name: "r".into(),
+            level: None,
+            startup: None,
+            status: CheckStatus::Up,
+            successes,
+            failures: 0,
+            threshold: 3,
+            change_id: None,
+            prev_change_id: None,
+        }
+    }
+
+    #[test]
+    fn a_new_start_time_the_charm_did_not_cause_is_a_restart_by_pebble() {
+        let first = observe(
+            &WatchHint::default(),
+            Some(&svc(ServiceStatus::Active, "t1")),
+            Some(&up(4)),
+        );
+        assert_eq!(first.since.as_deref(), Some("t1"));
+        assert_eq!((first.baseline, first.by_pebble), (None, false));
+        // Same start time: nothing happened.
+        assert_eq!(
+            observe(
+                &first,
+                Some(&svc(ServiceStatus::Active, "t1")),
+                Some(&up(5))
+            ),
+            first
+        );
+        // In backoff: not running yet, the start time seen stays the last running one.
+        assert_eq!(
+            observe(
+                &first,
+                Some(&svc(ServiceStatus::Backoff, "t2")),
+                Some(&up(5))
+            ),
+            first
+        );
+        let restarted = observe(
+            &first,
+            Some(&svc(ServiceStatus::Active, "t3")),
+            Some(&up(5)),
+        );
+        assert_eq!(restarted.since.as_deref(), Some("t3"));
+        assert_eq!((restarted.baseline, restarted.by_pebble), (Some(5), true));
+        assert_eq!(
+            observe(
+                &restarted,
+                Some(&svc(ServiceStatus::Active, "t3")),
+                Some(&up(5))
+            ),
+            restarted,
+            "no success since: still restarting"
+        );
+        let recovered = observe(
+            &restarted,
+            Some(&svc(ServiceStatus::Active, "t3")),
+            Some(&up(1)),
+        );
+        assert_eq!(
+            (recovered.baseline, recovered.by_pebble),
+            (None, false),
+            "down and up again: Pebble counted from 1 again, after the restart"
+        );
+        let back = observe(
+            &restarted,
+            Some(&svc(ServiceStatus::Active, "t3")),
+            Some(&up(6)),
+        );
+        assert_eq!((back.baseline, back.by_pebble), (None, false));
+        // After the charm's own restart (start time forgotten), nothing to report.
+        let charm = WatchHint {
+            baseline: Some(6),
+            since: None,
+            by_pebble: false,
+        };
+        let seen = observe(
+            &charm,
+            Some(&svc(ServiceStatus::Active, "t4")),
+            Some(&up(6)),
+        );
+        assert_eq!((seen.baseline, seen.by_pebble), (Some(6), false));
     }
 }

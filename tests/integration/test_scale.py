@@ -31,6 +31,10 @@ MAIN = f'{APP}/0'
 SENDER = 'synapse-federation-sender'
 SERVER_NAME = 'scale.example.com'
 PASSWORD = 'correct horse battery'
+RESTARTED_BY_PEBBLE = (
+    'Synapse was restarted by Pebble (it exited or stopped answering); '
+    'waiting for it to be ready'
+)
 
 
 def units(juju: jubilant.Juju) -> list[str]:
@@ -152,7 +156,17 @@ def test_a_killed_worker_is_restarted_by_pebble(juju: jubilant.Juju, room: dict)
     worker = f'{APP}/1'
     charm_starts = starts(juju, worker, 'synapse', 'synapse')
     juju.ssh(worker, '/charm/bin/pebble signal KILL synapse', container='synapse')
-    # Pebble restarts it by itself (no change of the charm's), and it serves again.
+    # Pebble restarts it by itself (no change of the charm's), and the status says so
+    # meanwhile. This is observable whatever the timing: the first hook that sees the
+    # new start time (every update-status reads it) remembers, in the unit's hints, the
+    # ready check's success count then, and the status stays `waiting` until a later
+    # hook sees a success after it. Synapse's ready check still `up` from before the
+    # kill, or the worker answering again within a second, cannot end it earlier; so
+    # it lasts at least until the next hook (update-status, 5 s later here; the check
+    # events need three failed checks first), and this polls once a second.
+    # A hook during Pebble's backoff (half a second after one exit) would show the
+    # `keeps exiting` status first; the next one to see it running says `waiting`.
+    wait_status(juju, worker, 'waiting', RESTARTED_BY_PEBBLE)
     wait_until(juju, lambda: services(juju, worker, 'synapse')['synapse'] == 'active')
     all_active(juju, 3)
     converse(juju, room, worker, worker, 'the worker is back')

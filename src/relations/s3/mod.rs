@@ -380,7 +380,11 @@ mod tests {
         ]))
         .unwrap_err()
         .to_string();
-        assert!(msg.chars().count() < 200, "{} chars: {msg}", msg.chars().count());
+        assert!(
+            msg.chars().count() < 200,
+            "{} chars: {msg}",
+            msg.chars().count()
+        );
         assert!(msg.contains(r"\u{e000}"), "{msg}");
         assert!(msg.contains('…'), "{msg}");
     }
