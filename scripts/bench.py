@@ -430,10 +430,19 @@ def main() -> int:
                      f'{failed} failed polls of {len(polls)}, longest gap {gap * 1000:.0f} ms, '
                      f'restarts {a.starts() - s0}'))
 
-        # add-unit cascade: the hooks it triggers on both units.
+        # add-unit cascade: scaling out needs PostgreSQL and Redis (both stand-ins run
+        # on the model's cluster network), so relate them first, then add a unit and
+        # wait until both units are active: the hooks it took on each unit, their
+        # tool calls and Synapse restarts.
+        a.juju('deploy', 'postgresql-k8s', '--channel', '14/stable', '--trust')
+        a.juju('deploy', 'redis-k8s')
+        a.juju('integrate', f'{APP}:database', 'postgresql-k8s')
+        a.juju('integrate', f'{APP}:redis', 'redis-k8s')
+        a.wait_active(UNIT, 'postgresql-k8s/0', 'redis-k8s/0')
         mark, s0 = a.seq(), a.starts()
         t0 = time.monotonic()
         a.juju('add-unit', APP)
+        a.wait_active(UNIT, f'{APP}/1')
         took = time.monotonic() - t0
         recs = a.since(mark, unit=None)
         by_unit = {}
@@ -441,11 +450,15 @@ def main() -> int:
             by_unit.setdefault(r['unit'], []).append(r)
         parts = []
         for u, rs in sorted(by_unit.items()):
+            if not u.startswith(f'{APP}/'):
+                continue
             parts.append(f'{u}: {len(rs)} hooks, {sum(len(r["calls"]) for r in rs)} tool calls, '
                          f'{sum(r["wall_ms"] for r in rs):.0f} ms in dispatch')
-        status1 = f"{a.status('synapse/1')} ({a.message('synapse/1')})"
-        seqs.append(('add-unit cascade', f'{took:.1f} s; ' + '; '.join(parts)
-                     + f'; restarts on synapse/0 {a.starts() - s0}; synapse/1 is {status1 or "?"}'))
+        seqs.append(('add-unit cascade (with PostgreSQL and Redis)',
+                     f'{took:.1f} s to both units active; ' + '; '.join(parts)
+                     + f'; Synapse restarts: {APP}/0 {a.starts() - s0} (goal 1: it gains '
+                     f'the worker in its instance_map), {APP}/1 starts {a.starts(f"{APP}/1")} '
+                     f'(goal 1)'))
         a.destroy()
         models.remove(a)
 
