@@ -49,8 +49,10 @@ pub struct FakePebble {
     pub starts: RefCell<BTreeMap<String, u32>>,
     /// Ready-check successes on top of the one `ready` gives.
     pub later_successes: RefCell<u64>,
-    /// A Pebble too old to count check successes (always 0).
+    /// A Pebble too old to count check successes (no `successes` field).
     pub uncounted: bool,
+    /// The checks have not passed yet (0 successes), though the service answers.
+    pub unchecked: bool,
 }
 
 impl FakePebble {
@@ -291,10 +293,12 @@ impl Workload for FakePebble {
                 } else {
                     CheckStatus::Up
                 },
-                successes: if self.uncounted || down {
-                    0
+                successes: if self.uncounted {
+                    None
+                } else if down || self.unchecked {
+                    Some(0)
                 } else {
-                    u64::from(self.ready) + *self.later_successes.borrow()
+                    Some(u64::from(self.ready) + *self.later_successes.borrow())
                 },
                 failures: 0,
                 threshold: 3,

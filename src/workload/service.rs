@@ -66,7 +66,7 @@ pub struct Watched<'a> {
 /// period of waiting).
 fn ready_by_check(check: Option<&CheckInfo>, baseline: Option<u64>) -> bool {
     check.is_some_and(|c| {
-        c.status == CheckStatus::Up && c.successes > 0 && Some(c.successes) != baseline
+        c.status == CheckStatus::Up && c.successes.is_some_and(|n| n > 0 && Some(n) != baseline)
     })
 }
 
@@ -138,7 +138,7 @@ pub fn observe(
     if let Some(s) = svc.filter(|s| s.current == ServiceStatus::Active) {
         if let Some(now) = &s.current_since {
             if hint.since.as_ref().is_some_and(|seen| seen != now) {
-                next.baseline = Some(check.map_or(0, |c| c.successes));
+                next.baseline = Some(check.and_then(|c| c.successes).unwrap_or(0));
                 next.by_pebble = true;
             }
             next.since = Some(now.clone());
@@ -240,9 +240,10 @@ fn state_with(
         watched.what
     );
     // Only a ready check passed after the restart was seen says it is back: the
-    // status keeps saying so until then, however fast it comes back. A count of 0
-    // then tells nothing (a Pebble too old to count successes): ask the service.
-    if hint.by_pebble && hint.baseline.is_some_and(|b| b > 0) {
+    // status keeps saying so until then, however fast it comes back (also when the
+    // check had not passed yet before it, a count of 0). A Pebble that does not count
+    // successes cannot tell: then ask the service.
+    if hint.by_pebble && check.is_some_and(|c| c.successes.is_some()) {
         return Ok(Progress::Waiting(restarted));
     }
     let ready = match check {
@@ -287,7 +288,8 @@ pub fn apply_layer_tracked(
         let before = checks
             .iter()
             .find(|c| c.name == wt.ready_check)
-            .map_or(0, |c| c.successes);
+            .and_then(|c| c.successes)
+            .unwrap_or(0);
         watches.insert(
             wt.key.to_string(),
             WatchHint {
@@ -333,7 +335,7 @@ pub fn ready_successes(w: &dyn Workload, ready_check: &str) -> Result<u64, pebbl
     Ok(w.checks()?
         .iter()
         .find(|c| c.name == ready_check)
-        .map(|c| c.successes)
+        .and_then(|c| c.successes)
         .unwrap_or(0))
 }
 
@@ -368,7 +370,7 @@ mod tests {
             level: None,
             startup: None,
             status: CheckStatus::Up,
-            successes: 5,
+            successes: Some(5),
             failures: 0,
             threshold: 3,
             change_id: None,
@@ -380,20 +382,20 @@ mod tests {
         assert!(!ready_by_check(None, None));
         // Down and up again since the baseline: Pebble counts from 1 again.
         let recovered = CheckInfo {
-            successes: 1,
+            successes: Some(1),
             ..check.clone()
         };
         assert!(ready_by_check(Some(&recovered), Some(40)));
         // A check started anew (its definition changed) has not passed yet.
         let new = CheckInfo {
-            successes: 0,
+            successes: Some(0),
             ..check.clone()
         };
         assert!(!ready_by_check(Some(&new), Some(40)));
         assert!(!ready_by_check(Some(&new), None));
         let down = CheckInfo {
             status: CheckStatus::Down,
-            successes: 7,
+            successes: Some(7),
             ..check
         };
         assert!(!ready_by_check(Some(&down), Some(5)));
@@ -414,7 +416,7 @@ mod tests {
             level: None,
             startup: None,
             status: CheckStatus::Up,
-            successes,
+            successes: Some(successes),
             failures: 0,
             threshold: 3,
             change_id: None,
@@ -493,5 +495,56 @@ mod tests {
             Some(&up(6)),
         );
         assert_eq!((seen.baseline, seen.by_pebble), (Some(6), false));
+    }
+
+    #[test]
+    fn a_restart_before_the_first_check_passed_is_still_reported() {
+        use crate::testing::FakePebble;
+        let pebble = FakePebble {
+            unchecked: true,
+            ..FakePebble::up()
+        };
+        let layer: Layer = serde_saphyr::from_str(
+            "services:\n  s: {override: replace, command: s, startup: enabled}\n\
+             checks:\n  r: {override: replace, level: ready, http: {url: 'http://x/'}}\n",
+        )
+        .unwrap();
+        let watched = [Watched {
+            service: "s",
+            ready_check: "r",
+            ready_url: "http://x/",
+            what: "S",
+            container: "c",
+            key: "c",
+        }];
+        let mut watches = Watches::new();
+        apply_layer_tracked(
+            &pebble,
+            &Layer::default(),
+            "l",
+            &layer,
+            &watched,
+            &mut watches,
+        )
+        .unwrap();
+        // Its check has not run yet, but it answers: ready (the charm started it).
+        assert_eq!(
+            tracked_state(&pebble, &watched, &mut watches).unwrap(),
+            Progress::Ready
+        );
+        // Pebble restarts it before its check ever passed: a count of 0 is a count.
+        pebble.pebble_restart("s");
+        let Progress::Waiting(m) = tracked_state(&pebble, &watched, &mut watches).unwrap() else {
+            panic!("not waiting")
+        };
+        assert!(m.starts_with("S was restarted by Pebble"), "{m}");
+        let pebble = FakePebble {
+            unchecked: false,
+            ..pebble
+        };
+        assert_eq!(
+            tracked_state(&pebble, &watched, &mut watches).unwrap(),
+            Progress::Ready
+        );
     }
 }

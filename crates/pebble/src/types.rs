@@ -77,8 +77,10 @@ pub struct CheckInfo {
     #[serde(default)]
     pub startup: Option<Startup>,
     pub status: CheckStatus,
+    /// Successes since the check started or last recovered; `None` from a Pebble that
+    /// does not count them (older than the field; 1.32 always sends it).
     #[serde(default)]
-    pub successes: u64,
+    pub successes: Option<u64>,
     #[serde(default)]
     pub failures: u64,
     #[serde(default)]
