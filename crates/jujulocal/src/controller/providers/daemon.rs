@@ -38,14 +38,20 @@ pub fn spawn(program: &Path, args: &[String], log: &Path) -> Result<u32, Error> 
         })
 }
 
+/// Whether `pid` is a live process (not exited, not a zombie), whatever it runs: for
+/// a server just spawned, whose command line reads empty while it execs (`nsenter`,
+/// then the server) and changes when the server renames itself.
+pub fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
+        .unwrap_or(false)
+}
+
 /// Whether `pid` is a live process whose command line mentions `marker` (so that a
 /// recycled PID is never taken for the server).
 pub fn alive(pid: u32, marker: &str) -> bool {
-    let running = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
-        .unwrap_or(false);
-    running
+    running(pid)
         && std::fs::read(format!("/proc/{pid}/cmdline"))
             .map(|c| String::from_utf8_lossy(&c).contains(marker))
             .unwrap_or(false)

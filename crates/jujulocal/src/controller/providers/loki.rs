@@ -91,7 +91,8 @@ pub fn deploy(c: &mut Controller, app: &str) -> Result<(), Error> {
         {
             break p;
         }
-        if Instant::now() > deadline || !daemon::alive(pid, &marker) {
+        // Only the PID while it starts: its command line reads empty while it execs.
+        if Instant::now() > deadline || !daemon::running(pid) {
             daemon::stop(pid, &marker);
             return Err(Error::invalid(
                 Area::Model,

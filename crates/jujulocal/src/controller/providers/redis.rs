@@ -72,7 +72,8 @@ fn wait_ready(st: &State, log: &Path) -> Result<(), Error> {
         if text.contains("Ready to accept connections") {
             return Ok(());
         }
-        if Instant::now() > deadline || !daemon::alive(st.pid, &st.marker()) {
+        // Only the PID while it starts: its command line reads empty during its execs.
+        if Instant::now() > deadline || !daemon::running(st.pid) {
             daemon::stop(st.pid, &st.marker());
             let tail: Vec<&str> = text.lines().rev().take(5).collect();
             return Err(Error::invalid(
