@@ -97,14 +97,7 @@ pub fn deploy(c: &mut Controller, app: &str) -> Result<(), Error> {
     std::fs::create_dir_all(&dir).map_err(Error::io(Area::Model, &dir))?;
     let st = State { dir };
     std::fs::write(st.dashboards(), "{}\n").map_err(Error::io(Area::Model, &st.dir))?;
-    super::save(
-        c,
-        app,
-        &ProviderState {
-            charm: CHARM.into(),
-            data: serde_json::to_value(&st).unwrap_or_default(),
-        },
-    )?;
+    super::save_data(c, app, CHARM, &st)?;
     let endpoints = [(ENDPOINT.into(), "grafana_dashboard".into(), Role::Requires)];
     if let Err(e) = super::add_stand_in(c, app, CHARM, &endpoints) {
         let _ = super::remove(c, app);

@@ -107,14 +107,7 @@ pub fn deploy(c: &mut Controller, app: &str) -> Result<(), Error> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     daemon::wait_ready(addr, "/ready", pid, &marker, &log)?;
     let st = State { dir, port, pid };
-    super::save(
-        c,
-        app,
-        &ProviderState {
-            charm: CHARM.into(),
-            data: serde_json::to_value(&st).unwrap_or_default(),
-        },
-    )?;
+    super::save_data(c, app, CHARM, &st)?;
     let endpoints = [(ENDPOINT.into(), "loki_push_api".into(), Role::Provides)];
     if let Err(e) = super::add_stand_in(c, app, CHARM, &endpoints) {
         let _ = super::remove(c, app);

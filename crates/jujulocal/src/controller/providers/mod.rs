@@ -141,6 +141,25 @@ pub(crate) fn save(c: &Controller, app: &str, st: &ProviderState) -> Result<(), 
     crate::journal::write_json(&path, st)
 }
 
+/// [`save`] for a stand-in's own state: `charm` and its data.
+pub(crate) fn save_data<T: serde::Serialize>(
+    c: &Controller,
+    app: &str,
+    charm: &str,
+    data: &T,
+) -> Result<(), Error> {
+    let data = serde_json::to_value(data)
+        .map_err(|e| Error::invalid(Area::Model, format!("{charm} stand-in state: {e}")))?;
+    save(
+        c,
+        app,
+        &ProviderState {
+            charm: charm.into(),
+            data,
+        },
+    )
+}
+
 /// Adds the stand-in's played application (one unit), marked as standing in for
 /// `charm`, so that `juju status` shows it as that charm's application.
 pub(crate) fn add_stand_in(

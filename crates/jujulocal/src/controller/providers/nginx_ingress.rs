@@ -137,14 +137,7 @@ pub fn deploy(c: &mut Controller, app: &str) -> Result<(), Error> {
     super::warn_netns(c, CHARM);
     let uuid: String = c.model.uuid.chars().take(8).collect();
     let p = Proxy::start(&std::env::temp_dir().join(format!("jlproxy-{uuid}-{app}")))?;
-    super::save(
-        c,
-        app,
-        &ProviderState {
-            charm: CHARM.into(),
-            data: serde_json::to_value(&p).unwrap_or_default(),
-        },
-    )?;
+    super::save_data(c, app, CHARM, &p)?;
     let endpoints = [(ENDPOINT.into(), "nginx-route".into(), Role::Provides)];
     if let Err(e) = super::add_stand_in(c, app, CHARM, &endpoints) {
         p.stop();

@@ -348,14 +348,7 @@ pub fn deploy(c: &mut Controller, app: &str) -> Result<(), Error> {
         return Err(e);
     }
     let charm = PROVIDERS[0].0;
-    super::save(
-        c,
-        app,
-        &ProviderState {
-            charm: charm.into(),
-            data: serde_json::to_value(&cl).unwrap_or_default(),
-        },
-    )?;
+    super::save_data(c, app, charm, &cl)?;
     if let Err(e) = super::add_stand_in(
         c,
         app,

@@ -381,14 +381,7 @@ pub fn deploy(c: &mut Controller, app: &str) -> Result<(), Error> {
     std::fs::write(dir.join("prometheus.yml"), render(&[], &[]))
         .map_err(Error::io(Area::Model, &dir))?;
     let st = start(&dir, &bin)?;
-    super::save(
-        c,
-        app,
-        &ProviderState {
-            charm: CHARM.into(),
-            data: serde_json::to_value(&st).unwrap_or_default(),
-        },
-    )?;
+    super::save_data(c, app, CHARM, &st)?;
     let endpoints = [(ENDPOINT.into(), "prometheus_scrape".into(), Role::Requires)];
     if let Err(e) = super::add_stand_in(c, app, CHARM, &endpoints) {
         let _ = super::remove(c, app);

@@ -144,14 +144,7 @@ pub fn deploy(c: &mut Controller, app: &str) -> Result<(), Error> {
         pid,
     };
     wait_ready(&st, &log)?;
-    super::save(
-        c,
-        app,
-        &ProviderState {
-            charm: CHARM.into(),
-            data: serde_json::to_value(&st).unwrap_or_default(),
-        },
-    )?;
+    super::save_data(c, app, CHARM, &st)?;
     if let Err(e) = super::add_stand_in(
         c,
         app,

@@ -298,14 +298,7 @@ pub fn deploy(c: &mut Controller, app: &str) -> Result<(), Error> {
         moto: moto.clone(),
         config: BTreeMap::new(),
     };
-    super::save(
-        c,
-        app,
-        &ProviderState {
-            charm: CHARM.into(),
-            data: serde_json::to_value(&st).unwrap_or_default(),
-        },
-    )?;
+    super::save_data(c, app, CHARM, &st)?;
     let endpoints = [(ENDPOINT.into(), "s3".into(), Role::Provides)];
     if let Err(e) = super::add_stand_in(c, app, CHARM, &endpoints) {
         moto.stop();

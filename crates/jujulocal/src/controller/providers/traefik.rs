@@ -183,14 +183,7 @@ pub fn deploy(c: &mut Controller, app: &str) -> Result<(), Error> {
         proxy: proxy.clone(),
         config: BTreeMap::new(),
     };
-    super::save(
-        c,
-        app,
-        &ProviderState {
-            charm: CHARM.into(),
-            data: serde_json::to_value(&st).unwrap_or_default(),
-        },
-    )?;
+    super::save_data(c, app, CHARM, &st)?;
     let endpoints = [(ENDPOINT.into(), "ingress".into(), Role::Provides)];
     if let Err(e) = super::add_stand_in(c, app, CHARM, &endpoints) {
         proxy.stop();
