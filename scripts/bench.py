@@ -128,14 +128,16 @@ def run(*argv, env=None, check=True) -> str:
     return p.stdout
 
 
-def wait(condition, what: str, timeout: float = 300, every: float = 0.2):
+def wait(condition, what: str, timeout: float = 300, every: float = 0.2, last=None):
+    """Waits for `condition`; on time-out, `last()` (if given) says what was seen."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
         time.sleep(every)
-    raise SystemExit(f'timed out after {timeout:.0f} s waiting for {what}')
+    seen = f'; last seen: {last()}' if last else ''
+    raise SystemExit(f'timed out after {timeout:.0f} s waiting for {what}{seen}')
 
 
 class UnixHTTP(http.client.HTTPConnection):
@@ -241,7 +243,10 @@ class Model:
             self.jl('update-status')
             return all(self.status(u) == 'active' for u in units)
 
-        wait(active, f'{", ".join(units)} active', timeout, every=0.5)
+        def seen():
+            return '; '.join(f'{u} {self.status(u)} ({self.message(u)})' for u in units)
+
+        wait(active, f'{", ".join(units)} active', timeout, every=0.5, last=seen)
 
     def destroy(self):
         self.juju('destroy-model', self.name, '--no-prompt', check=False)
@@ -430,10 +435,18 @@ def main() -> int:
                      f'{failed} failed polls of {len(polls)}, longest gap {gap * 1000:.0f} ms, '
                      f'restarts {a.starts() - s0}'))
 
+        a.destroy()
+        models.remove(a)
+
         # add-unit cascade: scaling out needs PostgreSQL and Redis (both stand-ins run
-        # on the model's cluster network), so relate them first, then add a unit and
-        # wait until both units are active: the hooks it took on each unit, their
-        # tool calls and Synapse restarts.
+        # on the model's cluster network), so a fresh model relates them first (the
+        # model above has users in SQLite, which the charm rightly refuses to leave
+        # behind), then adds a unit and waits until both units are active: the hooks
+        # it took on each unit, their tool calls and Synapse restarts.
+        print('== add-unit cascade (own network namespace, PostgreSQL and Redis)', flush=True)
+        a = Model(root, 'bench-scale', host_network=False)
+        models.append(a)
+        a.deploy_synapse()
         a.juju('deploy', 'postgresql-k8s', '--channel', '14/stable', '--trust')
         a.juju('deploy', 'redis-k8s')
         a.juju('integrate', f'{APP}:database', 'postgresql-k8s')
