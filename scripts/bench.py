@@ -452,7 +452,7 @@ def main() -> int:
         a.juju('integrate', f'{APP}:database', 'postgresql-k8s')
         a.juju('integrate', f'{APP}:redis', 'redis-k8s')
         a.wait_active(UNIT, 'postgresql-k8s/0', 'redis-k8s/0')
-        mark, s0 = a.seq(), a.starts()
+        mark, s0 = a.seq(), a.starts_by_service()
         t0 = time.monotonic()
         a.juju('add-unit', APP)
         a.wait_active(UNIT, f'{APP}/1')
@@ -467,11 +467,13 @@ def main() -> int:
                 continue
             parts.append(f'{u}: {len(rs)} hooks, {sum(len(r["calls"]) for r in rs)} tool calls, '
                          f'{sum(r["wall_ms"] for r in rs):.0f} ms in dispatch')
+        s1 = a.starts_by_service()
+        again = {k: s1.get(k, 0) - s0.get(k, 0) for k in s1}
         seqs.append(('add-unit cascade (with PostgreSQL and Redis)',
                      f'{took:.1f} s to both units active; ' + '; '.join(parts)
-                     + f'; Synapse restarts: {APP}/0 {a.starts() - s0} (goal 1: it gains '
-                     f'the worker in its instance_map), {APP}/1 starts {a.starts(f"{APP}/1")} '
-                     f'(goal 1)'))
+                     + f'; restarts on {APP}/0: {starts_text(again)} (goal: synapse 1, as it '
+                     f'gains the worker in its instance_map); starts on {APP}/1: '
+                     f'{starts_text(a.starts_by_service(f"{APP}/1"))} (goal: synapse 1)'))
         a.destroy()
         models.remove(a)
 
