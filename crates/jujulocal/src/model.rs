@@ -63,6 +63,10 @@ pub struct Unit {
     pub error: Option<String>,
     #[serde(default)]
     pub address: String,
+    /// Being removed: `goal-state` says `dying` for it (a scale-down marks every unit
+    /// it removes at once, before the first one leaves).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dying: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

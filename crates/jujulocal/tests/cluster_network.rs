@@ -434,3 +434,46 @@ fn scaling_fires_jujus_sequences_and_leaves_nothing_behind() {
         "the host's links and routes are untouched"
     );
 }
+
+/// A scale-down marks every unit it removes `dying` in goal-state before the first
+/// one leaves, as Juju does: the unit that stays sees the final membership at once
+/// (a charm then reconfigures once, not once per departing unit).
+#[test]
+fn a_scale_down_shows_every_leaving_unit_dying_from_the_first_departure() {
+    let tmp = tempfile::Builder::new()
+        .prefix("jldying")
+        .tempdir()
+        .unwrap();
+    let mut c = model(tmp.path(), "dying");
+    deploy(&mut c, "probe", 3);
+    c.scale_application("probe", 1).unwrap();
+    let text = std::fs::read_to_string(c.home.join("goals.log")).unwrap();
+    let first = text
+        .lines()
+        .find(|l| l.starts_with("probe/0 "))
+        .unwrap_or_else(|| panic!("probe/0 saw no departure: {text}"));
+    let goal: serde_json::Value = serde_json::from_str(&first["probe/0 ".len()..]).unwrap();
+    let status = |u: &str| {
+        goal["units"][u]["status"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(
+        (
+            status("probe/0") == "dying",
+            status("probe/1"),
+            status("probe/2")
+        ),
+        (false, "dying".to_string(), "dying".to_string()),
+        "{first}"
+    );
+    assert_eq!(
+        c.model.applications["probe"]
+            .units
+            .keys()
+            .collect::<Vec<_>>(),
+        ["probe/0"]
+    );
+    assert!(!c.model.applications["probe"].units["probe/0"].dying);
+}

@@ -40,6 +40,10 @@ impl Controller {
             return Err(Error::NotFound(format!("unit {unit:?} not found")));
         }
         let storages: Vec<String> = app.meta.storage.keys().cloned().collect();
+        if let Some(u) = self.model.app_mut(&app_name)?.units.get_mut(unit) {
+            u.dying = true;
+        }
+        self.save()?;
         // Non-peer relations first, peers last, as the uniter processes them.
         let mut rels: Vec<(bool, u64)> = self
             .model

@@ -201,6 +201,7 @@ impl Controller {
     /// Kubernetes: new units get the next numbers; scale-down removes the
     /// highest-numbered units first, one at a time.
     pub fn scale_application(&mut self, app_name: &str, n: usize) -> Result<(), Error> {
+        self.mark_dying(app_name, n)?;
         loop {
             let units: Vec<String> = self.model.app(app_name)?.units.keys().cloned().collect();
             if units.len() == n {
@@ -218,18 +219,37 @@ impl Controller {
     }
 }
 
+impl Controller {
+    /// A scale-down to `n` units marks every unit it removes `dying` at once, as
+    /// Juju's goal-state shows them, before the first one leaves: the units that stay
+    /// see the final membership from the first departure on.
+    pub fn mark_dying(&mut self, app_name: &str, n: usize) -> Result<(), Error> {
+        let app = self.model.app_mut(app_name)?;
+        let mut units: Vec<String> = app.units.keys().cloned().collect();
+        if units.len() <= n {
+            return Ok(());
+        }
+        units.sort_by_key(|u| unit_number(u));
+        for u in &units[n..] {
+            if let Some(unit) = app.units.get_mut(u) {
+                unit.dying = true;
+            }
+        }
+        self.save()
+    }
+}
+
+fn unit_number(unit: &str) -> u64 {
+    unit.rsplit('/')
+        .next()
+        .and_then(|x| x.parse::<u64>().ok())
+        .unwrap_or(0)
+}
+
 /// The highest-numbered of `units` (pure): Kubernetes scales a StatefulSet down from
 /// the highest ordinal.
 pub fn highest_unit(units: &[String]) -> Option<String> {
-    units
-        .iter()
-        .max_by_key(|u| {
-            u.rsplit('/')
-                .next()
-                .and_then(|x| x.parse::<u64>().ok())
-                .unwrap_or(0)
-        })
-        .cloned()
+    units.iter().max_by_key(|u| unit_number(u)).cloned()
 }
 
 #[cfg(test)]

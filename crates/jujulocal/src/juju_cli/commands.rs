@@ -231,6 +231,7 @@ fn deployed(c: &Controller, app: &str) -> Result<usize, Error> {
 
 /// Adds or removes units (the highest-numbered go first, as on Kubernetes).
 fn scale(c: &mut Controller, app: &str, n: usize) -> Result<(), Error> {
+    c.mark_dying(app, n)?;
     loop {
         let units: Vec<String> = c.model.app(app)?.units.keys().cloned().collect();
         if units.len() == n {

@@ -10,11 +10,17 @@ pub(super) fn goal_state(env: &mut Env, args: &[String]) -> Result<String, Error
     let app = env.view.app(&env.app())?;
     let units: serde_json::Map<String, Value> = app
         .units
-        .keys()
-        .map(|u| {
+        .iter()
+        .map(|(name, u)| {
+            // Juju: the peer's workload status, or `dying` once it is being removed.
+            let status = match &u.status {
+                _ if u.dying => "dying",
+                Some(st) => st.status.as_str(),
+                None => "allocating",
+            };
             (
-                u.clone(),
-                json!({"status": "active", "since": crate::util::now_rfc3339()}),
+                name.clone(),
+                json!({"status": status, "since": crate::util::now_rfc3339()}),
             )
         })
         .collect();
