@@ -2,10 +2,11 @@
 
 One model for the module: a real PostgreSQL (the postgresql-k8s stand-in) and a real
 Redis (the redis-k8s stand-in), both reachable on JujuLocal's cluster network, and
-Synapse scaled 1 -> 3 -> 2 -> 1. At each step a Matrix client on one unit's entry point
-sends and a client on another unit's reads in a sync; Synapse's starts are counted per
-unit (at most one per affected unit per change). Scaled out, the main unit also runs the
-federation sender (`federationsender1`), started in the replan that restarts Synapse main.
+Synapse scaled 1 -> 3 -> 2 -> 1, then 3 -> 1 at once. At each step a Matrix client on
+one unit's entry point sends and a client on another unit's reads in a sync;
+Synapse's starts are counted per unit (at most one per affected unit per change).
+Scaled out, the main unit also runs the federation sender (`federationsender1`),
+started in the replan that restarts Synapse main.
 """
 
 import jubilant
@@ -192,3 +193,16 @@ def test_scale_in_to_two_then_one(juju: jubilant.Juju, room: dict):
     # One unit: no sender (held off in the plan, stopped), main sends federation.
     assert sender_state(juju) == 'inactive'
     converse(juju, room, MAIN, MAIN, 'one unit again')
+
+
+def test_three_to_one_at_once_restarts_main_once(juju: jubilant.Juju, room: dict):
+    # Both leaving units are `dying` in goal-state from the first departure on, so
+    # main drops them from its configuration in one change.
+    juju.cli('scale-application', APP, '3')
+    all_active(juju, 3)
+    before = starts(juju, MAIN, 'synapse', 'synapse')
+    juju.cli('scale-application', APP, '1')
+    all_active(juju, 1)
+    assert starts(juju, MAIN, 'synapse', 'synapse') - before == 1
+    assert 'instance_map' not in juju.ssh(MAIN, 'cat /data/homeserver.yaml', container='synapse')
+    converse(juju, room, MAIN, MAIN, 'one unit after three')
