@@ -126,13 +126,7 @@ pub fn react(c: &mut Controller, app: &str, pst: &ProviderState) -> Result<(), E
         json!({ "url": format!("{}{PUSH_PATH}", st.url()) }).to_string(),
     );
     bag.insert("public_address".to_string(), "127.0.0.1".to_string());
-    for rel in super::live_relations(c, app, ENDPOINT) {
-        let Some(remote) = rel.remote_app(app).map(str::to_string) else {
-            continue;
-        };
-        super::answer_unit(c, &unit, rel.id, &remote, &bag)?;
-    }
-    c.save()
+    super::answer_unit_everywhere(c, app, ENDPOINT, &unit, &bag)
 }
 
 /// Stops the recorder and removes its directory.

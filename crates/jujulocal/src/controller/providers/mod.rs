@@ -269,6 +269,22 @@ pub(crate) fn answer(
 /// Writes `bag` into the databag of `unit` (a unit of the stand-in) in relation `id`
 /// (an empty value deletes the key) and, when that changed it, tells the remote units
 /// (`relation-changed` with that remote unit).
+/// [`answer_unit`] on every live relation of `endpoint`, then saves the model.
+pub(crate) fn answer_unit_everywhere(
+    c: &mut Controller,
+    app: &str,
+    endpoint: &str,
+    unit: &str,
+    bag: &BTreeMap<String, String>,
+) -> Result<(), Error> {
+    for rel in live_relations(c, app, endpoint) {
+        if let Some(remote) = rel.remote_app(app).map(str::to_string) {
+            answer_unit(c, unit, rel.id, &remote, bag)?;
+        }
+    }
+    c.save()
+}
+
 pub(crate) fn answer_unit(
     c: &mut Controller,
     unit: &str,

@@ -175,12 +175,7 @@ pub fn react(c: &mut Controller, app: &str, pst: &ProviderState) -> Result<(), E
         ("port".to_string(), st.port.to_string()),
     ]
     .into();
-    for rel in super::live_relations(c, app, ENDPOINT) {
-        if let Some(remote) = rel.remote_app(app).map(str::to_string) {
-            super::answer_unit(c, &unit, rel.id, &remote, &bag)?;
-        }
-    }
-    c.save()
+    super::answer_unit_everywhere(c, app, ENDPOINT, &unit, &bag)
 }
 
 /// The application goes: its server stops.
