@@ -147,8 +147,8 @@ pub fn http_ok(url: &str, timeout: Duration) -> bool {
 
 mod service;
 pub use service::{
-    apply_layer, apply_layer_tracked, last_error_line, layer_in_plan, observe, ready_successes,
-    service_state, tracked_state, unreachable, WatchHint, Watched, Watches,
+    apply_layer, apply_layer_tracked, last_error_line, layer_in_plan, tracked_state, unreachable,
+    WatchHint, Watched, Watches,
 };
 
 /// Access to the workload containers and the shared `/data` volume.

@@ -129,11 +129,7 @@ pub type Watches = std::collections::BTreeMap<String, WatchHint>;
 /// Takes in what Pebble says now (pure): a running service whose `current-since`
 /// differs from the one last seen was restarted by Pebble, so only ready-check
 /// successes after this one count; a success past the baseline clears it.
-pub fn observe(
-    hint: &WatchHint,
-    svc: Option<&ServiceInfo>,
-    check: Option<&CheckInfo>,
-) -> WatchHint {
+fn observe(hint: &WatchHint, svc: Option<&ServiceInfo>, check: Option<&CheckInfo>) -> WatchHint {
     let mut next = hint.clone();
     if let Some(s) = svc.filter(|s| s.current == ServiceStatus::Active) {
         if let Some(now) = &s.current_since {
@@ -149,19 +145,6 @@ pub fn observe(
         next.by_pebble = false;
     }
     next
-}
-
-/// Reports the service's state, starting enabled services that are not running
-/// (stopped by hand), but never pushing a service Pebble is already restarting.
-/// `hint` holds the ready check's baseline (only later successes count) and the
-/// service's start time as last seen; it is updated in place.
-pub fn service_state(
-    w: &dyn Workload,
-    watched: &Watched,
-    hint: &mut WatchHint,
-) -> Result<Progress, pebble::Error> {
-    let checks = w.checks()?;
-    state_with(w, &checks, &mut None, watched, hint)
 }
 
 /// A container's services as read once per dispatch, with those the charm itself
@@ -201,7 +184,11 @@ fn services_once<'s>(
     Ok(cache.insert(read))
 }
 
-/// [`service_state`] from checks already read and services read at most once.
+/// Reports one watched service's state from checks already read and services read at
+/// most once, starting enabled services that are not running (stopped by hand), but
+/// never pushing a service Pebble is already restarting. `hint` holds the ready
+/// check's baseline (only later successes count) and the service's start time as last
+/// seen; it is updated in place.
 fn state_with(
     w: &dyn Workload,
     checks: &[CheckInfo],
@@ -302,7 +289,7 @@ pub fn apply_layer_tracked(
     Ok(true)
 }
 
-/// [`service_state`] of each watched service of one container (its checks and
+/// The state of each watched service of one container (its checks and
 /// services read once), with their hints, each dropped once it holds nothing. The
 /// first `blocked` one wins, then the first `waiting` one.
 pub fn tracked_state(
@@ -327,16 +314,6 @@ pub fn tracked_state(
         }
     }
     Ok(worst)
-}
-
-/// The ready check's success count before a restart (the baseline of
-/// [`service_state`]).
-pub fn ready_successes(w: &dyn Workload, ready_check: &str) -> Result<u64, pebble::Error> {
-    Ok(w.checks()?
-        .iter()
-        .find(|c| c.name == ready_check)
-        .and_then(|c| c.successes)
-        .unwrap_or(0))
 }
 
 #[cfg(test)]

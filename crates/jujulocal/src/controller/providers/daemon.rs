@@ -57,6 +57,12 @@ pub fn alive(pid: u32, marker: &str) -> bool {
             .unwrap_or(false)
 }
 
+/// Stops the server (as [`stop`]) and removes its directory: a stand-in going away.
+pub fn stop_and_remove(pid: u32, marker: &str, dir: &Path) {
+    stop(pid, marker);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// Stops the server: SIGTERM, then SIGKILL after 10 s; returns once it is gone.
 pub fn stop(pid: u32, marker: &str) {
     if !alive(pid, marker) {

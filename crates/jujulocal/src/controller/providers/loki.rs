@@ -132,8 +132,7 @@ pub fn react(c: &mut Controller, app: &str, pst: &ProviderState) -> Result<(), E
 /// Stops the recorder and removes its directory.
 pub fn remove(_c: &Controller, _app: &str, pst: &ProviderState) -> Result<(), Error> {
     if let Ok(st) = state(pst) {
-        daemon::stop(st.pid, &st.marker());
-        let _ = std::fs::remove_dir_all(&st.dir);
+        daemon::stop_and_remove(st.pid, &st.marker(), &st.dir);
     }
     Ok(())
 }

@@ -151,8 +151,7 @@ pub fn deploy(c: &mut Controller, app: &str) -> Result<(), Error> {
         CHARM,
         &[(ENDPOINT.into(), "redis".into(), Role::Provides)],
     ) {
-        daemon::stop(st.pid, &st.marker());
-        let _ = std::fs::remove_dir_all(&dir);
+        daemon::stop_and_remove(st.pid, &st.marker(), &dir);
         let _ = super::remove(c, app);
         return Err(e);
     }
@@ -181,8 +180,7 @@ pub fn react(c: &mut Controller, app: &str, pst: &ProviderState) -> Result<(), E
 /// The application goes: its server stops.
 pub fn remove(_c: &Controller, _app: &str, pst: &ProviderState) -> Result<(), Error> {
     if let Ok(st) = state(pst) {
-        daemon::stop(st.pid, &st.marker());
-        let _ = std::fs::remove_dir_all(&st.dir);
+        daemon::stop_and_remove(st.pid, &st.marker(), &st.dir);
     }
     Ok(())
 }
